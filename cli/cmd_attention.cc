@@ -1,0 +1,128 @@
+// mla attention --model DIR --layer L --input IN.safetensors --output OUT.safetensors
+//               [--path naive|absorbed] [--prefill P]
+// Runs one MLA layer over x [batch, seq, hidden] and writes y [batch, seq, hidden] (F32). With
+// --prefill P the first P tokens go at once and each later token goes alone through the cache.
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "mla/error.h"
+#include "mla/layer.h"
+#include "mla/safetensors.h"
+#include "model_dir.h"
+
+namespace mla::cli {
+namespace {
+
+struct AttentionOptions {
+  std::string model;
+  int64_t layer = 0;
+  std::string input;
+  std::string output;
+  std::string path = "absorbed";
+  int64_t prefill = -1;  // -1: the whole sequence at once
+};
+
+struct Input {
+  std::vector<float> x;
+  int64_t batch = 0, seq = 0;
+};
+
+Input read_input(const std::string& path, const MlaConfig& config) {
+  SafetensorsFile file = SafetensorsFile::open(path);
+  if (!file.contains("x")) throw Error(path + ": no tensor 'x' (the input must hold x [batch, seq, hidden])");
+  const TensorInfo& info = file.info("x");
+  if (info.dtype != DType::kF32 && info.dtype != DType::kBF16) {
+    throw Error(path + ": tensor 'x': dtype " + std::string(dtype_name(info.dtype)) + " is not supported (use F32 or BF16)");
+  }
+  if (info.shape.size() != 3) {
+    throw Error(path + ": tensor 'x': expected 3 dimensions [batch, seq, hidden], got shape " +
+                shape_to_string(info.shape));
+  }
+  if (info.shape[2] != config.hidden_size) {
+    throw Error(path + ": tensor 'x': hidden size " + std::to_string(info.shape[2]) +
+                " does not match the config's hidden_size " + std::to_string(config.hidden_size));
+  }
+  if (info.shape[0] < 1 || info.shape[1] < 1) {
+    throw Error(path + ": tensor 'x': batch and seq must be at least 1, got shape " + shape_to_string(info.shape));
+  }
+  return Input{file.read_f32("x"), info.shape[0], info.shape[1]};
+}
+
+// Copies tokens [t0, t0 + count) of every sequence: (B, S, d) -> (B, count, d), or back.
+void gather_tokens(const float* src, int64_t batch, int64_t seq, int64_t d, int64_t t0, int64_t count, float* dst) {
+  for (int64_t b = 0; b < batch; ++b) {
+    std::memcpy(dst + b * count * d, src + (b * seq + t0) * d, sizeof(float) * count * d);
+  }
+}
+void scatter_tokens(const float* src, int64_t batch, int64_t seq, int64_t d, int64_t t0, int64_t count, float* dst) {
+  for (int64_t b = 0; b < batch; ++b) {
+    std::memcpy(dst + (b * seq + t0) * d, src + b * count * d, sizeof(float) * count * d);
+  }
+}
+
+// Prefill of the first `prefill` tokens, then one token at a time through `cache`.
+template <typename Cache>
+void run_with_cache(MlaLayer& layer, const Input& in, int64_t prefill, std::vector<float>& y) {
+  const int64_t d = layer.config().hidden_size;
+  Cache cache(layer.config(), in.batch, in.seq);
+  std::vector<float> x_part(static_cast<size_t>(in.batch * std::max<int64_t>(prefill, 1) * d));
+  std::vector<float> y_part(x_part.size());
+  int64_t t = 0;
+  while (t < in.seq) {
+    const int64_t count = (t == 0 && prefill > 0) ? prefill : 1;
+    const auto n = static_cast<size_t>(in.batch * count * d);
+    gather_tokens(in.x.data(), in.batch, in.seq, d, t, count, x_part.data());
+    layer.forward(std::span<const float>(x_part.data(), n), in.batch, count, cache,
+                  std::span<float>(y_part.data(), n));
+    scatter_tokens(y_part.data(), in.batch, in.seq, d, t, count, y.data());
+    t += count;
+  }
+}
+
+int run_attention(const AttentionOptions& opt) {
+  if (opt.path != "naive" && opt.path != "absorbed") {
+    throw Error("--path: unknown value '" + opt.path + "' (use naive or absorbed)");
+  }
+  if (opt.layer < 0) throw Error("--layer: must not be negative, got " + std::to_string(opt.layer));
+  ModelDir model = open_model_dir(opt.model);
+  Input in = read_input(opt.input, model.config);
+  if (opt.prefill > in.seq) {
+    throw Error("--prefill: " + std::to_string(opt.prefill) + " is larger than the input's seq " + std::to_string(in.seq));
+  }
+  MlaLayer layer(model.config, load_layer_weights(model.checkpoint, model.config, opt.layer));
+  std::vector<float> y(in.x.size());
+  const int64_t prefill = opt.prefill < 0 ? in.seq : opt.prefill;
+  if (opt.path == "absorbed") {
+    run_with_cache<LatentCache>(layer, in, prefill, y);
+  } else {
+    run_with_cache<NaiveKVCache>(layer, in, prefill, y);
+  }
+  SafetensorsWriter writer;
+  writer.add("y", {in.batch, in.seq, model.config.hidden_size}, y, DType::kF32);
+  writer.set_metadata("path", opt.path);
+  writer.set_metadata("layer", std::to_string(opt.layer));
+  writer.write(opt.output);
+  return 0;
+}
+
+}  // namespace
+
+Runner add_attention_command(CLI::App& app) {
+  auto opt = std::make_shared<AttentionOptions>();
+  CLI::App* cmd = app.add_subcommand("attention", "Run one MLA layer of a checkpoint over x; write y");
+  cmd->add_option("--model", opt->model, "Folder with config.json and the safetensors checkpoint")->required();
+  cmd->add_option("--layer", opt->layer, "Layer index (model.layers.L.self_attn.*)")->required();
+  cmd->add_option("--input", opt->input, "safetensors file with x [batch, seq, hidden], F32 or BF16")->required();
+  cmd->add_option("--output", opt->output, "safetensors file to write y [batch, seq, hidden] (F32)")->required();
+  cmd->add_option("--path", opt->path, "naive or absorbed (default absorbed)");
+  cmd->add_option("--prefill", opt->prefill,
+                  "Tokens to prefill at once; later tokens are decoded one at a time through the cache")
+      ->check(CLI::NonNegativeNumber);
+  return [opt] { return run_attention(*opt); };
+}
+
+}  // namespace mla::cli

@@ -1,0 +1,55 @@
+// mla: command-line front end over the library. Contract: exit 0 on success; any bad input gives
+// exactly one line on stderr and exit code 2.
+#include <cstdio>
+#include <exception>
+#include <map>
+#include <string>
+
+#include "commands.h"
+#include "mla/error.h"
+
+namespace {
+
+std::string one_line(std::string text) {
+  for (char& ch : text) {
+    if (ch == '\n' || ch == '\r') ch = ' ';
+  }
+  while (!text.empty() && text.back() == ' ') text.pop_back();
+  return text;
+}
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "mla: error: %s\n", one_line(message).c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"mla.cpp: DeepSeek Multi-head Latent Attention on the CPU", "mla"};
+  app.require_subcommand(1);
+  std::map<const CLI::App*, mla::cli::Runner> runners;
+  try {
+    for (auto add : {mla::cli::add_attention_command, mla::cli::add_info_command, mla::cli::add_demo_command}) {
+      mla::cli::Runner run = add(app);
+      runners[app.get_subcommands({}).back()] = std::move(run);
+    }
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);  // prints the help of the (sub)command asked for
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return fail(e.what());
+  }
+  try {
+    for (const CLI::App* sub : app.get_subcommands()) return runners.at(sub)();
+    return fail("no command given (try --help)");
+  } catch (const mla::Error& e) {
+    return fail(e.what());
+  } catch (const std::bad_alloc&) {
+    return fail("out of memory");
+  } catch (const std::exception& e) {
+    return fail(std::string("internal error: ") + e.what());
+  }
+}

@@ -1,0 +1,66 @@
+// MlaConfig: every hyper-parameter of one Multi-head Latent Attention layer.
+// Field names follow Hugging Face DeepSeek config.json; see docs/architecture.md for the symbols.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mla {
+
+enum class RopeScalingType { kNone, kYarn };
+
+struct RopeScaling {
+  RopeScalingType type = RopeScalingType::kNone;
+  double factor = 1.0;
+  int64_t original_max_position_embeddings = 4096;
+  double beta_fast = 32.0;
+  double beta_slow = 1.0;
+  double mscale = 1.0;
+  double mscale_all_dim = 0.0;
+};
+
+struct MlaConfig {
+  int64_t hidden_size = 0;        // d
+  int64_t num_heads = 0;          // H (num_attention_heads)
+  int64_t q_lora_rank = 0;        // d_cq; 0 means no query compression (config.json null)
+  int64_t kv_lora_rank = 0;       // d_c, the cached latent width
+  int64_t qk_nope_head_dim = 0;   // d_n
+  int64_t qk_rope_head_dim = 0;   // d_r, shared rotary key width
+  int64_t v_head_dim = 0;         // d_v
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  int64_t max_position_embeddings = 4096;  // the run's maximum length (decides YaRN)
+  RopeScaling rope_scaling;
+
+  int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
+  int64_t latent_dim() const { return kv_lora_rank + qk_rope_head_dim; }  // cached per token
+  bool has_q_lora() const { return q_lora_rank > 0; }
+  // YaRN is on when configured with factor > 1 and the run may exceed the original length.
+  bool yarn_active() const;
+  // (d_n + d_r)^-0.5 * m^2 with m = 0.1 * mscale_all_dim * ln(factor) + 1 when YaRN is on.
+  double softmax_scale() const;
+
+  // Cache numbers per token for one layer: MLA latent (d_c + d_r), naive/MHA H*(d_n+d_r+d_v).
+  int64_t latent_cache_numbers_per_token() const { return latent_dim(); }
+  int64_t mha_cache_numbers_per_token() const {
+    return num_heads * (qk_head_dim() + v_head_dim);
+  }
+
+  // Throws mla::Error "config: <field>: <reason>" for the first invalid field.
+  void validate() const;
+  std::string to_string() const;  // multi-line, one "field: value" per line
+};
+
+// Parses a Hugging Face config.json (DeepSeek-V2, V2-Lite, V3 style) and validates it.
+// Errors: "<path>: <reason>" for unreadable or malformed JSON; "<path>: <field>: <reason>".
+MlaConfig load_config_json(const std::string& path);
+MlaConfig parse_config_json(const std::string& text, const std::string& source_name);
+std::string config_to_json(const MlaConfig& config);  // round-trips through parse_config_json
+
+// Named presets of real model attention shapes: "deepseek-v2-lite", "deepseek-v2",
+// "deepseek-v3", plus "tiny" (a small shape for demos and tests).
+MlaConfig preset_config(const std::string& name);
+std::vector<std::string> preset_names();
+
+}  // namespace mla

@@ -1,0 +1,63 @@
+// MlaLayer: one DeepSeek Multi-head Latent Attention layer on the CPU, naive and absorbed.
+//
+//   x (B, S, d) --q path-->  q (B*S, H, Dn+Dr)  [q_a -> RMSNorm -> q_b, or q_proj]; RoPE on Dr
+//               --kv_a-->    c_kv (B*S, R) after RMSNorm, k_pe (B*S, Dr) after RoPE
+//   naive:    K_h = [W_UK_h c_kv ; k_pe], V_h = W_UV_h c_kv, multi-head attention, o_proj
+//   absorbed: q~_h = W_UK_h^T q_nope_h, attention over the latent rows [c_kv ; k_pe]
+//             (value = c_kv), o_h = W_UV_h o~_h, o_proj
+//
+// A layer owns a workspace that grows to the largest batch x tokens it has seen and is then
+// reused, so decoding one token at a time allocates nothing. Not safe to call one layer from
+// several threads at once; the computation itself is parallel (OpenMP).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "mla/config.h"
+#include "mla/kv_cache.h"
+#include "mla/weights.h"
+
+namespace mla {
+
+enum class AttentionPath { kNaive, kAbsorbed };
+
+class MlaLayer {
+ public:
+  // Validates the config and the weight shapes (throws mla::Error naming the tensor).
+  MlaLayer(const MlaConfig& config, MlaWeights weights);
+  ~MlaLayer();
+  MlaLayer(MlaLayer&&) noexcept;
+  MlaLayer& operator=(MlaLayer&&) noexcept;
+
+  const MlaConfig& config() const { return config_; }
+  const MlaWeights& weights() const { return weights_; }
+
+  // Appends `seq` new tokens to each of the `batch` sequences in the cache and computes their
+  // outputs; the new tokens attend causally to everything cached before them and to each other.
+  // x and y are (batch, seq, hidden). Throws on a size mismatch or when the cache is too small,
+  // before anything is written.
+  void forward(std::span<const float> x, int64_t batch, int64_t seq, LatentCache& cache,
+               std::span<float> y);  // absorbed path
+  void forward(std::span<const float> x, int64_t batch, int64_t seq, NaiveKVCache& cache,
+               std::span<float> y);  // naive path
+
+  // Causal prefill with no cache kept: positions start_position .. start_position + seq - 1.
+  void prefill(std::span<const float> x, int64_t batch, int64_t seq, std::span<float> y,
+               AttentionPath path, int64_t start_position = 0);
+
+ private:
+  struct Workspace;
+  void check_io(std::span<const float> x, int64_t batch, int64_t seq, std::span<float> y,
+                int64_t cache_batch) const;
+  // Shared first half: q (rows, H, Dn+Dr) with RoPE applied, latent rows (rows, R+Dr) normed and
+  // roped, into the workspace. Row r = b * seq + s sits at position first_position + s.
+  void project_inputs(const float* x, int64_t batch, int64_t seq, int64_t first_position);
+
+  MlaConfig config_;
+  MlaWeights weights_;
+  std::unique_ptr<Workspace> ws_;
+};
+
+}  // namespace mla

@@ -1,0 +1,165 @@
+#include "mla/weights.h"
+
+#include <cmath>
+#include <random>
+#include <string>
+
+#include "mla/error.h"
+#include "mla/safetensors.h"
+
+namespace mla {
+namespace {
+
+int64_t numel(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t s : shape) n *= s;
+  return n;
+}
+
+// Visits tensors on a const object through the same single list.
+void for_each_const(const MlaWeights& w, const MlaConfig& config,
+                    const std::function<void(const std::string&, const std::vector<int64_t>&,
+                                             const std::vector<float>&)>& visit) {
+  const_cast<MlaWeights&>(w).for_each_tensor(
+      config, [&](const std::string& name, const std::vector<int64_t>& shape, std::vector<float>& data) {
+        visit(name, shape, data);
+      });
+}
+
+constexpr int64_t kFp8Block = 128;
+
+// DeepSeek-V3 stores FP8 e4m3 weights with one float scale per 128x128 block ("weight_scale_inv":
+// the factor that multiplies the stored value back to the real weight).
+std::vector<float> dequantize_fp8(const SafetensorsFile& file, const std::string& name,
+                                  const std::string& scale_name, const CheckpointDir& checkpoint) {
+  const TensorInfo& info = file.info(name);
+  if (info.shape.size() != 2) {
+    throw Error(file.path() + ": tensor '" + name + "': FP8 weights must be 2-D, got shape " +
+                shape_to_string(info.shape));
+  }
+  if (!checkpoint.contains(scale_name)) {
+    throw Error(file.path() + ": tensor '" + name + "' is F8_E4M3 but its block scales '" + scale_name +
+                "' are missing");
+  }
+  const SafetensorsFile& scale_file = checkpoint.file_for(scale_name);
+  const int64_t rows = info.shape[0], cols = info.shape[1];
+  const std::vector<int64_t> scale_shape = {(rows + kFp8Block - 1) / kFp8Block,
+                                            (cols + kFp8Block - 1) / kFp8Block};
+  if (scale_file.info(scale_name).shape != scale_shape) {
+    throw Error(scale_file.path() + ": tensor '" + scale_name + "': expected shape " +
+                shape_to_string(scale_shape) + ", got " + shape_to_string(scale_file.info(scale_name).shape));
+  }
+  std::vector<float> scales = scale_file.read_f32(scale_name);
+  std::vector<float> values = file.read_f32(name);
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t j = 0; j < cols; ++j) {
+      values[static_cast<size_t>(i * cols + j)] *=
+          scales[static_cast<size_t>((i / kFp8Block) * scale_shape[1] + j / kFp8Block)];
+    }
+  }
+  return values;
+}
+
+}  // namespace
+
+std::string layer_prefix(int64_t layer) { return "model.layers." + std::to_string(layer) + ".self_attn."; }
+
+void MlaWeights::for_each_tensor(const MlaConfig& c, const Visitor& visit) {
+  const int64_t h = c.num_heads, d = c.hidden_size, dqk = c.qk_head_dim();
+  if (c.has_q_lora()) {
+    visit("q_a_proj.weight", {c.q_lora_rank, d}, wq_a);
+    visit("q_a_layernorm.weight", {c.q_lora_rank}, q_norm);
+    visit("q_b_proj.weight", {h * dqk, c.q_lora_rank}, wq_b);
+  } else {
+    visit("q_proj.weight", {h * dqk, d}, wq);
+  }
+  visit("kv_a_proj_with_mqa.weight", {c.kv_lora_rank + c.qk_rope_head_dim, d}, wkv_a);
+  visit("kv_a_layernorm.weight", {c.kv_lora_rank}, kv_norm);
+  visit("kv_b_proj.weight", {h * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank}, wkv_b);
+  visit("o_proj.weight", {d, h * c.v_head_dim}, wo);
+}
+
+void MlaWeights::check_shapes(const MlaConfig& config) const {
+  for_each_const(*this, config,
+                 [](const std::string& name, const std::vector<int64_t>& shape, const std::vector<float>& data) {
+                   if (static_cast<int64_t>(data.size()) != numel(shape)) {
+                     throw Error("weights: " + name + ": expected " + std::to_string(numel(shape)) +
+                                 " values for shape " + shape_to_string(shape) + ", got " +
+                                 std::to_string(data.size()));
+                   }
+                 });
+}
+
+MlaWeights MlaWeights::random(const MlaConfig& config, uint64_t seed) {
+  config.validate();
+  MlaWeights w;
+  std::mt19937_64 rng(seed);
+  w.for_each_tensor(config, [&](const std::string& name, const std::vector<int64_t>& shape,
+                                std::vector<float>& data) {
+    data.resize(static_cast<size_t>(numel(shape)));
+    if (shape.size() == 1) {  // norm gains around 1
+      std::uniform_real_distribution<float> dist(0.8f, 1.2f);
+      for (float& v : data) v = dist(rng);
+      return;
+    }
+    // Uniform with variance 1/in_features keeps activations O(1) through every projection.
+    const float bound = std::sqrt(3.0f / static_cast<float>(shape[1]));
+    std::uniform_real_distribution<float> dist(-bound, bound);
+    for (float& v : data) v = dist(rng);
+    (void)name;
+  });
+  return w;
+}
+
+MlaWeights load_layer_weights(const CheckpointDir& checkpoint, const MlaConfig& config, int64_t layer) {
+  config.validate();
+  if (layer < 0) throw Error(checkpoint.dir() + ": layer index must not be negative, got " + std::to_string(layer));
+  const std::string prefix = layer_prefix(layer);
+  bool any_found = false;
+  for (const std::string& name : checkpoint.names()) {
+    if (name.rfind(prefix, 0) == 0) {
+      any_found = true;
+      break;
+    }
+  }
+  if (!any_found) {
+    throw Error(checkpoint.dir() + ": no tensors for layer " + std::to_string(layer) + " (no name starts with '" +
+                prefix + "')");
+  }
+  MlaWeights w;
+  w.for_each_tensor(config, [&](const std::string& suffix, const std::vector<int64_t>& shape,
+                                std::vector<float>& data) {
+    const std::string name = prefix + suffix;
+    if (!checkpoint.contains(name)) {
+      throw Error(checkpoint.dir() + ": missing tensor '" + name + "' required by the config");
+    }
+    const SafetensorsFile& file = checkpoint.file_for(name);
+    const TensorInfo& info = file.info(name);
+    if (info.shape != shape) {
+      throw Error(file.path() + ": tensor '" + name + "': expected shape " + shape_to_string(shape) + ", got " +
+                  shape_to_string(info.shape));
+    }
+    if (info.dtype == DType::kF8E4M3) {
+      const std::string base = name.substr(0, name.size() - std::string(".weight").size());
+      data = dequantize_fp8(file, name, base + ".weight_scale_inv", checkpoint);
+    } else {
+      data = file.read_f32(name);
+    }
+  });
+  return w;
+}
+
+void save_layer_weights(const std::string& path, const MlaConfig& config, int64_t layer, const MlaWeights& weights,
+                        DType dtype) {
+  weights.check_shapes(config);
+  SafetensorsWriter writer;
+  const std::string prefix = layer_prefix(layer);
+  for_each_const(weights, config,
+                 [&](const std::string& name, const std::vector<int64_t>& shape, const std::vector<float>& data) {
+                   writer.add(prefix + name, shape, data, dtype);
+                 });
+  writer.set_metadata("format", "pt");
+  writer.write(path);
+}
+
+}  // namespace mla
