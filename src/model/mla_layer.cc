@@ -135,10 +135,8 @@ void MlaLayer::forward(std::span<const float> x, int64_t batch, int64_t seq, Lat
     p.q = ws.q_absorbed.data() + b * seq * h * row;
     p.q_token_stride = h * row;
     p.q_head_stride = row;
-    p.k = cache.rows(b);
-    p.k_token_stride = row;
-    p.v = cache.rows(b);
-    p.v_token_stride = row;
+    p.k = ops::KvView::contiguous(cache.rows(b), row);
+    p.v = p.k;
     p.out = ws.o_latent.data() + b * seq * h * r;
     p.out_token_stride = h * r;
     p.out_head_stride = r;
@@ -200,11 +198,9 @@ void MlaLayer::forward(std::span<const float> x, int64_t batch, int64_t seq, Nai
     p.q = ws.q.data() + b * seq * h * dqk;
     p.q_token_stride = h * dqk;
     p.q_head_stride = dqk;
-    p.k = cache.keys(b);
-    p.k_token_stride = h * dqk;
+    p.k = ops::KvView::contiguous(cache.keys(b), h * dqk);
     p.k_head_stride = dqk;
-    p.v = cache.values(b);
-    p.v_token_stride = h * dv;
+    p.v = ops::KvView::contiguous(cache.values(b), h * dv);
     p.v_head_stride = dv;
     p.out = ws.o.data() + b * seq * h * dv;
     p.out_token_stride = h * dv;

@@ -48,8 +48,6 @@ void attend_task(const AttentionParams& p, int64_t t, int64_t g, int64_t h0, int
   std::fill_n(s.max.begin(), heads, -std::numeric_limits<float>::infinity());
   std::fill_n(s.sum.begin(), heads, 0.0f);
 
-  const float* k_base = p.k + g * p.k_head_stride;
-  const float* v_base = p.v + g * p.v_head_stride;
   for (int64_t j0 = 0; j0 < n_keys; j0 += kKeyTile) {
     const int64_t tile = std::min(kKeyTile, n_keys - j0);
     for (int64_t hh = 0; hh < heads; ++hh) {
@@ -57,7 +55,7 @@ void attend_task(const AttentionParams& p, int64_t t, int64_t g, int64_t h0, int
       float* sc = s.scores.data() + hh * kKeyTile;
       float tile_max = -std::numeric_limits<float>::infinity();
       for (int64_t j = 0; j < tile; ++j) {
-        sc[j] = p.scale * dot(q, k_base + (j0 + j) * p.k_token_stride, p.qk_dim);
+        sc[j] = p.scale * dot(q, p.k.row<float>(j0 + j) + g * p.k_head_stride, p.qk_dim);
         tile_max = std::max(tile_max, sc[j]);
       }
       const float new_max = std::max(s.max[hh], tile_max);
@@ -76,7 +74,7 @@ void attend_task(const AttentionParams& p, int64_t t, int64_t g, int64_t h0, int
       }
       for (int64_t j = 0; j < tile; ++j) {
         const float w = sc[j];
-        const float* v = v_base + (j0 + j) * p.v_token_stride;
+        const float* v = p.v.row<float>(j0 + j) + g * p.v_head_stride;
 #pragma omp simd
         for (int64_t i = 0; i < p.v_dim; ++i) acc[i] += w * v[i];
       }

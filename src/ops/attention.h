@@ -6,17 +6,17 @@
 
 #include <cstdint>
 
+#include "ops/kv_view.h"
+
 namespace mla::ops {
 
 struct AttentionParams {
   const float* q = nullptr;  // q[t * q_token_stride + h * q_head_stride + i], i < qk_dim
   int64_t q_token_stride = 0;
   int64_t q_head_stride = 0;
-  const float* k = nullptr;  // k[j * k_token_stride + g * k_head_stride + i], g = KV head
-  int64_t k_token_stride = 0;
+  KvView k;  // key of token j, KV head g: k.row(j) + g * k_head_stride, qk_dim entries (F32 only)
   int64_t k_head_stride = 0;
-  const float* v = nullptr;  // v[j * v_token_stride + g * v_head_stride + i], i < v_dim
-  int64_t v_token_stride = 0;
+  KvView v;  // value: v.row(j) + g * v_head_stride, v_dim entries (may alias k)
   int64_t v_head_stride = 0;
   float* out = nullptr;  // out[t * out_token_stride + h * out_head_stride + i]
   int64_t out_token_stride = 0;

@@ -2,7 +2,9 @@
 // layouts (MHA, GQA, MQA, latent with value = key prefix) and lengths around the tile size.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <random>
 #include <vector>
 
 #include "ops/attention.h"
@@ -52,7 +54,74 @@ std::vector<float> reference(const Case& c, const std::vector<float>& q, const s
   return out;
 }
 
+// Copies a contiguous (tokens, width) buffer into pages of `page_size` tokens stored in shuffled
+// order, with NaN in every slot past the last token: a kernel that reads outside the view fails.
+struct PagedCopy {
+  std::vector<std::vector<float>> storage;
+  std::vector<const void*> table;
+  ops::KvView view;
+  PagedCopy(const std::vector<float>& data, int64_t tokens, int64_t width, int64_t page_size, uint64_t seed) {
+    const int64_t pages = (tokens + page_size - 1) / page_size;
+    storage.assign(pages, std::vector<float>(page_size * width, NAN));
+    std::vector<int64_t> order(pages);
+    for (int64_t i = 0; i < pages; ++i) order[i] = i;
+    std::mt19937_64 rng(seed);
+    std::shuffle(order.begin(), order.end(), rng);
+    table.resize(pages);
+    for (int64_t p = 0; p < pages; ++p) {
+      auto& page = storage[order[p]];
+      for (int64_t t = p * page_size; t < std::min(tokens, (p + 1) * page_size); ++t) {
+        std::copy_n(data.begin() + t * width, width, page.begin() + (t - p * page_size) * width);
+      }
+      table[p] = page.data();
+    }
+    view.pages = table.data();
+    view.page_size = page_size;
+    view.token_stride = width;
+  }
+};
+
 class AttentionKernel : public ::testing::TestWithParam<Case> {};
+
+TEST_P(AttentionKernel, PagedEqualsContiguous) {
+  const Case c = GetParam();
+  if (c.value_is_key_prefix) GTEST_SKIP() << "covered with separate K and V";
+  const int64_t keys = c.context_before + c.queries;
+  auto q = test::random_normal(c.queries * c.heads * c.qk_dim, 1);
+  auto k = test::random_normal(keys * c.kv_heads * c.qk_dim, 2);
+  auto v = test::random_normal(keys * c.kv_heads * c.v_dim, 3);
+  auto run = [&](ops::KvView kv, ops::KvView vv) {
+    std::vector<float> out(c.queries * c.heads * c.v_dim, NAN);
+    ops::AttentionParams p;
+    p.q = q.data();
+    p.q_token_stride = c.heads * c.qk_dim;
+    p.q_head_stride = c.qk_dim;
+    p.k = kv;
+    p.k_head_stride = c.qk_dim;
+    p.v = vv;
+    p.v_head_stride = c.v_dim;
+    p.out = out.data();
+    p.out_token_stride = c.heads * c.v_dim;
+    p.out_head_stride = c.v_dim;
+    p.num_queries = c.queries;
+    p.num_heads = c.heads;
+    p.num_kv_heads = c.kv_heads;
+    p.qk_dim = c.qk_dim;
+    p.v_dim = c.v_dim;
+    p.context_before = c.context_before;
+    p.scale = 0.25f;
+    ops::attention_forward(p);
+    return out;
+  };
+  auto contiguous = run(ops::KvView::contiguous(k.data(), c.kv_heads * c.qk_dim),
+                        ops::KvView::contiguous(v.data(), c.kv_heads * c.v_dim));
+  for (int64_t page_size : {1, 7, 16, 64}) {
+    PagedCopy pk(k, keys, c.kv_heads * c.qk_dim, page_size, 10 + page_size);
+    PagedCopy pv(v, keys, c.kv_heads * c.v_dim, page_size, 20 + page_size);
+    auto paged = run(pk.view, pv.view);
+    EXPECT_LT(test::rel_error(paged, contiguous), 1e-6) << "page_size " << page_size;
+  }
+}
 
 TEST_P(AttentionKernel, MatchesTwoPassSoftmax) {
   const Case c = GetParam();
@@ -66,11 +135,9 @@ TEST_P(AttentionKernel, MatchesTwoPassSoftmax) {
   p.q = q.data();
   p.q_token_stride = c.heads * c.qk_dim;
   p.q_head_stride = c.qk_dim;
-  p.k = k.data();
-  p.k_token_stride = c.kv_heads * c.qk_dim;
+  p.k = ops::KvView::contiguous(k.data(), c.kv_heads * c.qk_dim);
   p.k_head_stride = c.qk_dim;
-  p.v = c.value_is_key_prefix ? k.data() : v.data();
-  p.v_token_stride = c.value_is_key_prefix ? p.k_token_stride : c.kv_heads * c.v_dim;
+  p.v = c.value_is_key_prefix ? p.k : ops::KvView::contiguous(v.data(), c.kv_heads * c.v_dim);
   p.v_head_stride = c.value_is_key_prefix ? c.qk_dim : c.v_dim;
   p.out = out.data();
   p.out_token_stride = c.heads * c.v_dim;
