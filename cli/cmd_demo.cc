@@ -108,7 +108,7 @@ int run_demo(const DemoOptions& opt) {
   std::printf("  naive vs absorbed, one-shot prefill:          %.2e\n", max_abs_diff_rel(absorbed.y_full, naive.y_full));
   std::printf("  absorbed: prefill+decode vs one-shot prefill: %.2e\n", max_abs_diff_rel(absorbed.y_cached, absorbed.y_full));
   std::printf("  naive:    prefill+decode vs one-shot prefill: %.2e\n", max_abs_diff_rel(naive.y_cached, naive.y_full));
-  std::printf("\n%-10s %16s %18s %20s %18s\n", "path", "cache B/token", "cache B/token bf16", "prefill tokens/s",
+  std::printf("\n%-10s %16s %18s %20s %18s\n", "path", "cache B/tok f32", "cache B/tok bf16", "prefill tokens/s",
               "decode ms/token");
   for (const auto& [name, run] : {std::pair<const char*, const PathRun&>{"absorbed", absorbed}, {"naive", naive}}) {
     std::printf("%-10s %16lld %18lld %20.1f %18.3f\n", name, static_cast<long long>(run.cache_bytes_per_token),

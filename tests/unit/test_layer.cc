@@ -122,7 +122,7 @@ TEST_P(LayerEquivalence, OutputDependsOnlyOnRelativePositions) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, LayerEquivalence, ::testing::ValuesIn(shapes()),
-                         [](const auto& info) { return std::string(info.param.name); });
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
 
 TEST(Layer, FirstTokenOutputIsItsOwnValue) {
   // With one token the softmax weight is exactly 1: y = W_O [W_UV_h c_kv]_h, independent of q.

@@ -54,7 +54,7 @@ TEST(PagedKvPool, AccountsPagesExactly) {
 
 TEST(PagedKvPool, RowsLandInTheirPages) {
   for (int64_t page_size : {1, 3, 16, 64, 256}) {
-    PagedKvPool pool(4, page_size, 100);
+    PagedKvPool pool(4, page_size, 200);
     auto a = pool.add_sequence(), b = pool.add_sequence();
     for (int step = 0; step < 10; ++step) {  // interleave so pages alternate between sequences
       append(pool, a, 7, 1000.0f);
