@@ -34,6 +34,15 @@ int main(int argc, char** argv) {
       mla::cli::Runner run = add(app);
       runners[app.get_subcommands({}).back()] = std::move(run);
     }
+    std::string known;
+    bool is_known = false;
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      known += (known.empty() ? "" : ", ") + sub->get_name();
+      is_known = is_known || (argc > 1 && sub->get_name() == argv[1]);
+    }
+    if (argc > 1 && argv[1][0] != '-' && !is_known) {
+      return fail(std::string("unknown command '") + argv[1] + "' (commands: " + known + ")");
+    }
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);  // prints the help of the (sub)command asked for
