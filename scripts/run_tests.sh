@@ -17,8 +17,7 @@ echo "== release build and tests"
 run_suite build -DCMAKE_BUILD_TYPE=Release
 if [[ "${1:-}" != "--no-sanitize" ]]; then
   echo "== ASan+UBSan build and tests"
-  # libgomp and oneDNN keep thread pools alive at exit; those are not our leaks.
-  export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   run_suite build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMLA_SANITIZE=ON -DMLA_BUILD_BENCH=OFF
 fi
