@@ -73,9 +73,10 @@ void validate_config(const MlaConfig& c, const std::string& source) {
 }
 
 // Reads an integer field; `null` maps to `null_value` when allowed.
-int64_t read_int(const nlohmann::json& j, const std::string& source, const char* field,
-                 bool required, int64_t fallback, bool null_allowed = false) {
-  auto it = j.find(field);
+// `field` names the value in messages ("rope_scaling.factor"); `key` is its JSON key.
+int64_t read_int(const nlohmann::json& j, const std::string& source, const std::string& field,
+                 bool required, int64_t fallback, bool null_allowed = false, const char* key = nullptr) {
+  auto it = j.find(key != nullptr ? std::string(key) : field);
   if (it == j.end()) {
     if (required) fail_field(source, field, "missing");
     return fallback;
@@ -124,7 +125,8 @@ RopeScaling read_rope_scaling(const nlohmann::json& j, const std::string& source
   r.type = RopeScalingType::kYarn;
   r.factor = read_number(s, source, "rope_scaling.factor", "factor", 1.0);
   r.original_max_position_embeddings =
-      read_int(s, source, "rope_scaling.original_max_position_embeddings", false, 4096);
+      read_int(s, source, "rope_scaling.original_max_position_embeddings", false, 4096, false,
+               "original_max_position_embeddings");
   r.beta_fast = read_number(s, source, "rope_scaling.beta_fast", "beta_fast", 32.0);
   r.beta_slow = read_number(s, source, "rope_scaling.beta_slow", "beta_slow", 1.0);
   r.mscale = read_number(s, source, "rope_scaling.mscale", "mscale", 1.0);

@@ -53,6 +53,18 @@ TEST(Config, ParsesV3StyleWithQueryCompressionAndRopeType) {
   EXPECT_TRUE(c.has_q_lora());
 }
 
+TEST(Config, ReadsEveryRopeScalingField) {
+  std::string json = replace(kV2LiteJson, "\"original_max_position_embeddings\": 4096", "\"original_max_position_embeddings\": 8192");
+  json = replace(json, "\"beta_fast\": 32", "\"beta_fast\": 16");
+  json = replace(json, "\"beta_slow\": 1", "\"beta_slow\": 2");
+  MlaConfig c = parse_config_json(json, "cfg.json");
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 8192);
+  EXPECT_EQ(c.rope_scaling.beta_fast, 16.0);
+  EXPECT_EQ(c.rope_scaling.beta_slow, 2.0);
+  EXPECT_EQ(c.rope_scaling.factor, 40.0);
+  EXPECT_EQ(c.rope_scaling.mscale, 0.707);
+}
+
 TEST(Config, NoRopeScalingMeansPlainScale) {
   std::string json = replace(kV2LiteJson, "\"rope_scaling\"", "\"unused\"");
   MlaConfig c = parse_config_json(json, "cfg.json");
