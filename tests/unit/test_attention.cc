@@ -18,6 +18,11 @@ struct Case {
   bool value_is_key_prefix;
 };
 
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << "T" << c.queries << "_ctx" << c.context_before << "_H" << c.heads << "_G" << c.kv_heads << "_qk" << c.qk_dim
+      << "_v" << c.v_dim << (c.value_is_key_prefix ? "_latent" : "");
+}
+
 // out[t][h] = softmax_j(scale q.k_j) v_j over j <= context_before + t, computed in double.
 std::vector<float> reference(const Case& c, const std::vector<float>& q, const std::vector<float>& k,
                              const std::vector<float>& v, float scale) {

@@ -47,6 +47,8 @@ std::vector<Shape> shapes() {
           {"no_rope", tiny_variant(32, 2, 16, 0, 16, false)}};
 }
 
+void PrintTo(const Shape& shape, std::ostream* os) { *os << shape.name; }
+
 class LayerEquivalence : public ::testing::TestWithParam<Shape> {};
 
 std::vector<float> run_prefill(MlaLayer& layer, const std::vector<float>& x, int64_t b, int64_t s, AttentionPath path,

@@ -14,6 +14,9 @@ namespace {
 std::atomic<long> g_allocations{0};
 }
 
+// GCC cannot see that the replaced new and delete below are a matched malloc/free pair.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 void* operator new(std::size_t size) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
