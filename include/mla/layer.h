@@ -17,9 +17,14 @@
 
 #include "mla/config.h"
 #include "mla/kv_cache.h"
+#include "mla/paged_cache.h"
 #include "mla/weights.h"
 
 namespace mla {
+namespace detail {
+struct Workspace;
+struct SeqSlice;
+}  // namespace detail
 
 enum class AttentionPath { kNaive, kAbsorbed };
 
@@ -43,21 +48,37 @@ class MlaLayer {
   void forward(std::span<const float> x, int64_t batch, int64_t seq, NaiveKVCache& cache,
                std::span<float> y);  // naive path
 
+  // Batched, variable-length step over a paged pool: sequence seqs[i] gets new_tokens[i] >= 1
+  // new tokens (decode, multi-token decode or a prefill chunk), causal among themselves and
+  // attending to everything it has cached. x and y are packed (sum of new_tokens, hidden), in
+  // the order of seqs. The pool's rows must be paged_token_width(path) wide (F32). Pages are
+  // reserved for all sequences first: when the pool is full nothing is written.
+  void forward(std::span<const float> x, std::span<const PagedKvPool::SeqId> seqs,
+               std::span<const int64_t> new_tokens, PagedKvPool& pool, AttentionPath path,
+               std::span<float> y);
+  // Numbers per token in a page pool for `path`: R + Dr (absorbed) or H (Dn + Dr + Dv) (naive).
+  int64_t paged_token_width(AttentionPath path) const;
+
   // Causal prefill with no cache kept: positions start_position .. start_position + seq - 1.
   void prefill(std::span<const float> x, int64_t batch, int64_t seq, std::span<float> y,
                AttentionPath path, int64_t start_position = 0);
 
  private:
-  struct Workspace;
   void check_io(std::span<const float> x, int64_t batch, int64_t seq, std::span<float> y,
                 int64_t cache_batch) const;
-  // Shared first half: q (rows, H, Dn+Dr) with RoPE applied, latent rows (rows, R+Dr) normed and
-  // roped, into the workspace. Row r = b * seq + s sits at position first_position + s.
-  void project_inputs(const float* x, int64_t batch, int64_t seq, int64_t first_position);
+  void set_uniform_positions(int64_t batch, int64_t seq, int64_t first_position);
+  // Shared first half: q (N, H, Dn+Dr) with RoPE applied and latent rows (N, R+Dr) normed and
+  // roped, into the workspace; row i sits at rotary position workspace positions[i].
+  void project_inputs(const float* x, int64_t n);
+  void absorb_queries(int64_t n);  // absorbed path: q~ = W_UK^T q_nope, then q_pe
+  void expand_kv(int64_t n);       // naive path: per-head k_nope and v from c_kv
+  void write_naive_rows(int64_t row, float* keys, float* values) const;
+  void attend(std::span<const detail::SeqSlice> slices, AttentionPath path);
+  void project_output(int64_t n, AttentionPath path, float* y);  // (W_UV then) W_O
 
   MlaConfig config_;
   MlaWeights weights_;
-  std::unique_ptr<Workspace> ws_;
+  std::unique_ptr<detail::Workspace> ws_;
 };
 
 }  // namespace mla

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "mla/error.h"
+#include "model/layer_workspace.h"
 #include "ops/attention.h"
 #include "ops/gemm.h"
 #include "ops/norm.h"
@@ -13,23 +14,8 @@
 
 namespace mla {
 
-// Buffers sized for the largest call so far; `reserve` grows them and never shrinks.
-struct MlaLayer::Workspace {
-  std::vector<float> rope_freqs;  // (Dr/2)
-  float rope_amplitude = 1.0f;
-  std::vector<float> cos_sin;  // (Dr)
-  std::vector<float> q_latent;  // (N, Rq)
-  std::vector<float> q;         // (N, H, Dn+Dr)
-  std::vector<float> latent;    // (N, R+Dr): normed c_kv then roped k_pe
-  std::vector<float> q_absorbed;  // (N, H, R+Dr)  absorbed path
-  std::vector<float> o_latent;    // (N, H, R)     absorbed path
-  std::vector<float> kv;          // (N, H, Dn+Dv) naive path
-  std::vector<float> o;           // (N, H, Dv)
-
-  static void reserve(std::vector<float>& v, int64_t n) {
-    if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
-  }
-};
+using detail::SeqSlice;
+using detail::Workspace;
 
 MlaLayer::MlaLayer(const MlaConfig& config, MlaWeights weights)
     : config_(config), weights_(std::move(weights)), ws_(std::make_unique<Workspace>()) {
@@ -43,6 +29,11 @@ MlaLayer::MlaLayer(const MlaConfig& config, MlaWeights weights)
 MlaLayer::~MlaLayer() = default;
 MlaLayer::MlaLayer(MlaLayer&&) noexcept = default;
 MlaLayer& MlaLayer::operator=(MlaLayer&&) noexcept = default;
+
+int64_t MlaLayer::paged_token_width(AttentionPath path) const {
+  const MlaConfig& c = config_;
+  return path == AttentionPath::kAbsorbed ? c.latent_dim() : c.num_heads * (c.qk_head_dim() + c.v_head_dim);
+}
 
 void MlaLayer::check_io(std::span<const float> x, int64_t batch, int64_t seq, std::span<float> y,
                         int64_t cache_batch) const {
@@ -65,10 +56,9 @@ void MlaLayer::check_io(std::span<const float> x, int64_t batch, int64_t seq, st
   }
 }
 
-void MlaLayer::project_inputs(const float* x, int64_t batch, int64_t seq, int64_t first_position) {
+void MlaLayer::project_inputs(const float* x, int64_t n) {
   const MlaConfig& c = config_;
   Workspace& ws = *ws_;
-  const int64_t n = batch * seq;
   const int64_t d = c.hidden_size, h = c.num_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim;
   const int64_t r = c.kv_lora_rank, dqk = c.qk_head_dim();
   const float eps = static_cast<float>(c.rms_norm_eps);
@@ -88,13 +78,104 @@ void MlaLayer::project_inputs(const float* x, int64_t batch, int64_t seq, int64_
   ops::rms_norm_rows(ws.latent.data(), n, r, r + dr, weights_.kv_norm.data(), eps);
 
   if (dr == 0) return;
-  for (int64_t s = 0; s < seq; ++s) {
-    ops::rope_cos_sin(ws.rope_freqs, ws.rope_amplitude, first_position + s, ws.cos_sin.data());
-    for (int64_t b = 0; b < batch; ++b) {
-      const int64_t row = b * seq + s;
-      ops::rope_apply(ws.q.data() + row * h * dqk + dn, h, dqk, dr, ws.cos_sin.data());
-      ops::rope_apply(ws.latent.data() + row * (r + dr) + r, 1, r + dr, dr, ws.cos_sin.data());
+  for (int64_t row = 0; row < n; ++row) {
+    ops::rope_cos_sin(ws.rope_freqs, ws.rope_amplitude, ws.positions[static_cast<size_t>(row)], ws.cos_sin.data());
+    ops::rope_apply(ws.q.data() + row * h * dqk + dn, h, dqk, dr, ws.cos_sin.data());
+    ops::rope_apply(ws.latent.data() + row * (r + dr) + r, 1, r + dr, dr, ws.cos_sin.data());
+  }
+}
+
+void MlaLayer::absorb_queries(int64_t n) {
+  const MlaConfig& c = config_;
+  Workspace& ws = *ws_;
+  const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim, dv = c.v_head_dim;
+  const int64_t r = c.kv_lora_rank, dqk = c.qk_head_dim(), row = r + dr;
+  // Fold W_UK into the query: q~_h (N, R) = q_nope_h (N, Dn) * W_UK_h (Dn, R).
+  Workspace::reserve(ws.q_absorbed, n * h * row);
+  for (int64_t head = 0; head < h; ++head) {
+    ops::gemm(false, false, n, r, dn, 1.0f, ws.q.data() + head * dqk, h * dqk,
+              weights_.wkv_b.data() + head * (dn + dv) * r, r, 0.0f, ws.q_absorbed.data() + head * row, h * row);
+  }
+  for (int64_t i = 0; i < n * h; ++i) {
+    std::memcpy(ws.q_absorbed.data() + i * row + r, ws.q.data() + i * dqk + dn, sizeof(float) * dr);
+  }
+}
+
+void MlaLayer::expand_kv(int64_t n) {
+  const MlaConfig& c = config_;
+  Workspace& ws = *ws_;
+  const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dv = c.v_head_dim, r = c.kv_lora_rank;
+  // Materialise per-head keys and values: kv (N, H, Dn+Dv) = c_kv (N, R) * W_UKV^T.
+  Workspace::reserve(ws.kv, n * h * (dn + dv));
+  ops::gemm(false, true, n, h * (dn + dv), r, 1.0f, ws.latent.data(), c.latent_dim(), weights_.wkv_b.data(), r,
+            0.0f, ws.kv.data(), h * (dn + dv));
+}
+
+void MlaLayer::write_naive_rows(int64_t row, float* keys, float* values) const {
+  const MlaConfig& c = config_;
+  const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim, dv = c.v_head_dim;
+  const int64_t r = c.kv_lora_rank, dqk = c.qk_head_dim();
+  for (int64_t head = 0; head < h; ++head) {
+    const float* kv_src = ws_->kv.data() + (row * h + head) * (dn + dv);
+    std::memcpy(keys + head * dqk, kv_src, sizeof(float) * dn);
+    std::memcpy(keys + head * dqk + dn, ws_->latent.data() + row * (r + dr) + r, sizeof(float) * dr);
+    std::memcpy(values + head * dv, kv_src + dn, sizeof(float) * dv);
+  }
+}
+
+void MlaLayer::attend(std::span<const SeqSlice> slices, AttentionPath path) {
+  const MlaConfig& c = config_;
+  Workspace& ws = *ws_;
+  const int64_t h = c.num_heads, dv = c.v_head_dim, r = c.kv_lora_rank, dqk = c.qk_head_dim();
+  const bool absorbed = path == AttentionPath::kAbsorbed;
+  const int64_t q_width = absorbed ? c.latent_dim() : dqk;
+  const int64_t out_width = absorbed ? r : dv;
+  int64_t n = 0;
+  for (const SeqSlice& s : slices) n = std::max(n, s.row0 + s.rows);
+  Workspace::reserve(absorbed ? ws.o_latent : ws.o, n * h * out_width);
+  for (const SeqSlice& s : slices) {
+    ops::AttentionParams p;
+    p.q = (absorbed ? ws.q_absorbed.data() : ws.q.data()) + s.row0 * h * q_width;
+    p.q_token_stride = h * q_width;
+    p.q_head_stride = q_width;
+    p.k = s.k;
+    p.k_head_stride = absorbed ? 0 : dqk;
+    p.v = s.v;
+    p.v_head_stride = absorbed ? 0 : dv;
+    p.out = (absorbed ? ws.o_latent.data() : ws.o.data()) + s.row0 * h * out_width;
+    p.out_token_stride = h * out_width;
+    p.out_head_stride = out_width;
+    p.num_queries = s.rows;
+    p.num_heads = h;
+    p.num_kv_heads = absorbed ? 1 : h;
+    p.qk_dim = q_width;
+    p.v_dim = out_width;
+    p.context_before = s.cached;
+    p.scale = static_cast<float>(c.softmax_scale());
+    ops::attention_forward(p);
+  }
+}
+
+void MlaLayer::project_output(int64_t n, AttentionPath path, float* y) {
+  const MlaConfig& c = config_;
+  Workspace& ws = *ws_;
+  const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dv = c.v_head_dim, r = c.kv_lora_rank;
+  if (path == AttentionPath::kAbsorbed) {
+    // o_h (N, Dv) = o~_h (N, R) * W_UV_h^T, W_UV_h is (Dv, R).
+    Workspace::reserve(ws.o, n * h * dv);
+    for (int64_t head = 0; head < h; ++head) {
+      ops::gemm(false, true, n, dv, r, 1.0f, ws.o_latent.data() + head * r, h * r,
+                weights_.wkv_b.data() + (head * (dn + dv) + dn) * r, r, 0.0f, ws.o.data() + head * dv, h * dv);
     }
+  }
+  ops::linear(ws.o.data(), n, h * dv, weights_.wo.data(), c.hidden_size, y);
+}
+
+void MlaLayer::set_uniform_positions(int64_t batch, int64_t seq, int64_t first_position) {
+  Workspace& ws = *ws_;
+  ws.positions.resize(static_cast<size_t>(batch * seq));
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t s = 0; s < seq; ++s) ws.positions[static_cast<size_t>(b * seq + s)] = first_position + s;
   }
 }
 
@@ -106,116 +187,109 @@ void MlaLayer::forward(std::span<const float> x, int64_t batch, int64_t seq, Lat
                 std::to_string(cache.row_width()) + ", expected " + std::to_string(config_.latent_dim()) + ")");
   }
   cache.check_room(seq);
-  const MlaConfig& c = config_;
   Workspace& ws = *ws_;
-  const int64_t n = batch * seq;
-  const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim, dv = c.v_head_dim;
-  const int64_t r = c.kv_lora_rank, dqk = c.qk_head_dim(), row = r + dr;
-  const int64_t cached = cache.length();
-
-  project_inputs(x.data(), batch, seq, cache.start_position() + cached);
-
-  // Fold W_UK into the query: q~_h (N, R) = q_nope_h (N, Dn) * W_UK_h (Dn, R).
-  Workspace::reserve(ws.q_absorbed, n * h * row);
-  for (int64_t head = 0; head < h; ++head) {
-    ops::gemm(false, false, n, r, dn, 1.0f, ws.q.data() + head * dqk, h * dqk,
-              weights_.wkv_b.data() + head * (dn + dv) * r, r, 0.0f, ws.q_absorbed.data() + head * row,
-              h * row);
-  }
-  for (int64_t i = 0; i < n * h; ++i) {
-    std::memcpy(ws.q_absorbed.data() + i * row + r, ws.q.data() + i * dqk + dn, sizeof(float) * dr);
-  }
-
-  // Append the new latent rows, then attend: multi-query attention over rows of width R + Dr
-  // whose first R entries are also the value.
-  Workspace::reserve(ws.o_latent, n * h * r);
+  const int64_t n = batch * seq, row = config_.latent_dim(), cached = cache.length();
+  set_uniform_positions(batch, seq, cache.start_position() + cached);
+  project_inputs(x.data(), n);
+  absorb_queries(n);
+  ws.slices.clear();
   for (int64_t b = 0; b < batch; ++b) {
     std::memcpy(cache.rows(b) + cached * row, ws.latent.data() + b * seq * row, sizeof(float) * seq * row);
-    ops::AttentionParams p;
-    p.q = ws.q_absorbed.data() + b * seq * h * row;
-    p.q_token_stride = h * row;
-    p.q_head_stride = row;
-    p.k = ops::KvView::contiguous(cache.rows(b), row);
-    p.v = p.k;
-    p.out = ws.o_latent.data() + b * seq * h * r;
-    p.out_token_stride = h * r;
-    p.out_head_stride = r;
-    p.num_queries = seq;
-    p.num_heads = h;
-    p.num_kv_heads = 1;
-    p.qk_dim = row;
-    p.v_dim = r;
-    p.context_before = cached;
-    p.scale = static_cast<float>(c.softmax_scale());
-    ops::attention_forward(p);
+    const ops::KvView view = ops::KvView::contiguous(cache.rows(b), row);
+    ws.slices.push_back(SeqSlice{b * seq, seq, cached, view, view});
   }
+  attend(ws.slices, AttentionPath::kAbsorbed);
   cache.commit(seq);
-
-  // o_h (N, Dv) = o~_h (N, R) * W_UV_h^T, W_UV_h is (Dv, R).
-  Workspace::reserve(ws.o, n * h * dv);
-  for (int64_t head = 0; head < h; ++head) {
-    ops::gemm(false, true, n, dv, r, 1.0f, ws.o_latent.data() + head * r, h * r,
-              weights_.wkv_b.data() + (head * (dn + dv) + dn) * r, r, 0.0f, ws.o.data() + head * dv, h * dv);
-  }
-  ops::linear(ws.o.data(), n, h * dv, weights_.wo.data(), c.hidden_size, y.data());
+  project_output(n, AttentionPath::kAbsorbed, y.data());
 }
 
 void MlaLayer::forward(std::span<const float> x, int64_t batch, int64_t seq, NaiveKVCache& cache,
                        std::span<float> y) {
   check_io(x, batch, seq, y, cache.batch());
   const MlaConfig& c = config_;
-  const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim, dv = c.v_head_dim;
-  const int64_t r = c.kv_lora_rank, dqk = c.qk_head_dim(), row = r + dr;
+  const int64_t h = c.num_heads, dv = c.v_head_dim, dqk = c.qk_head_dim();
   if (cache.key_width() != h * dqk || cache.value_width() != h * dv) {
     throw Error("forward: the K/V cache was made for another config");
   }
   cache.check_room(seq);
   Workspace& ws = *ws_;
-  const int64_t n = batch * seq;
-  const int64_t cached = cache.length();
-
-  project_inputs(x.data(), batch, seq, cache.start_position() + cached);
-
-  // Materialise per-head keys and values: kv (N, H, Dn+Dv) = c_kv (N, R) * W_UKV^T.
-  Workspace::reserve(ws.kv, n * h * (dn + dv));
-  ops::gemm(false, true, n, h * (dn + dv), r, 1.0f, ws.latent.data(), row, weights_.wkv_b.data(), r, 0.0f,
-            ws.kv.data(), h * (dn + dv));
-
-  Workspace::reserve(ws.o, n * h * dv);
+  const int64_t n = batch * seq, cached = cache.length();
+  set_uniform_positions(batch, seq, cache.start_position() + cached);
+  project_inputs(x.data(), n);
+  expand_kv(n);
+  ws.slices.clear();
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t s = 0; s < seq; ++s) {
-      const int64_t src = b * seq + s;
-      float* k_dst = cache.keys(b) + (cached + s) * h * dqk;
-      float* v_dst = cache.values(b) + (cached + s) * h * dv;
-      for (int64_t head = 0; head < h; ++head) {
-        const float* kv_src = ws.kv.data() + (src * h + head) * (dn + dv);
-        std::memcpy(k_dst + head * dqk, kv_src, sizeof(float) * dn);
-        std::memcpy(k_dst + head * dqk + dn, ws.latent.data() + src * row + r, sizeof(float) * dr);
-        std::memcpy(v_dst + head * dv, kv_src + dn, sizeof(float) * dv);
+      write_naive_rows(b * seq + s, cache.keys(b) + (cached + s) * h * dqk, cache.values(b) + (cached + s) * h * dv);
+    }
+    ws.slices.push_back(SeqSlice{b * seq, seq, cached, ops::KvView::contiguous(cache.keys(b), h * dqk),
+                                 ops::KvView::contiguous(cache.values(b), h * dv)});
+  }
+  attend(ws.slices, AttentionPath::kNaive);
+  cache.commit(seq);
+  project_output(n, AttentionPath::kNaive, y.data());
+}
+
+void MlaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::SeqId> seqs,
+                       std::span<const int64_t> new_tokens, PagedKvPool& pool, AttentionPath path,
+                       std::span<float> y) {
+  const MlaConfig& c = config_;
+  if (seqs.size() != new_tokens.size()) throw Error("forward: one new-token count per sequence is needed");
+  if (seqs.empty()) throw Error("forward: batch must be at least 1, got 0");
+  int64_t n = 0;
+  for (int64_t count : new_tokens) {
+    if (count < 1) throw Error("forward: every sequence needs at least 1 new token, got " + std::to_string(count));
+    if (count > (int64_t{1} << 30)) throw Error("forward: too many new tokens");
+    n += count;
+  }
+  const auto expected = static_cast<size_t>(n * c.hidden_size);
+  if (x.size() != expected || y.size() != expected) {
+    throw Error("forward: x and y need total new tokens x hidden = " + std::to_string(expected) + " values, got " +
+                std::to_string(x.size()) + " and " + std::to_string(y.size()));
+  }
+  if (pool.token_width() != paged_token_width(path)) {
+    throw Error("forward: the page pool holds rows of " + std::to_string(pool.token_width()) + " numbers, the " +
+                (path == AttentionPath::kAbsorbed ? "absorbed" : "naive") + " path needs " +
+                std::to_string(paged_token_width(path)));
+  }
+  if (pool.dtype() != DType::kF32) throw Error("forward: this path needs an F32 page pool");
+  pool.reserve(seqs, new_tokens);  // all or nothing: throws before anything is written
+
+  Workspace& ws = *ws_;
+  ws.positions.resize(static_cast<size_t>(n));
+  for (size_t i = 0, row = 0; i < seqs.size(); ++i) {
+    const int64_t cached = pool.length(seqs[i]);
+    for (int64_t t = 0; t < new_tokens[i]; ++t) ws.positions[row++] = cached + t;
+  }
+  project_inputs(x.data(), n);
+  const bool absorbed = path == AttentionPath::kAbsorbed;
+  if (absorbed) {
+    absorb_queries(n);
+  } else {
+    expand_kv(n);
+  }
+  const int64_t width = pool.token_width(), key_width = c.num_heads * c.qk_head_dim();
+  ws.slices.clear();
+  for (size_t i = 0, row0 = 0; i < seqs.size(); ++i) {
+    const int64_t cached = pool.length(seqs[i]);
+    for (int64_t t = 0; t < new_tokens[i]; ++t) {
+      auto* dst = static_cast<float*>(pool.writable_row(seqs[i], cached + t));
+      const int64_t row = static_cast<int64_t>(row0) + t;
+      if (absorbed) {
+        std::memcpy(dst, ws.latent.data() + row * width, sizeof(float) * width);
+      } else {
+        write_naive_rows(row, dst, dst + key_width);
       }
     }
-    ops::AttentionParams p;
-    p.q = ws.q.data() + b * seq * h * dqk;
-    p.q_token_stride = h * dqk;
-    p.q_head_stride = dqk;
-    p.k = ops::KvView::contiguous(cache.keys(b), h * dqk);
-    p.k_head_stride = dqk;
-    p.v = ops::KvView::contiguous(cache.values(b), h * dv);
-    p.v_head_stride = dv;
-    p.out = ws.o.data() + b * seq * h * dv;
-    p.out_token_stride = h * dv;
-    p.out_head_stride = dv;
-    p.num_queries = seq;
-    p.num_heads = h;
-    p.num_kv_heads = h;
-    p.qk_dim = dqk;
-    p.v_dim = dv;
-    p.context_before = cached;
-    p.scale = static_cast<float>(c.softmax_scale());
-    ops::attention_forward(p);
+    const void* const* table = pool.page_table(seqs[i]);
+    const ops::KvView k = ops::KvView::paged(table, pool.page_size(), width);
+    const ops::KvView v = absorbed ? k : ops::KvView::paged(table, pool.page_size(), width, key_width);
+    ws.slices.push_back(SeqSlice{static_cast<int64_t>(row0), new_tokens[i], cached, k, v});
+    row0 += static_cast<size_t>(new_tokens[i]);
   }
-  cache.commit(seq);
-  ops::linear(ws.o.data(), n, h * dv, weights_.wo.data(), c.hidden_size, y.data());
+  attend(ws.slices, path);
+  for (size_t i = 0; i < seqs.size(); ++i) pool.commit(seqs[i], new_tokens[i]);
+  project_output(n, path, y.data());
 }
 
 void MlaLayer::prefill(std::span<const float> x, int64_t batch, int64_t seq, std::span<float> y,

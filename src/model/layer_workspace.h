@@ -1,0 +1,41 @@
+// Scratch buffers of an MlaLayer, sized for the largest call so far and then reused, so that a
+// decode step allocates nothing.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "ops/kv_view.h"
+
+namespace mla::detail {
+
+// The new tokens of one sequence within a call: workspace rows [row0, row0 + rows), attending to
+// `cached` earlier tokens plus themselves, read through the views.
+struct SeqSlice {
+  int64_t row0 = 0;
+  int64_t rows = 0;
+  int64_t cached = 0;
+  ops::KvView k;
+  ops::KvView v;
+};
+
+struct Workspace {
+  std::vector<float> rope_freqs;  // (Dr/2)
+  float rope_amplitude = 1.0f;
+  std::vector<float> cos_sin;     // (Dr)
+  std::vector<int64_t> positions; // (N) rotary position of each new token
+  std::vector<float> q_latent;    // (N, Rq)
+  std::vector<float> q;           // (N, H, Dn+Dr)
+  std::vector<float> latent;      // (N, R+Dr): normed c_kv then roped k_pe
+  std::vector<float> q_absorbed;  // (N, H, R+Dr)  absorbed path
+  std::vector<float> o_latent;    // (N, H, R)     absorbed path
+  std::vector<float> kv;          // (N, H, Dn+Dv) naive path
+  std::vector<float> o;           // (N, H, Dv)
+  std::vector<SeqSlice> slices;   // one per sequence of the call
+
+  static void reserve(std::vector<float>& v, int64_t n) {
+    if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+  }
+};
+
+}  // namespace mla::detail
