@@ -1,0 +1,62 @@
+// Baseline attention layers for fair comparisons with MLA: multi-head (MHA, G = H), grouped-query
+// (GQA, 1 < G < H) and multi-query (MQA, G = 1) attention, with the same paged pool, the same
+// GEMM backend and the same attention kernel as MlaLayer. RoPE (interleaved) covers each head's
+// first `rope_dim` entries. Legend: d hidden, H heads, G KV heads, Dh head width.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "mla/config.h"
+#include "mla/paged_cache.h"
+
+namespace mla {
+
+struct GqaConfig {
+  int64_t hidden_size = 0;
+  int64_t num_heads = 0;     // H
+  int64_t num_kv_heads = 0;  // G, divides H
+  int64_t head_dim = 0;      // Dh
+  int64_t rope_dim = 0;      // rotated entries per head (even, <= Dh)
+  double rope_theta = 10000.0;
+
+  void validate() const;  // throws "gqa config: <field>: <reason>"
+  int64_t cache_numbers_per_token() const { return 2 * num_kv_heads * head_dim; }
+  // The MHA/GQA/MQA layer of an MLA config's model: H heads of width d_v (the usual MHA of the
+  // same width), RoPE on d_r of each head, `kv_heads` groups.
+  static GqaConfig like_mla(const MlaConfig& mla, int64_t kv_heads);
+};
+
+struct GqaWeights {
+  std::vector<float> wq;  // (H*Dh, d)
+  std::vector<float> wk;  // (G*Dh, d)
+  std::vector<float> wv;  // (G*Dh, d)
+  std::vector<float> wo;  // (d, H*Dh)
+  static GqaWeights random(const GqaConfig& config, uint64_t seed);
+};
+
+class GqaLayer {
+ public:
+  GqaLayer(const GqaConfig& config, GqaWeights weights);
+  ~GqaLayer();
+  GqaLayer(GqaLayer&&) noexcept;
+  GqaLayer& operator=(GqaLayer&&) noexcept;
+
+  const GqaConfig& config() const { return config_; }
+  int64_t paged_token_width() const { return config_.cache_numbers_per_token(); }
+
+  // Same contract as MlaLayer's paged forward: packed (sum new_tokens, hidden) in and out.
+  void forward(std::span<const float> x, std::span<const PagedKvPool::SeqId> seqs,
+               std::span<const int64_t> new_tokens, PagedKvPool& pool, std::span<float> y);
+
+ private:
+  struct Workspace;
+  GqaConfig config_;
+  GqaWeights weights_;
+  std::unique_ptr<Workspace> ws_;
+};
+
+}  // namespace mla

@@ -1,0 +1,160 @@
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "mla/baseline.h"
+#include "mla/error.h"
+#include "ops/attention.h"
+#include "ops/gemm.h"
+#include "ops/rope.h"
+
+namespace mla {
+
+void GqaConfig::validate() const {
+  auto fail = [](const std::string& field, const std::string& reason) {
+    throw Error("gqa config: " + field + ": " + reason);
+  };
+  if (hidden_size < 1 || hidden_size > (1 << 20)) fail("hidden_size", "must be in [1, 2^20]");
+  if (num_heads < 1 || num_heads > (1 << 16)) fail("num_heads", "must be in [1, 2^16]");
+  if (num_kv_heads < 1 || num_heads % num_kv_heads != 0) {
+    fail("num_kv_heads", "must divide num_heads (" + std::to_string(num_heads) + "), got " + std::to_string(num_kv_heads));
+  }
+  if (head_dim < 1 || head_dim > (1 << 16)) fail("head_dim", "must be in [1, 2^16]");
+  if (rope_dim < 0 || rope_dim > head_dim || rope_dim % 2 != 0) fail("rope_dim", "must be even and in [0, head_dim]");
+  if (!(rope_theta > 1.0)) fail("rope_theta", "must be greater than 1");
+}
+
+GqaConfig GqaConfig::like_mla(const MlaConfig& mla, int64_t kv_heads) {
+  GqaConfig c;
+  c.hidden_size = mla.hidden_size;
+  c.num_heads = mla.num_heads;
+  c.num_kv_heads = kv_heads;
+  // The usual MHA of the same model width: heads of width d_v (2048 / 16 = 128 for V2-Lite).
+  c.head_dim = mla.v_head_dim;
+  c.rope_dim = std::min(mla.qk_rope_head_dim, mla.v_head_dim) / 2 * 2;
+  c.rope_theta = mla.rope_theta;
+  return c;
+}
+
+GqaWeights GqaWeights::random(const GqaConfig& c, uint64_t seed) {
+  c.validate();
+  std::mt19937_64 rng(seed);
+  auto fill = [&](std::vector<float>& w, int64_t out, int64_t in) {
+    const float bound = std::sqrt(3.0f / static_cast<float>(in));
+    std::uniform_real_distribution<float> dist(-bound, bound);
+    w.resize(static_cast<size_t>(out * in));
+    for (float& v : w) v = dist(rng);
+  };
+  GqaWeights w;
+  fill(w.wq, c.num_heads * c.head_dim, c.hidden_size);
+  fill(w.wk, c.num_kv_heads * c.head_dim, c.hidden_size);
+  fill(w.wv, c.num_kv_heads * c.head_dim, c.hidden_size);
+  fill(w.wo, c.hidden_size, c.num_heads * c.head_dim);
+  return w;
+}
+
+struct GqaLayer::Workspace {
+  std::vector<float> freqs, cos_sin;
+  std::vector<float> q, kv, o;  // (N, H*Dh), (N, 2*G*Dh), (N, H*Dh)
+  static void reserve(std::vector<float>& v, int64_t n) {
+    if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+  }
+};
+
+GqaLayer::GqaLayer(const GqaConfig& config, GqaWeights weights)
+    : config_(config), weights_(std::move(weights)), ws_(std::make_unique<Workspace>()) {
+  config_.validate();
+  const GqaConfig& c = config_;
+  auto check = [](const std::vector<float>& w, int64_t n, const char* name) {
+    if (static_cast<int64_t>(w.size()) != n) {
+      throw Error(std::string("gqa weights: ") + name + ": expected " + std::to_string(n) + " values, got " +
+                  std::to_string(w.size()));
+    }
+  };
+  check(weights_.wq, c.num_heads * c.head_dim * c.hidden_size, "wq");
+  check(weights_.wk, c.num_kv_heads * c.head_dim * c.hidden_size, "wk");
+  check(weights_.wv, c.num_kv_heads * c.head_dim * c.hidden_size, "wv");
+  check(weights_.wo, c.num_heads * c.head_dim * c.hidden_size, "wo");
+  MlaConfig rope;  // only the rotary fields matter to the frequency table
+  rope.qk_rope_head_dim = c.rope_dim;
+  rope.rope_theta = c.rope_theta;
+  ws_->freqs = ops::rope_frequencies(rope);
+  ws_->cos_sin.resize(static_cast<size_t>(c.rope_dim));
+}
+
+GqaLayer::~GqaLayer() = default;
+GqaLayer::GqaLayer(GqaLayer&&) noexcept = default;
+GqaLayer& GqaLayer::operator=(GqaLayer&&) noexcept = default;
+
+void GqaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::SeqId> seqs,
+                       std::span<const int64_t> new_tokens, PagedKvPool& pool, std::span<float> y) {
+  const GqaConfig& c = config_;
+  if (seqs.size() != new_tokens.size()) throw Error("forward: one new-token count per sequence is needed");
+  if (seqs.empty()) throw Error("forward: batch must be at least 1, got 0");
+  int64_t n = 0;
+  for (int64_t count : new_tokens) {
+    if (count < 1) throw Error("forward: every sequence needs at least 1 new token, got " + std::to_string(count));
+    n += count;
+  }
+  const auto expected = static_cast<size_t>(n * c.hidden_size);
+  if (x.size() != expected || y.size() != expected) {
+    throw Error("forward: x and y need total new tokens x hidden = " + std::to_string(expected) + " values");
+  }
+  if (pool.token_width() != paged_token_width() || pool.dtype() != DType::kF32) {
+    throw Error("forward: the page pool must hold F32 rows of " + std::to_string(paged_token_width()) + " numbers");
+  }
+  pool.reserve(seqs, new_tokens);
+
+  Workspace& ws = *ws_;
+  const int64_t h = c.num_heads, g = c.num_kv_heads, dh = c.head_dim, d = c.hidden_size, kvw = 2 * g * dh;
+  Workspace::reserve(ws.q, n * h * dh);
+  Workspace::reserve(ws.kv, n * kvw);
+  Workspace::reserve(ws.o, n * h * dh);
+  ops::linear(x.data(), n, d, weights_.wq.data(), h * dh, ws.q.data());
+  // K and V land side by side in each row, as the pool stores them: (N, [G*Dh | G*Dh]).
+  ops::gemm(false, true, n, g * dh, d, 1.0f, x.data(), d, weights_.wk.data(), d, 0.0f, ws.kv.data(), kvw);
+  ops::gemm(false, true, n, g * dh, d, 1.0f, x.data(), d, weights_.wv.data(), d, 0.0f, ws.kv.data() + g * dh, kvw);
+
+  int64_t row = 0;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const int64_t cached = pool.length(seqs[i]);
+    for (int64_t t = 0; t < new_tokens[i]; ++t, ++row) {
+      if (c.rope_dim > 0) {
+        ops::rope_cos_sin(ws.freqs, 1.0f, cached + t, ws.cos_sin.data());
+        ops::rope_apply(ws.q.data() + row * h * dh, h, dh, c.rope_dim, ws.cos_sin.data());
+        ops::rope_apply(ws.kv.data() + row * kvw, g, dh, c.rope_dim, ws.cos_sin.data());
+      }
+      std::memcpy(pool.writable_row(seqs[i], cached + t), ws.kv.data() + row * kvw, sizeof(float) * kvw);
+    }
+  }
+  row = 0;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const void* const* table = pool.page_table(seqs[i]);
+    ops::AttentionParams p;
+    p.q = ws.q.data() + row * h * dh;
+    p.q_token_stride = h * dh;
+    p.q_head_stride = dh;
+    p.k = ops::KvView::paged(table, pool.page_size(), kvw);
+    p.k_head_stride = dh;
+    p.v = ops::KvView::paged(table, pool.page_size(), kvw, g * dh);
+    p.v_head_stride = dh;
+    p.out = ws.o.data() + row * h * dh;
+    p.out_token_stride = h * dh;
+    p.out_head_stride = dh;
+    p.num_queries = new_tokens[i];
+    p.num_heads = h;
+    p.num_kv_heads = g;
+    p.qk_dim = dh;
+    p.v_dim = dh;
+    p.context_before = pool.length(seqs[i]);
+    p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(dh)));
+    ops::attention_forward(p);
+    row += new_tokens[i];
+  }
+  for (size_t i = 0; i < seqs.size(); ++i) pool.commit(seqs[i], new_tokens[i]);
+  ops::linear(ws.o.data(), n, h * dh, weights_.wo.data(), d, y.data());
+}
+
+}  // namespace mla
