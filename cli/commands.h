@@ -12,5 +12,6 @@ using Runner = std::function<int()>;
 Runner add_attention_command(CLI::App& app);
 Runner add_info_command(CLI::App& app);
 Runner add_demo_command(CLI::App& app);
+Runner add_bench_command(CLI::App& app);
 
 }  // namespace mla::cli

@@ -1,0 +1,29 @@
+// The attention variants `mla bench` compares, each behind one step function over a paged pool.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "mla/config.h"
+#include "mla/paged_cache.h"
+
+namespace mla::cli {
+
+struct BenchVariant {
+  std::string name;             // mla, mla-naive, mha, gqa<N>, mqa
+  int64_t token_width = 0;      // numbers per cached token
+  int64_t hidden_size = 0;
+  // One batched step: packed x (sum counts, hidden) -> y, appending to the pool.
+  std::function<void(std::span<const float>, std::span<const PagedKvPool::SeqId>, std::span<const int64_t>,
+                     PagedKvPool&, std::span<float>)>
+      step;
+  std::shared_ptr<void> layer;  // keeps the layer alive
+};
+
+// Throws mla::Error naming an unknown variant or a group count that does not divide the heads.
+BenchVariant make_bench_variant(const std::string& name, const MlaConfig& config, uint64_t seed);
+
+}  // namespace mla::cli

@@ -1,0 +1,255 @@
+// mla bench: MLA (absorbed and naive) against MHA, GQA and MQA on the same paged cache, kernels
+// and GEMM backend. Per variant and context: cache bytes per token, prefill tokens/s, decode
+// latency per step (median of repeats), cache and peak memory. Table, --json, --plot.
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bench_variants.h"
+#include "commands.h"
+#include "mla/atomic_file.h"
+#include "mla/error.h"
+#include "mla/plot.h"
+#include "model_dir.h"
+
+namespace mla::cli {
+namespace {
+
+struct BenchOptions {
+  std::string preset = "deepseek-v2-lite";
+  std::string model;
+  std::string contexts = "1024,4096,16384";
+  int64_t batch = 1;
+  int threads = 0;
+  std::string dtype = "f32";
+  std::string variants = "mla,mla-naive,mha,gqa8,mqa";
+  std::string json;
+  std::string plot;
+  int repeats = 7;
+  int64_t prefill_tokens = 512;
+  int64_t page_size = 64;
+};
+
+struct Point {
+  int64_t context = 0;
+  double decode_seconds = 0.0;
+  double prefill_tokens_per_second = 0.0;
+  int64_t cache_bytes = 0;
+  int64_t peak_rss_bytes = 0;
+};
+
+std::vector<std::string> split(const std::string& text) {
+  std::vector<std::string> parts;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    if (!item.empty()) parts.push_back(item);
+  }
+  return parts;
+}
+
+std::vector<int64_t> parse_contexts(const std::string& text) {
+  std::vector<int64_t> contexts;
+  for (const std::string& item : split(text)) {
+    size_t used = 0;
+    int64_t value = 0;
+    try {
+      value = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != item.size() || value < 1 || value > (int64_t{1} << 22)) {
+      throw Error("--contexts: '" + item + "' is not a context length between 1 and 4194304");
+    }
+    contexts.push_back(value);
+  }
+  if (contexts.empty()) throw Error("--contexts: give at least one length, e.g. 1024,4096");
+  std::sort(contexts.begin(), contexts.end());
+  return contexts;
+}
+
+int64_t peak_rss_bytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+Point measure(BenchVariant& v, int64_t context, const BenchOptions& opt, std::mt19937_64& rng) {
+  const int64_t batch = opt.batch, d = v.hidden_size;
+  const int64_t per_seq = context + opt.repeats + 1;
+  const int64_t pages = batch * ((per_seq + opt.page_size - 1) / opt.page_size);
+  PagedKvPool pool(v.token_width, opt.page_size, pages);
+  std::vector<PagedKvPool::SeqId> seqs;
+  for (int64_t b = 0; b < batch; ++b) seqs.push_back(pool.add_sequence());
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+
+  // Prefill the first tokens for real (timed), then fill the rest of the context with synthetic
+  // rows: decode cost does not depend on the cached values, and a 16k prefill per variant
+  // would dominate the run.
+  Point point;
+  point.context = context;
+  const int64_t prefill = std::min(context, opt.prefill_tokens);
+  std::vector<float> x(static_cast<size_t>(batch * prefill * d)), y(x.size());
+  for (float& value : x) value = normal(rng);
+  std::vector<int64_t> counts(static_cast<size_t>(batch), prefill);
+  auto start = std::chrono::steady_clock::now();
+  v.step(x, seqs, counts, pool, y);
+  point.prefill_tokens_per_second = static_cast<double>(batch * prefill) / seconds_since(start);
+  if (context > prefill) {
+    std::vector<int64_t> rest(static_cast<size_t>(batch), context - prefill);
+    pool.reserve(seqs, rest);
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    for (auto seq : seqs) {
+      for (int64_t t = prefill; t < context; ++t) {
+        auto* row = static_cast<float*>(pool.writable_row(seq, t));
+        for (int64_t i = 0; i < v.token_width; ++i) row[i] = uniform(rng);
+      }
+      pool.commit(seq, context - prefill);
+    }
+  }
+
+  std::vector<float> xt(static_cast<size_t>(batch * d)), yt(xt.size());
+  for (float& value : xt) value = normal(rng);
+  std::vector<int64_t> ones(static_cast<size_t>(batch), 1);
+  v.step(xt, seqs, ones, pool, yt);  // warm-up: workspaces grow once
+  std::vector<double> times;
+  for (int r = 0; r < opt.repeats; ++r) {
+    start = std::chrono::steady_clock::now();
+    v.step(xt, seqs, ones, pool, yt);
+    times.push_back(seconds_since(start));
+  }
+  std::sort(times.begin(), times.end());
+  point.decode_seconds = times[times.size() / 2];
+  point.cache_bytes = pool.bytes_used();
+  point.peak_rss_bytes = peak_rss_bytes();
+  return point;
+}
+
+void write_plot(const std::string& path, const std::vector<BenchVariant>& variants,
+                const std::vector<std::vector<Point>>& results) {
+  PlotPanel latency{"decode step latency", "context (tokens)", "ms per step", true, false, {}};
+  PlotPanel memory{"kv cache per sequence", "context (tokens)", "MiB", true, true, {}};
+  for (size_t i = 0; i < variants.size(); ++i) {
+    PlotSeries lat{variants[i].name, {}, {}}, mem{variants[i].name, {}, {}};
+    for (const Point& p : results[i]) {
+      lat.x.push_back(static_cast<double>(p.context));
+      lat.y.push_back(p.decode_seconds * 1e3);
+      mem.x.push_back(static_cast<double>(p.context));
+      mem.y.push_back(static_cast<double>(variants[i].token_width * 4 * p.context) / (1 << 20));
+    }
+    latency.series.push_back(lat);
+    memory.series.push_back(mem);
+  }
+  write_line_plot(path, {latency, memory});
+}
+
+int run_bench(const BenchOptions& opt) {
+  if (opt.dtype == "bf16") throw Error("--dtype: bf16 caches are not available in this build yet (use f32)");
+  if (opt.dtype != "f32") throw Error("--dtype: unknown value '" + opt.dtype + "' (use f32 or bf16)");
+  if (opt.batch < 1 || opt.batch > 4096) throw Error("--batch: must be between 1 and 4096");
+  if (opt.repeats < 1 || opt.repeats > 1000) throw Error("--repeats: must be between 1 and 1000");
+  if (opt.prefill_tokens < 1) throw Error("--prefill-tokens: must be at least 1");
+  if (opt.threads < 0) throw Error("--threads: must not be negative");
+  const std::vector<int64_t> contexts = parse_contexts(opt.contexts);
+  const MlaConfig config = opt.model.empty() ? preset_config(opt.preset) : open_model_dir(opt.model).config;
+  if (opt.threads > 0) omp_set_num_threads(opt.threads);
+  const int threads = omp_get_max_threads();
+
+  std::vector<BenchVariant> variants;
+  for (const std::string& name : split(opt.variants)) variants.push_back(make_bench_variant(name, config, 1));
+  if (variants.empty()) throw Error("--variants: give at least one variant");
+
+  std::fprintf(stderr, "mla bench: %s, batch %lld, %d threads, f32, contexts %s\n",
+               opt.model.empty() ? opt.preset.c_str() : opt.model.c_str(), static_cast<long long>(opt.batch), threads,
+               opt.contexts.c_str());
+  std::mt19937_64 rng(1);
+  std::vector<std::vector<Point>> results(variants.size());
+  const size_t total = variants.size() * contexts.size();
+  size_t done = 0;
+  for (size_t i = 0; i < variants.size(); ++i) {
+    for (int64_t context : contexts) {
+      std::fprintf(stderr, "[%zu/%zu] %-9s context %6lld ...", ++done, total, variants[i].name.c_str(),
+                   static_cast<long long>(context));
+      std::fflush(stderr);
+      results[i].push_back(measure(variants[i], context, opt, rng));
+      const Point& p = results[i].back();
+      std::fprintf(stderr, " prefill %8.0f tok/s, decode %8.3f ms/step\n", p.prefill_tokens_per_second,
+                   p.decode_seconds * 1e3);
+    }
+  }
+
+  std::printf("%-10s %14s %9s %16s %16s %12s %12s\n", "variant", "cache B/token", "context", "prefill tok/s",
+              "decode ms/step", "cache MiB", "peak RSS MiB");
+  for (size_t i = 0; i < variants.size(); ++i) {
+    for (const Point& p : results[i]) {
+      std::printf("%-10s %14lld %9lld %16.0f %16.3f %12.1f %12.1f\n", variants[i].name.c_str(),
+                  static_cast<long long>(variants[i].token_width * 4), static_cast<long long>(p.context),
+                  p.prefill_tokens_per_second, p.decode_seconds * 1e3, static_cast<double>(p.cache_bytes) / (1 << 20),
+                  static_cast<double>(p.peak_rss_bytes) / (1 << 20));
+    }
+  }
+
+  if (!opt.json.empty()) {
+    nlohmann::json j;
+    j["preset"] = opt.model.empty() ? opt.preset : "";
+    j["model"] = opt.model;
+    j["batch"] = opt.batch;
+    j["threads"] = threads;
+    j["dtype"] = opt.dtype;
+    j["page_size"] = opt.page_size;
+    j["repeats"] = opt.repeats;
+    j["prefill_tokens"] = opt.prefill_tokens;
+    j["variants"] = nlohmann::json::array();
+    for (size_t i = 0; i < variants.size(); ++i) {
+      nlohmann::json v;
+      v["name"] = variants[i].name;
+      v["cache_bytes_per_token"] = variants[i].token_width * 4;
+      v["points"] = nlohmann::json::array();
+      for (const Point& p : results[i]) {
+        v["points"].push_back({{"context", p.context},
+                               {"batch", opt.batch},
+                               {"decode_seconds_per_token", p.decode_seconds},
+                               {"prefill_tokens_per_second", p.prefill_tokens_per_second},
+                               {"cache_bytes", p.cache_bytes},
+                               {"peak_rss_bytes", p.peak_rss_bytes}});
+      }
+      j["variants"].push_back(v);
+    }
+    write_file_atomic(opt.json, j.dump(2) + "\n");
+  }
+  if (!opt.plot.empty()) write_plot(opt.plot, variants, results);
+  return 0;
+}
+
+}  // namespace
+
+Runner add_bench_command(CLI::App& app) {
+  auto opt = std::make_shared<BenchOptions>();
+  CLI::App* cmd = app.add_subcommand("bench", "Compare MLA (absorbed, naive) with MHA, GQA and MQA: cache and speed");
+  cmd->add_option("--preset", opt->preset, "deepseek-v2-lite (default), deepseek-v2, deepseek-v3, tiny");
+  cmd->add_option("--model", opt->model, "A model folder whose config.json gives the shape (instead of --preset)");
+  cmd->add_option("--contexts", opt->contexts, "Comma-separated context lengths (default 1024,4096,16384)");
+  cmd->add_option("--batch", opt->batch, "Sequences decoded together (default 1)");
+  cmd->add_option("--threads", opt->threads, "Threads (default: all cores)");
+  cmd->add_option("--dtype", opt->dtype, "Cache and weight precision: f32 (default) or bf16");
+  cmd->add_option("--variants", opt->variants, "Comma-separated: mla,mla-naive,mha,gqa8,mqa (default all)");
+  cmd->add_option("--json", opt->json, "Write the results as JSON to this file");
+  cmd->add_option("--plot", opt->plot, "Write a PNG plot of latency and cache memory against context");
+  cmd->add_option("--repeats", opt->repeats, "Timed decode steps per point; the median is reported (default 7)");
+  cmd->add_option("--prefill-tokens", opt->prefill_tokens, "Tokens prefilled for the prefill rate (default 512)");
+  cmd->add_option("--page-size", opt->page_size, "Cache page size in tokens, 1 to 256 (default 64)");
+  return [opt] { return run_bench(*opt); };
+}
+
+}  // namespace mla::cli
