@@ -161,6 +161,9 @@ int run_bench(const BenchOptions& opt) {
   if (opt.repeats < 1 || opt.repeats > 1000) throw Error("--repeats: must be between 1 and 1000");
   if (opt.prefill_tokens < 1) throw Error("--prefill-tokens: must be at least 1");
   if (opt.threads < 0) throw Error("--threads: must not be negative");
+  if (opt.page_size < 1 || opt.page_size > 256) {
+    throw Error("--page-size: page size must be between 1 and 256 tokens, got " + std::to_string(opt.page_size));
+  }
   const std::vector<int64_t> contexts = parse_contexts(opt.contexts);
   const MlaConfig config = opt.model.empty() ? preset_config(opt.preset) : open_model_dir(opt.model).config;
   if (opt.threads > 0) omp_set_num_threads(opt.threads);

@@ -1,0 +1,62 @@
+"""`mla bench`: the JSON contract (field names scripts rely on), the PNG plot, progress on
+stderr, the table on stdout, and errors for bad options."""
+import json
+import os
+import subprocess
+
+import pytest
+
+
+def cli():
+    path = os.environ.get("MLA_CLI")
+    if not path:
+        pytest.fail("MLA_CLI is not set: run through ctest, or export MLA_CLI=build/mla")
+    return path
+
+
+def run(*args):
+    return subprocess.run([cli(), "bench", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_json_plot_and_table(tmp_path):
+    out, png = str(tmp_path / "b.json"), str(tmp_path / "b.png")
+    r = run("--preset", "tiny", "--contexts", "64,200", "--batch", "2", "--threads", "1", "--repeats", "3",
+            "--variants", "mla,mla-naive,mha,gqa2,mqa", "--json", out, "--plot", png, "--page-size", "16")
+    assert r.returncode == 0, r.stderr
+    data = json.load(open(out))
+    assert [v["name"] for v in data["variants"]] == ["mla", "mla-naive", "mha", "gqa2", "mqa"]
+    # tiny: R + Dr = 40, H (Dn + Dr + Dv) = 4 * 40 = 160, MHA 2 * 4 * 16 = 128, GQA-2 64, MQA 32 numbers.
+    widths = {v["name"]: v["cache_bytes_per_token"] for v in data["variants"]}
+    assert widths == {"mla": 160, "mla-naive": 640, "mha": 512, "gqa2": 256, "mqa": 128}
+    for v in data["variants"]:
+        assert [p["context"] for p in v["points"]] == [64, 200]
+        for p in v["points"]:
+            assert p["batch"] == 2
+            assert p["decode_seconds_per_token"] > 0
+            assert p["prefill_tokens_per_second"] > 0
+            # Exact accounting: whole pages of 16 tokens for context + warm-up + repeats per sequence.
+            tokens = p["context"] + 1 + 3
+            assert p["cache_bytes"] == 2 * -(-tokens // 16) * 16 * v["cache_bytes_per_token"]
+    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "[10/10]" in r.stderr  # progress
+    assert "decode ms/step" in r.stdout
+
+
+@pytest.mark.parametrize("args,word", [
+    (["--variants", "mla,flash"], "flash"),
+    (["--variants", "gqa3"], "gqa3"),
+    (["--contexts", "10,abc"], "abc"),
+    (["--contexts", "0"], "--contexts"),
+    (["--dtype", "f64"], "f64"),
+    (["--batch", "0"], "--batch"),
+    (["--preset", "gpt"], "gpt"),
+    (["--page-size", "300"], "page size"),
+    (["--model", "/nonexistent"], "/nonexistent"),
+])
+def test_bad_options(args, word):
+    base = {"--preset": "tiny", "--contexts": "16", "--repeats": "1", "--variants": "mla"}
+    base.update(dict(zip(args[::2], args[1::2])))
+    r = run(*[item for pair in base.items() for item in pair])
+    assert r.returncode == 2
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and word.lower() in lines[0].lower(), lines
