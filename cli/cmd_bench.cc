@@ -75,6 +75,9 @@ std::vector<int64_t> parse_contexts(const std::string& text) {
   return contexts;
 }
 
+DType cache_dtype(const BenchOptions& opt) { return opt.dtype == "bf16" ? DType::kBF16 : DType::kF32; }
+int64_t element_bytes(const BenchOptions& opt) { return static_cast<int64_t>(dtype_size(cache_dtype(opt))); }
+
 int64_t peak_rss_bytes() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
@@ -89,7 +92,7 @@ Point measure(BenchVariant& v, int64_t context, const BenchOptions& opt, std::mt
   const int64_t batch = opt.batch, d = v.hidden_size;
   const int64_t per_seq = context + opt.repeats + 1;
   const int64_t pages = batch * ((per_seq + opt.page_size - 1) / opt.page_size);
-  PagedKvPool pool(v.token_width, opt.page_size, pages);
+  PagedKvPool pool(v.token_width, opt.page_size, pages, cache_dtype(opt));
   std::vector<PagedKvPool::SeqId> seqs;
   for (int64_t b = 0; b < batch; ++b) seqs.push_back(pool.add_sequence());
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -110,10 +113,11 @@ Point measure(BenchVariant& v, int64_t context, const BenchOptions& opt, std::mt
     std::vector<int64_t> rest(static_cast<size_t>(batch), context - prefill);
     pool.reserve(seqs, rest);
     std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    std::vector<float> synthetic(static_cast<size_t>(v.token_width));
     for (auto seq : seqs) {
       for (int64_t t = prefill; t < context; ++t) {
-        auto* row = static_cast<float*>(pool.writable_row(seq, t));
-        for (int64_t i = 0; i < v.token_width; ++i) row[i] = uniform(rng);
+        for (int64_t i = 0; i < v.token_width; ++i) synthetic[static_cast<size_t>(i)] = uniform(rng);
+        convert_from_f32(synthetic.data(), synthetic.size(), pool.dtype(), pool.writable_row(seq, t));
       }
       pool.commit(seq, context - prefill);
     }
@@ -137,7 +141,7 @@ Point measure(BenchVariant& v, int64_t context, const BenchOptions& opt, std::mt
 }
 
 void write_plot(const std::string& path, const std::vector<BenchVariant>& variants,
-                const std::vector<std::vector<Point>>& results) {
+                const std::vector<std::vector<Point>>& results, int64_t element_size) {
   PlotPanel latency{"decode step latency", "context (tokens)", "ms per step", true, false, {}};
   PlotPanel memory{"kv cache per sequence", "context (tokens)", "MiB", true, true, {}};
   for (size_t i = 0; i < variants.size(); ++i) {
@@ -146,7 +150,7 @@ void write_plot(const std::string& path, const std::vector<BenchVariant>& varian
       lat.x.push_back(static_cast<double>(p.context));
       lat.y.push_back(p.decode_seconds * 1e3);
       mem.x.push_back(static_cast<double>(p.context));
-      mem.y.push_back(static_cast<double>(variants[i].token_width * 4 * p.context) / (1 << 20));
+      mem.y.push_back(static_cast<double>(variants[i].token_width * element_size * p.context) / (1 << 20));
     }
     latency.series.push_back(lat);
     memory.series.push_back(mem);
@@ -155,8 +159,7 @@ void write_plot(const std::string& path, const std::vector<BenchVariant>& varian
 }
 
 int run_bench(const BenchOptions& opt) {
-  if (opt.dtype == "bf16") throw Error("--dtype: bf16 caches are not available in this build yet (use f32)");
-  if (opt.dtype != "f32") throw Error("--dtype: unknown value '" + opt.dtype + "' (use f32 or bf16)");
+  if (opt.dtype != "f32" && opt.dtype != "bf16") throw Error("--dtype: unknown value '" + opt.dtype + "' (use f32 or bf16)");
   if (opt.batch < 1 || opt.batch > 4096) throw Error("--batch: must be between 1 and 4096");
   if (opt.repeats < 1 || opt.repeats > 1000) throw Error("--repeats: must be between 1 and 1000");
   if (opt.prefill_tokens < 1) throw Error("--prefill-tokens: must be at least 1");
@@ -173,9 +176,9 @@ int run_bench(const BenchOptions& opt) {
   for (const std::string& name : split(opt.variants)) variants.push_back(make_bench_variant(name, config, 1));
   if (variants.empty()) throw Error("--variants: give at least one variant");
 
-  std::fprintf(stderr, "mla bench: %s, batch %lld, %d threads, f32, contexts %s\n",
+  std::fprintf(stderr, "mla bench: %s, batch %lld, %d threads, %s cache, contexts %s\n",
                opt.model.empty() ? opt.preset.c_str() : opt.model.c_str(), static_cast<long long>(opt.batch), threads,
-               opt.contexts.c_str());
+               opt.dtype.c_str(), opt.contexts.c_str());
   std::mt19937_64 rng(1);
   std::vector<std::vector<Point>> results(variants.size());
   const size_t total = variants.size() * contexts.size();
@@ -197,7 +200,7 @@ int run_bench(const BenchOptions& opt) {
   for (size_t i = 0; i < variants.size(); ++i) {
     for (const Point& p : results[i]) {
       std::printf("%-10s %14lld %9lld %16.0f %16.3f %12.1f %12.1f\n", variants[i].name.c_str(),
-                  static_cast<long long>(variants[i].token_width * 4), static_cast<long long>(p.context),
+                  static_cast<long long>(variants[i].token_width * element_bytes(opt)), static_cast<long long>(p.context),
                   p.prefill_tokens_per_second, p.decode_seconds * 1e3, static_cast<double>(p.cache_bytes) / (1 << 20),
                   static_cast<double>(p.peak_rss_bytes) / (1 << 20));
     }
@@ -217,7 +220,7 @@ int run_bench(const BenchOptions& opt) {
     for (size_t i = 0; i < variants.size(); ++i) {
       nlohmann::json v;
       v["name"] = variants[i].name;
-      v["cache_bytes_per_token"] = variants[i].token_width * 4;
+      v["cache_bytes_per_token"] = variants[i].token_width * element_bytes(opt);
       v["points"] = nlohmann::json::array();
       for (const Point& p : results[i]) {
         v["points"].push_back({{"context", p.context},
@@ -231,7 +234,7 @@ int run_bench(const BenchOptions& opt) {
     }
     write_file_atomic(opt.json, j.dump(2) + "\n");
   }
-  if (!opt.plot.empty()) write_plot(opt.plot, variants, results);
+  if (!opt.plot.empty()) write_plot(opt.plot, variants, results, element_bytes(opt));
   return 0;
 }
 
@@ -245,7 +248,7 @@ Runner add_bench_command(CLI::App& app) {
   cmd->add_option("--contexts", opt->contexts, "Comma-separated context lengths (default 1024,4096,16384)");
   cmd->add_option("--batch", opt->batch, "Sequences decoded together (default 1)");
   cmd->add_option("--threads", opt->threads, "Threads (default: all cores)");
-  cmd->add_option("--dtype", opt->dtype, "Cache and weight precision: f32 (default) or bf16");
+  cmd->add_option("--dtype", opt->dtype, "KV cache precision: f32 (default) or bf16 (weights and accumulation stay f32)");
   cmd->add_option("--variants", opt->variants, "Comma-separated: mla,mla-naive,mha,gqa8,mqa (default all)");
   cmd->add_option("--json", opt->json, "Write the results as JSON to this file");
   cmd->add_option("--plot", opt->plot, "Write a PNG plot of latency and cache memory against context");

@@ -102,8 +102,8 @@ void GqaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::Se
   if (x.size() != expected || y.size() != expected) {
     throw Error("forward: x and y need total new tokens x hidden = " + std::to_string(expected) + " values");
   }
-  if (pool.token_width() != paged_token_width() || pool.dtype() != DType::kF32) {
-    throw Error("forward: the page pool must hold F32 rows of " + std::to_string(paged_token_width()) + " numbers");
+  if (pool.token_width() != paged_token_width()) {
+    throw Error("forward: the page pool must hold rows of " + std::to_string(paged_token_width()) + " numbers");
   }
   pool.reserve(seqs, new_tokens);
 
@@ -126,7 +126,8 @@ void GqaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::Se
         ops::rope_apply(ws.q.data() + row * h * dh, h, dh, c.rope_dim, ws.cos_sin.data());
         ops::rope_apply(ws.kv.data() + row * kvw, g, dh, c.rope_dim, ws.cos_sin.data());
       }
-      std::memcpy(pool.writable_row(seqs[i], cached + t), ws.kv.data() + row * kvw, sizeof(float) * kvw);
+      convert_from_f32(ws.kv.data() + row * kvw, static_cast<size_t>(kvw), pool.dtype(),
+                       pool.writable_row(seqs[i], cached + t));
     }
   }
   row = 0;
@@ -136,9 +137,9 @@ void GqaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::Se
     p.q = ws.q.data() + row * h * dh;
     p.q_token_stride = h * dh;
     p.q_head_stride = dh;
-    p.k = ops::KvView::paged(table, pool.page_size(), kvw);
+    p.k = ops::KvView::paged(table, pool.page_size(), kvw, 0, pool.dtype());
     p.k_head_stride = dh;
-    p.v = ops::KvView::paged(table, pool.page_size(), kvw, g * dh);
+    p.v = ops::KvView::paged(table, pool.page_size(), kvw, g * dh, pool.dtype());
     p.v_head_stride = dh;
     p.out = ws.o.data() + row * h * dh;
     p.out_token_stride = h * dh;

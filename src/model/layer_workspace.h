@@ -31,6 +31,7 @@ struct Workspace {
   std::vector<float> o_latent;    // (N, H, R)     absorbed path
   std::vector<float> kv;          // (N, H, Dn+Dv) naive path
   std::vector<float> o;           // (N, H, Dv)
+  std::vector<float> row_buffer;  // one cache row before conversion to the pool's dtype
   std::vector<SeqSlice> slices;   // one per sequence of the call
 
   static void reserve(std::vector<float>& v, int64_t n) {

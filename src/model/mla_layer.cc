@@ -252,7 +252,6 @@ void MlaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::Se
                 (path == AttentionPath::kAbsorbed ? "absorbed" : "naive") + " path needs " +
                 std::to_string(paged_token_width(path)));
   }
-  if (pool.dtype() != DType::kF32) throw Error("forward: this path needs an F32 page pool");
   pool.reserve(seqs, new_tokens);  // all or nothing: throws before anything is written
 
   Workspace& ws = *ws_;
@@ -273,17 +272,19 @@ void MlaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::Se
   for (size_t i = 0, row0 = 0; i < seqs.size(); ++i) {
     const int64_t cached = pool.length(seqs[i]);
     for (int64_t t = 0; t < new_tokens[i]; ++t) {
-      auto* dst = static_cast<float*>(pool.writable_row(seqs[i], cached + t));
+      void* dst = pool.writable_row(seqs[i], cached + t);
       const int64_t row = static_cast<int64_t>(row0) + t;
-      if (absorbed) {
-        std::memcpy(dst, ws.latent.data() + row * width, sizeof(float) * width);
-      } else {
-        write_naive_rows(row, dst, dst + key_width);
+      const float* src = ws.latent.data() + row * width;
+      if (!absorbed) {
+        Workspace::reserve(ws.row_buffer, width);
+        write_naive_rows(row, ws.row_buffer.data(), ws.row_buffer.data() + key_width);
+        src = ws.row_buffer.data();
       }
+      convert_from_f32(src, static_cast<size_t>(width), pool.dtype(), dst);
     }
     const void* const* table = pool.page_table(seqs[i]);
-    const ops::KvView k = ops::KvView::paged(table, pool.page_size(), width);
-    const ops::KvView v = absorbed ? k : ops::KvView::paged(table, pool.page_size(), width, key_width);
+    const ops::KvView k = ops::KvView::paged(table, pool.page_size(), width, 0, pool.dtype());
+    const ops::KvView v = absorbed ? k : ops::KvView::paged(table, pool.page_size(), width, key_width, pool.dtype());
     ws.slices.push_back(SeqSlice{static_cast<int64_t>(row0), new_tokens[i], cached, k, v});
     row0 += static_cast<size_t>(new_tokens[i]);
   }

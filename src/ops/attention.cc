@@ -3,6 +3,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -13,10 +15,15 @@ namespace {
 constexpr int64_t kKeyTile = 64;
 constexpr int64_t kMaxHeadsPerTask = 8;
 
-float dot(const float* a, const float* b, int64_t n) {
+// Cache elements are float32 or bf16 (the upper half of a float32, widened by a shift).
+inline float widen(float v) { return v; }
+inline float widen(uint16_t v) { return std::bit_cast<float>(static_cast<uint32_t>(v) << 16); }
+
+template <typename T>
+float dot(const float* a, const T* b, int64_t n) {
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-  for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
+  for (int64_t i = 0; i < n; ++i) sum += a[i] * widen(b[i]);
   return sum;
 }
 
@@ -33,7 +40,8 @@ Scratch& thread_scratch() {
   return scratch;
 }
 
-// Query t, query heads [h0, h1) which all share KV head g.
+// Query t, query heads [h0, h1) which all share KV head g. K and V are the cache element types.
+template <typename K, typename V>
 void attend_task(const AttentionParams& p, int64_t t, int64_t g, int64_t h0, int64_t h1) {
   const int64_t heads = h1 - h0;
   const int64_t n_keys = p.context_before + t + 1;
@@ -55,7 +63,7 @@ void attend_task(const AttentionParams& p, int64_t t, int64_t g, int64_t h0, int
       float* sc = s.scores.data() + hh * kKeyTile;
       float tile_max = -std::numeric_limits<float>::infinity();
       for (int64_t j = 0; j < tile; ++j) {
-        sc[j] = p.scale * dot(q, p.k.row<float>(j0 + j) + g * p.k_head_stride, p.qk_dim);
+        sc[j] = p.scale * dot(q, p.k.row<K>(j0 + j) + g * p.k_head_stride, p.qk_dim);
         tile_max = std::max(tile_max, sc[j]);
       }
       const float new_max = std::max(s.max[hh], tile_max);
@@ -74,9 +82,9 @@ void attend_task(const AttentionParams& p, int64_t t, int64_t g, int64_t h0, int
       }
       for (int64_t j = 0; j < tile; ++j) {
         const float w = sc[j];
-        const float* v = p.v.row<float>(j0 + j) + g * p.v_head_stride;
+        const V* v = p.v.row<V>(j0 + j) + g * p.v_head_stride;
 #pragma omp simd
-        for (int64_t i = 0; i < p.v_dim; ++i) acc[i] += w * v[i];
+        for (int64_t i = 0; i < p.v_dim; ++i) acc[i] += w * widen(v[i]);
       }
     }
   }
@@ -103,6 +111,7 @@ void attention_forward(const AttentionParams& p) {
   }
   const int64_t chunks = (group + heads_per_task - 1) / heads_per_task;
   const int64_t tasks = p.num_queries * p.num_kv_heads * chunks;
+  const bool k_bf16 = p.k.dtype == DType::kBF16, v_bf16 = p.v.dtype == DType::kBF16;
 #pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
   for (int64_t task = 0; task < tasks; ++task) {
     const int64_t chunk = task % chunks;
@@ -110,7 +119,15 @@ void attention_forward(const AttentionParams& p) {
     const int64_t t = task / (chunks * p.num_kv_heads);
     const int64_t h0 = g * group + chunk * heads_per_task;
     const int64_t h1 = std::min(h0 + heads_per_task, (g + 1) * group);
-    attend_task(p, t, g, h0, h1);
+    if (k_bf16 && v_bf16) {
+      attend_task<uint16_t, uint16_t>(p, t, g, h0, h1);
+    } else if (k_bf16) {
+      attend_task<uint16_t, float>(p, t, g, h0, h1);
+    } else if (v_bf16) {
+      attend_task<float, uint16_t>(p, t, g, h0, h1);
+    } else {
+      attend_task<float, float>(p, t, g, h0, h1);
+    }
   }
 }
 

@@ -14,7 +14,7 @@ struct AttentionParams {
   const float* q = nullptr;  // q[t * q_token_stride + h * q_head_stride + i], i < qk_dim
   int64_t q_token_stride = 0;
   int64_t q_head_stride = 0;
-  KvView k;  // key of token j, KV head g: k.row(j) + g * k_head_stride, qk_dim entries (F32 only)
+  KvView k;  // key of token j, KV head g: k.row(j) + g * k_head_stride, qk_dim entries (F32/BF16)
   int64_t k_head_stride = 0;
   KvView v;  // value: v.row(j) + g * v_head_stride, v_dim entries (may alias k)
   int64_t v_head_stride = 0;

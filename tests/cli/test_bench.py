@@ -48,6 +48,7 @@ def test_json_plot_and_table(tmp_path):
     (["--contexts", "10,abc"], "abc"),
     (["--contexts", "0"], "--contexts"),
     (["--dtype", "f64"], "f64"),
+    (["--page-size", "0"], "page size"),
     (["--batch", "0"], "--batch"),
     (["--preset", "gpt"], "gpt"),
     (["--page-size", "300"], "page size"),
@@ -60,3 +61,12 @@ def test_bad_options(args, word):
     assert r.returncode == 2
     lines = r.stderr.splitlines()
     assert len(lines) == 1 and word.lower() in lines[0].lower(), lines
+
+
+def test_bf16_cache_halves_the_bytes(tmp_path):
+    out = str(tmp_path / "b.json")
+    r = run("--preset", "tiny", "--contexts", "32", "--repeats", "1", "--variants", "mla,mqa", "--dtype", "bf16",
+            "--json", out)
+    assert r.returncode == 0, r.stderr
+    widths = {v["name"]: v["cache_bytes_per_token"] for v in json.load(open(out))["variants"]}
+    assert widths == {"mla": 80, "mqa": 64}

@@ -132,6 +132,27 @@ INSTANTIATE_TEST_SUITE_P(PathsAndPageSizes, PagedLayer,
                                   "_page" + std::to_string(std::get<1>(param_info.param));
                          });
 
+TEST(PagedLayerBf16, CloseToF32AndEqualToF32OnRoundedCache) {
+  const MlaConfig c = small_config();
+  MlaLayer layer(c, MlaWeights::random(c, 21));
+  const int64_t d = c.hidden_size, seq = 33;
+  auto x = test::random_normal(seq * d, 22);
+  for (AttentionPath path : {AttentionPath::kAbsorbed, AttentionPath::kNaive}) {
+    auto run = [&](DType dtype) {
+      PagedKvPool pool(layer.paged_token_width(path), 16, 8, dtype);
+      const Seq ids[] = {pool.add_sequence()};
+      const int64_t n[] = {seq};
+      std::vector<float> y(x.size());
+      layer.forward(x, ids, n, pool, path, y);
+      return y;
+    };
+    const double err = test::rel_error(run(DType::kBF16), run(DType::kF32));
+    // bf16 keeps 8 bits of mantissa: a relative error of a few 2^-9 after attention and W_O.
+    EXPECT_LT(err, 2e-2);
+    EXPECT_GT(err, 1e-5);  // the cache really is stored in bf16
+  }
+}
+
 TEST(PagedLayerErrors, FullPoolWritesNothing) {
   const MlaConfig c = small_config();
   MlaLayer layer(c, MlaWeights::random(c, 1));
