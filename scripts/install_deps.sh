@@ -5,6 +5,7 @@ packages=(
   build-essential cmake ninja-build clang clang-format
   libdnnl-dev libomp-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   pybind11-dev python3-dev python3-numpy python3-pytest python3-torch libpng-dev
+  libopenblas0-pthread  # the PyTorch peer's BLAS in bench/: Debian's default reference BLAS would make it look 50x slower
 )
 missing=()
 for p in "${packages[@]}"; do
