@@ -106,6 +106,15 @@ Point measure(BenchVariant& v, int64_t context, const BenchOptions& opt, std::mt
   std::vector<float> x(static_cast<size_t>(batch * prefill * d)), y(x.size());
   for (float& value : x) value = normal(rng);
   std::vector<int64_t> counts(static_cast<size_t>(batch), prefill);
+  {
+    // Warm-up on a throwaway pool of the same shape: oneDNN generates its kernels and the layer
+    // grows its workspace on first use, which must not count as prefill time.
+    PagedKvPool warm(v.token_width, opt.page_size, batch * ((prefill + opt.page_size - 1) / opt.page_size),
+                     cache_dtype(opt));
+    std::vector<PagedKvPool::SeqId> warm_seqs;
+    for (int64_t b = 0; b < batch; ++b) warm_seqs.push_back(warm.add_sequence());
+    v.step(x, warm_seqs, counts, warm, y);
+  }
   auto start = std::chrono::steady_clock::now();
   v.step(x, seqs, counts, pool, y);
   point.prefill_tokens_per_second = static_cast<double>(batch * prefill) / seconds_since(start);
