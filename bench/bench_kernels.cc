@@ -11,7 +11,7 @@
 #include "ceilings.h"
 #include "mla/dtype.h"
 #include "ops/gemm.h"
-#include "ops/latent_attention.h"
+#include "ops/flash_attention.h"
 
 namespace {
 
@@ -84,18 +84,31 @@ void BM_LatentDecode(benchmark::State& state) {
     rows.clear();
     rows.shrink_to_fit();
   }
-  std::vector<mla::ops::LatentAttentionParams> params;
+  std::vector<mla::ops::AttentionParams> params;
   for (int64_t b = 0; b < batch; ++b) {
-    mla::ops::KvView view;
-    view.base = bf16 ? static_cast<const void*>(rows_bf16.data() + b * context * w)
-                     : static_cast<const void*>(rows.data() + b * context * w);
-    view.token_stride = w;
-    view.dtype = bf16 ? mla::DType::kBF16 : mla::DType::kF32;
-    params.push_back({q.data() + b * heads * w, view, out.data() + b * heads * r, 1, context - 1});
+    mla::ops::AttentionParams p;
+    p.k.base = bf16 ? static_cast<const void*>(rows_bf16.data() + b * context * w)
+                    : static_cast<const void*>(rows.data() + b * context * w);
+    p.k.token_stride = w;
+    p.k.dtype = bf16 ? mla::DType::kBF16 : mla::DType::kF32;
+    p.v = p.k;  // absorbed MLA: the value is the first R entries of the latent row
+    p.q = q.data() + b * heads * w;
+    p.q_token_stride = heads * w;
+    p.q_head_stride = w;
+    p.out = out.data() + b * heads * r;
+    p.out_token_stride = heads * r;
+    p.out_head_stride = r;
+    p.num_queries = 1;
+    p.num_heads = heads;
+    p.num_kv_heads = 1;
+    p.qk_dim = w;
+    p.v_dim = r;
+    p.context_before = context - 1;
+    p.scale = 0.07f;
+    params.push_back(p);
   }
-  mla::ops::LatentAttentionWorkspace ws;
-  const mla::ops::LatentAttentionShape shape{heads, r, dr, 0.07f};
-  for (auto _ : state) mla::ops::latent_attention(params, shape, ws);
+  mla::ops::FlashWorkspace ws;
+  for (auto _ : state) mla::ops::flash_attention(params, ws);
   const double flops = static_cast<double>(batch * heads * context) * (2.0 * w + 2.0 * r);
   state.counters["GFLOP/s"] = Counter(flops * 1e-9, Counter::kIsIterationInvariantRate);
   state.counters["cache_GB/s"] =

@@ -6,7 +6,7 @@
 
 #include "mla/baseline.h"
 #include "mla/error.h"
-#include "ops/attention.h"
+#include "ops/flash_attention.h"
 #include "ops/gemm.h"
 #include "ops/rope.h"
 
@@ -58,6 +58,8 @@ GqaWeights GqaWeights::random(const GqaConfig& c, uint64_t seed) {
 struct GqaLayer::Workspace {
   std::vector<float> freqs, cos_sin;
   std::vector<float> q, kv, o;  // (N, H*Dh), (N, 2*G*Dh), (N, H*Dh)
+  std::vector<ops::AttentionParams> params;
+  ops::FlashWorkspace flash;
   static void reserve(std::vector<float>& v, int64_t n) {
     if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
   }
@@ -131,6 +133,7 @@ void GqaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::Se
     }
   }
   row = 0;
+  ws.params.clear();
   for (size_t i = 0; i < seqs.size(); ++i) {
     const void* const* table = pool.page_table(seqs[i]);
     ops::AttentionParams p;
@@ -151,9 +154,10 @@ void GqaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::Se
     p.v_dim = dh;
     p.context_before = pool.length(seqs[i]);
     p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(dh)));
-    ops::attention_forward(p);
+    ws.params.push_back(p);
     row += new_tokens[i];
   }
+  ops::flash_attention(ws.params, ws.flash);
   for (size_t i = 0; i < seqs.size(); ++i) pool.commit(seqs[i], new_tokens[i]);
   ops::linear(ws.o.data(), n, h * dh, weights_.wo.data(), d, y.data());
 }

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "ops/kv_view.h"
-#include "ops/latent_attention.h"
+#include "ops/flash_attention.h"
 
 namespace mla::detail {
 
@@ -34,8 +34,8 @@ struct Workspace {
   std::vector<float> o;           // (N, H, Dv)
   std::vector<float> row_buffer;  // one cache row before conversion to the pool's dtype
   std::vector<SeqSlice> slices;   // one per sequence of the call
-  std::vector<ops::LatentAttentionParams> latent_params;
-  ops::LatentAttentionWorkspace latent_workspace;
+  std::vector<ops::AttentionParams> attention_params;  // one per sequence of the call
+  ops::FlashWorkspace flash_workspace;
 
   static void reserve(std::vector<float>& v, int64_t n) {
     if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));

@@ -9,7 +9,7 @@
 #include "model/layer_workspace.h"
 #include "ops/attention.h"
 #include "ops/gemm.h"
-#include "ops/latent_attention.h"
+#include "ops/flash_attention.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
 
@@ -134,17 +134,7 @@ void MlaLayer::attend(std::span<const SeqSlice> slices, AttentionPath path) {
   int64_t n = 0;
   for (const SeqSlice& s : slices) n = std::max(n, s.row0 + s.rows);
   Workspace::reserve(absorbed ? ws.o_latent : ws.o, n * h * out_width);
-  if (absorbed) {
-    // One fused call for the whole batch, so the kernel can balance sequences across threads.
-    ws.latent_params.clear();
-    for (const SeqSlice& s : slices) {
-      ws.latent_params.push_back(ops::LatentAttentionParams{ws.q_absorbed.data() + s.row0 * h * q_width, s.k,
-                                                            ws.o_latent.data() + s.row0 * h * r, s.rows, s.cached});
-    }
-    const ops::LatentAttentionShape shape{h, r, c.qk_rope_head_dim, static_cast<float>(c.softmax_scale())};
-    ops::latent_attention(ws.latent_params, shape, ws.latent_workspace);
-    return;
-  }
+  ws.attention_params.clear();
   for (const SeqSlice& s : slices) {
     ops::AttentionParams p;
     p.q = (absorbed ? ws.q_absorbed.data() : ws.q.data()) + s.row0 * h * q_width;
@@ -164,8 +154,10 @@ void MlaLayer::attend(std::span<const SeqSlice> slices, AttentionPath path) {
     p.v_dim = out_width;
     p.context_before = s.cached;
     p.scale = static_cast<float>(c.softmax_scale());
-    ops::attention_forward(p);
+    ws.attention_params.push_back(p);
   }
+  // One call for the whole batch, so the kernel can balance sequences across threads.
+  ops::flash_attention(ws.attention_params, ws.flash_workspace);
 }
 
 void MlaLayer::project_output(int64_t n, AttentionPath path, float* y) {

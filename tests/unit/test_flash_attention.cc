@@ -1,4 +1,4 @@
-// The fused latent-attention kernel against a two-pass softmax in double precision: decode and
+// The tiled (flash) attention kernel in the absorbed-MLA layout against a two-pass softmax in double precision: decode and
 // prefill, 1 to 128 heads, contexts across tile and page edges, paged (shuffled pages, NaN in
 // free slots) and contiguous, F32 and BF16 caches, split-K forced on and off.
 #include <gtest/gtest.h>
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "mla/dtype.h"
-#include "ops/latent_attention.h"
+#include "ops/flash_attention.h"
 #include "test_util.h"
 
 namespace mla {
@@ -88,6 +88,26 @@ PagedRows make_pages(const std::vector<float>& rows, int64_t tokens, int64_t wid
   return p;
 }
 
+ops::AttentionParams latent_params(const Case& c, const float* q, ops::KvView view, float* out, float scale) {
+  ops::AttentionParams p;
+  p.q = q;
+  p.q_token_stride = c.heads * (c.rank + c.rope);
+  p.q_head_stride = c.rank + c.rope;
+  p.k = view;
+  p.v = view;  // the value is the first R entries of each row
+  p.out = out;
+  p.out_token_stride = c.heads * c.rank;
+  p.out_head_stride = c.rank;
+  p.num_queries = c.queries;
+  p.num_heads = c.heads;
+  p.num_kv_heads = 1;
+  p.qk_dim = c.rank + c.rope;
+  p.v_dim = c.rank;
+  p.context_before = c.context_before;
+  p.scale = scale;
+  return p;
+}
+
 class LatentAttention : public ::testing::TestWithParam<Case> {};
 
 TEST_P(LatentAttention, MatchesDoubleReferenceInEveryLayout) {
@@ -101,7 +121,6 @@ TEST_P(LatentAttention, MatchesDoubleReferenceInEveryLayout) {
   for (size_t i = 0; i < rows.size(); ++i) rows_bf16[i] = bf16_to_f32(f32_to_bf16(rows[i]));
   const auto expected_bf16 = reference(c, q, rows_bf16, scale);
 
-  const ops::LatentAttentionShape shape{c.heads, c.rank, c.rope, scale};
   for (int64_t split : {0, 1, 3}) {
     for (int64_t page_size : {0, 1, 7, 64}) {
       for (DType dtype : {DType::kF32, DType::kBF16}) {
@@ -113,10 +132,10 @@ TEST_P(LatentAttention, MatchesDoubleReferenceInEveryLayout) {
           view = ops::KvView::paged(pages.table.data(), page_size, w, 0, dtype);
         }
         std::vector<float> out(expected.size(), NAN);
-        const ops::LatentAttentionParams params[] = {{q.data(), view, out.data(), c.queries, c.context_before}};
-        ops::LatentAttentionWorkspace ws;
+        const ops::AttentionParams params[] = {latent_params(c, q.data(), view, out.data(), scale)};
+        ops::FlashWorkspace ws;
         ws.force_split = split;
-        ops::latent_attention(params, shape, ws);
+        ops::flash_attention(params, ws);
         const auto& want = dtype == DType::kBF16 ? expected_bf16 : expected;
         EXPECT_LT(test::rel_error(out, want), 2e-6)
             << "split " << split << " page " << page_size << " " << dtype_name(dtype);
@@ -145,11 +164,11 @@ TEST(LatentAttentionBatch, SequencesOfDifferentLengthsInOneCall) {
   auto qa = test::random_normal(a.queries * 4 * w, 3), qb = test::random_normal(b.queries * 4 * w, 4);
   auto ra = test::random_normal((a.context_before + 1) * w, 5), rb = test::random_normal((b.context_before + 6) * w, 6);
   std::vector<float> oa(a.queries * 4 * 32), ob(b.queries * 4 * 32);
-  const ops::LatentAttentionParams params[] = {
-      {qa.data(), ops::KvView::contiguous(ra.data(), w), oa.data(), a.queries, a.context_before},
-      {qb.data(), ops::KvView::contiguous(rb.data(), w), ob.data(), b.queries, b.context_before}};
-  ops::LatentAttentionWorkspace ws;
-  ops::latent_attention(params, {4, 32, 8, scale}, ws);
+  const ops::AttentionParams params[] = {
+      latent_params(a, qa.data(), ops::KvView::contiguous(ra.data(), w), oa.data(), scale),
+      latent_params(b, qb.data(), ops::KvView::contiguous(rb.data(), w), ob.data(), scale)};
+  ops::FlashWorkspace ws;
+  ops::flash_attention(params, ws);
   EXPECT_LT(test::rel_error(oa, reference(a, qa, ra, scale)), 2e-6);
   EXPECT_LT(test::rel_error(ob, reference(b, qb, rb, scale)), 2e-6);
 }

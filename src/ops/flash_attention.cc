@@ -1,0 +1,229 @@
+#include "ops/flash_attention.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "mla/dtype.h"
+#include "ops/gemm.h"
+
+namespace mla::ops {
+namespace {
+
+constexpr int64_t kKeyTile = 256;       // keys per tile: S is (rows, 256)
+constexpr int64_t kMaxRows = 512;       // query rows (tokens x heads of a group) per work item
+constexpr int64_t kMinSplitKeys = 512;  // never split a context into parts shorter than this
+constexpr float kNoKey = -std::numeric_limits<float>::infinity();
+
+struct ThreadScratch {
+  std::vector<float> q;       // (rows, qk_dim) gathered queries of the item
+  std::vector<float> scores;  // (rows, kKeyTile)
+  std::vector<float> acc;     // (rows, v_dim) when the item is not split
+  std::vector<float> max, sum;
+  std::vector<float> k_tile, v_tile;  // bf16 rows widened to f32
+};
+
+ThreadScratch& scratch() {
+  thread_local ThreadScratch s;
+  return s;
+}
+
+void grow(std::vector<float>& v, int64_t n) {
+  if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+}
+
+int64_t group_size(const AttentionParams& p) { return p.num_heads / p.num_kv_heads; }
+
+// Row `row` of an item is query token t0 + row / gs, head g * gs + row % gs.
+float* out_row(const AttentionParams& p, int64_t g, int64_t t0, int64_t row) {
+  const int64_t gs = group_size(p);
+  return p.out + (t0 + row / gs) * p.out_token_stride + (g * gs + row % gs) * p.out_head_stride;
+}
+
+// Values alias the keys (absorbed MLA): the value tile is the key tile's first v_dim columns.
+bool values_in_keys(const AttentionParams& p) {
+  return p.v.base == p.k.base && p.v.pages == p.k.pages && p.v.offset == p.k.offset &&
+         p.v.dtype == p.k.dtype && p.v_head_stride == p.k_head_stride && p.v_dim <= p.qk_dim;
+}
+
+// Pointer to `n` rows starting at token j0 of `view` (KV head offset applied), widened to f32
+// in `tile` when stored as bf16; sets the leading dimension.
+const float* tile_rows(const KvView& view, int64_t head_offset, int64_t width, int64_t j0, int64_t n,
+                       std::vector<float>& tile, int64_t* ld) {
+  if (view.dtype == DType::kF32) {
+    *ld = view.token_stride;
+    return view.row<float>(j0) + head_offset;
+  }
+  grow(tile, kKeyTile * width);
+  for (int64_t j = 0; j < n; ++j) {
+    convert_to_f32(view.row<uint16_t>(j0 + j) + head_offset, DType::kBF16, static_cast<size_t>(width),
+                   tile.data() + j * width);
+  }
+  *ld = width;
+  return tile.data();
+}
+
+int64_t page_end(const KvView& view, int64_t j) {
+  return view.pages == nullptr ? std::numeric_limits<int64_t>::max() : (j / view.page_size + 1) * view.page_size;
+}
+
+// Queries [t0, t1) x the heads of KV group g over keys [k0, k1): unnormalised acc (rows, v_dim),
+// running max and sum.
+void run_item(const AttentionParams& p, int64_t g, int64_t t0, int64_t t1, int64_t k0, int64_t k1, float* acc,
+              float* mx, float* sm) {
+  const int64_t gs = group_size(p), rows = (t1 - t0) * gs, dq = p.qk_dim, dv = p.v_dim;
+  ThreadScratch& s = scratch();
+  grow(s.q, rows * dq);
+  grow(s.scores, rows * kKeyTile);
+  for (int64_t row = 0; row < rows; ++row) {
+    const float* src = p.q + (t0 + row / gs) * p.q_token_stride + (g * gs + row % gs) * p.q_head_stride;
+    std::copy_n(src, dq, s.q.data() + row * dq);
+  }
+  std::fill_n(acc, rows * dv, 0.0f);
+  std::fill_n(mx, rows, kNoKey);
+  std::fill_n(sm, rows, 0.0f);
+  const bool shared_values = values_in_keys(p);
+  for (int64_t j0 = k0; j0 < k1;) {
+    // A tile never crosses a page, so its rows are evenly strided in memory.
+    const int64_t j1 = std::min({j0 + kKeyTile, k1, page_end(p.k, j0), page_end(p.v, j0)});
+    const int64_t n = j1 - j0;
+    // Queries before t_first see no key of this tile (causal), nor of any later tile.
+    const int64_t t_first = std::max(t0, j0 - p.context_before);
+    if (t_first >= t1) break;
+    const int64_t row0 = (t_first - t0) * gs, active = rows - row0;
+
+    int64_t ldk = 0, ldv = 0;
+    const float* keys = tile_rows(p.k, g * p.k_head_stride, dq, j0, n, s.k_tile, &ldk);
+    const float* values = shared_values ? keys : tile_rows(p.v, g * p.v_head_stride, dv, j0, n, s.v_tile, &ldv);
+    if (shared_values) ldv = ldk;
+    float* sc = s.scores.data();
+    gemm(false, true, active, n, dq, p.scale, s.q.data() + row0 * dq, dq, keys, ldk, 0.0f, sc, kKeyTile);
+
+    for (int64_t i = 0; i < active; ++i) {
+      const int64_t row = row0 + i;
+      const int64_t visible = std::min(n, p.context_before + t0 + row / gs + 1 - j0);
+      float* srow = sc + i * kKeyTile;
+      float tile_max = kNoKey;
+      for (int64_t j = 0; j < visible; ++j) tile_max = std::max(tile_max, srow[j]);
+      const float new_max = std::max(mx[row], tile_max);
+      const float correction = std::exp(mx[row] - new_max);
+      float tile_sum = 0.0f;
+      for (int64_t j = 0; j < visible; ++j) {
+        srow[j] = std::exp(srow[j] - new_max);
+        tile_sum += srow[j];
+      }
+      std::fill(srow + visible, srow + n, 0.0f);
+      sm[row] = sm[row] * correction + tile_sum;
+      mx[row] = new_max;
+      if (correction != 1.0f) {
+        float* a = acc + row * dv;
+        for (int64_t c = 0; c < dv; ++c) a[c] *= correction;
+      }
+    }
+    gemm(false, false, active, dv, n, 1.0f, sc, kKeyTile, values, ldv, 1.0f, acc + row0 * dv, dv);
+    j0 = j1;
+  }
+}
+
+}  // namespace
+
+void flash_attention(std::span<const AttentionParams> seqs, FlashWorkspace& ws) {
+  const int threads = omp_get_max_threads();
+  // Work items: (sequence, KV group, block of queries); when they are fewer than the threads,
+  // each block's context is split into parts, laid out next to each other for the merge.
+  int64_t blocks = 0;
+  for (const AttentionParams& p : seqs) {
+    const int64_t block = std::max<int64_t>(1, kMaxRows / group_size(p));
+    blocks += p.num_kv_heads * ((p.num_queries + block - 1) / block);
+  }
+  if (blocks == 0) return;
+  int64_t parts = ws.force_split;
+  if (parts == 0 && blocks < threads) parts = (threads + blocks - 1) / blocks;
+  parts = std::max<int64_t>(parts, 1);
+  ws.items.clear();
+  size_t partial_floats = 0;
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    const AttentionParams& p = seqs[s];
+    const int64_t gs = group_size(p), block = std::max<int64_t>(1, kMaxRows / gs);
+    for (int64_t g = 0; g < p.num_kv_heads; ++g) {
+      for (int64_t t0 = 0; t0 < p.num_queries; t0 += block) {
+        const int64_t t1 = std::min(t0 + block, p.num_queries), keys = p.context_before + t1;
+        int64_t n_parts = parts;
+        if (ws.force_split == 0) n_parts = std::min(n_parts, std::max<int64_t>(1, keys / kMinSplitKeys));
+        n_parts = std::min(n_parts, keys);
+        const int64_t per = (keys + n_parts - 1) / n_parts;
+        for (int64_t part = 0; part < n_parts; ++part) {
+          FlashWorkspace::Item item{static_cast<int64_t>(s), g, t0, t1, part * per, std::min(keys, (part + 1) * per),
+                                    part, n_parts, 0};
+          if (n_parts > 1) {
+            item.partial = partial_floats;
+            partial_floats += static_cast<size_t>((t1 - t0) * gs * (p.v_dim + 2));
+          }
+          ws.items.push_back(item);
+        }
+      }
+    }
+  }
+  if (ws.partials.size() < partial_floats) ws.partials.resize(partial_floats);
+  const std::vector<FlashWorkspace::Item>& items = ws.items;
+
+#pragma omp parallel for schedule(dynamic, 1) if (items.size() > 1)
+  for (size_t i = 0; i < items.size(); ++i) {
+    const FlashWorkspace::Item& it = items[i];
+    const AttentionParams& p = seqs[static_cast<size_t>(it.seq)];
+    const int64_t rows = (it.t1 - it.t0) * group_size(p), dv = p.v_dim;
+    float *acc, *mx, *sm;
+    if (it.parts > 1) {
+      acc = ws.partials.data() + it.partial;
+      mx = acc + rows * dv;
+      sm = mx + rows;
+    } else {
+      ThreadScratch& s = scratch();
+      grow(s.acc, rows * dv);
+      grow(s.max, rows);
+      grow(s.sum, rows);
+      acc = s.acc.data();
+      mx = s.max.data();
+      sm = s.sum.data();
+    }
+    run_item(p, it.group, it.t0, it.t1, it.k0, it.k1, acc, mx, sm);
+    if (it.parts == 1) {
+      for (int64_t row = 0; row < rows; ++row) {
+        const float inv = 1.0f / sm[row];
+        float* o = out_row(p, it.group, it.t0, row);
+        for (int64_t c = 0; c < dv; ++c) o[c] = acc[row * dv + c] * inv;
+      }
+    }
+  }
+
+  // Merge split parts: rescale each part's sums to the common maximum (log-sum-exp).
+  for (size_t i = 0; i < items.size(); i += static_cast<size_t>(items[i].parts)) {
+    const FlashWorkspace::Item& first = items[i];
+    if (first.parts == 1) continue;
+    const AttentionParams& p = seqs[static_cast<size_t>(first.seq)];
+    const int64_t rows = (first.t1 - first.t0) * group_size(p), dv = p.v_dim;
+    const size_t end = i + static_cast<size_t>(first.parts);
+#pragma omp parallel for schedule(static) if (rows * dv > 8192)
+    for (int64_t row = 0; row < rows; ++row) {
+      float m = kNoKey;
+      for (size_t k = i; k < end; ++k) m = std::max(m, ws.partials[items[k].partial + static_cast<size_t>(rows * dv + row)]);
+      float total = 0.0f;
+      for (size_t k = i; k < end; ++k) {
+        const float* base = ws.partials.data() + items[k].partial;
+        if (base[rows * dv + row] != kNoKey) total += base[rows * dv + rows + row] * std::exp(base[rows * dv + row] - m);
+      }
+      float* o = out_row(p, first.group, first.t0, row);
+      std::fill_n(o, dv, 0.0f);
+      for (size_t k = i; k < end; ++k) {
+        const float* base = ws.partials.data() + items[k].partial;
+        if (base[rows * dv + row] == kNoKey) continue;  // this part saw no key of this query
+        const float w = std::exp(base[rows * dv + row] - m) / total;
+        for (int64_t c = 0; c < dv; ++c) o[c] += w * base[row * dv + c];
+      }
+    }
+  }
+}
+
+}  // namespace mla::ops
