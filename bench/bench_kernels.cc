@@ -10,8 +10,8 @@
 
 #include "ceilings.h"
 #include "mla/dtype.h"
-#include "ops/gemm.h"
 #include "ops/flash_attention.h"
+#include "ops/gemm.h"
 
 namespace {
 
@@ -52,10 +52,15 @@ void BM_SgemmOneDnn(benchmark::State& state) {
   const int64_t n = state.range(0);
   set_threads(state, static_cast<int>(state.range(1)));
   std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
-  for (auto _ : state) mla::ops::gemm(false, true, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+  for (auto _ : state)
+    mla::ops::gemm(false, true, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
   state.counters["GFLOP/s"] = Counter(2.0 * n * n * n * 1e-9, Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_SgemmOneDnn)->Args({2048, 1})->Args({2048, 2})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SgemmOneDnn)
+    ->Args({2048, 1})
+    ->Args({2048, 2})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 void BM_ReadBandwidth(benchmark::State& state) {
   set_threads(state, static_cast<int>(state.range(0)));
@@ -112,7 +117,8 @@ void BM_LatentDecode(benchmark::State& state) {
   const double flops = static_cast<double>(batch * heads * context) * (2.0 * w + 2.0 * r);
   state.counters["GFLOP/s"] = Counter(flops * 1e-9, Counter::kIsIterationInvariantRate);
   state.counters["cache_GB/s"] =
-      Counter(static_cast<double>(batch * context * w) * (bf16 ? 2 : 4) * 1e-9, Counter::kIsIterationInvariantRate);
+      Counter(static_cast<double>(batch * context * w) * (bf16 ? 2 : 4) * 1e-9,
+              Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_LatentDecode)
     ->ArgsProduct({{16, 128}, {1024, 4096, 16384}, {1, 8}, {1, 2}, {0, 1}})

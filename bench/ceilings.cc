@@ -57,7 +57,9 @@ __attribute__((target("avx512f,avx512bf16"))) double dot_bf16_avx512(int64_t ite
 
 }  // namespace
 
-const char* simd_name() { return __builtin_cpu_supports("avx512f") ? "avx512" : "avx2"; }
+const char* simd_name() {
+  return __builtin_cpu_supports("avx512f") ? "avx512" : "avx2";
+}
 
 double fma_loop_f32(int64_t iters) {
   if (__builtin_cpu_supports("avx512f")) return fma_avx512(iters);

@@ -25,11 +25,12 @@ BenchVariant make_bench_variant(const std::string& name, const MlaConfig& config
     groups = config.num_heads;
   } else if (name == "mqa") {
     groups = 1;
-  } else if (name.rfind("gqa", 0) == 0 && name.size() > 3 && name.find_first_not_of("0123456789", 3) == std::string::npos &&
-             name.size() < 9) {
+  } else if (name.rfind("gqa", 0) == 0 && name.size() > 3 &&
+             name.find_first_not_of("0123456789", 3) == std::string::npos && name.size() < 9) {
     groups = std::stoll(name.substr(3));
   } else {
-    throw Error("--variants: unknown variant '" + name + "' (use mla, mla-naive, mha, gqa<N>, mqa)");
+    throw Error("--variants: unknown variant '" + name +
+                "' (use mla, mla-naive, mha, gqa<N>, mqa)");
   }
   if (groups < 1 || config.num_heads % groups != 0) {
     throw Error("--variants: " + name + ": " + std::to_string(groups) + " groups do not divide " +
@@ -38,7 +39,9 @@ BenchVariant make_bench_variant(const std::string& name, const MlaConfig& config
   const GqaConfig gc = GqaConfig::like_mla(config, groups);
   auto layer = std::make_shared<GqaLayer>(gc, GqaWeights::random(gc, seed));
   v.token_width = layer->paged_token_width();
-  v.step = [layer](auto x, auto seqs, auto counts, PagedKvPool& pool, auto y) { layer->forward(x, seqs, counts, pool, y); };
+  v.step = [layer](auto x, auto seqs, auto counts, PagedKvPool& pool, auto y) {
+    layer->forward(x, seqs, counts, pool, y);
+  };
   v.layer = layer;
   return v;
 }

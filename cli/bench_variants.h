@@ -13,12 +13,12 @@
 namespace mla::cli {
 
 struct BenchVariant {
-  std::string name;             // mla, mla-naive, mha, gqa<N>, mqa
-  int64_t token_width = 0;      // numbers per cached token
+  std::string name;         // mla, mla-naive, mha, gqa<N>, mqa
+  int64_t token_width = 0;  // numbers per cached token
   int64_t hidden_size = 0;
   // One batched step: packed x (sum counts, hidden) -> y, appending to the pool.
-  std::function<void(std::span<const float>, std::span<const PagedKvPool::SeqId>, std::span<const int64_t>,
-                     PagedKvPool&, std::span<float>)>
+  std::function<void(std::span<const float>, std::span<const PagedKvPool::SeqId>,
+                     std::span<const int64_t>, PagedKvPool&, std::span<float>)>
       step;
   std::shared_ptr<void> layer;  // keeps the layer alive
 };

@@ -33,10 +33,12 @@ struct Input {
 
 Input read_input(const std::string& path, const MlaConfig& config) {
   SafetensorsFile file = SafetensorsFile::open(path);
-  if (!file.contains("x")) throw Error(path + ": no tensor 'x' (the input must hold x [batch, seq, hidden])");
+  if (!file.contains("x"))
+    throw Error(path + ": no tensor 'x' (the input must hold x [batch, seq, hidden])");
   const TensorInfo& info = file.info("x");
   if (info.dtype != DType::kF32 && info.dtype != DType::kBF16) {
-    throw Error(path + ": tensor 'x': dtype " + std::string(dtype_name(info.dtype)) + " is not supported (use F32 or BF16)");
+    throw Error(path + ": tensor 'x': dtype " + std::string(dtype_name(info.dtype)) +
+                " is not supported (use F32 or BF16)");
   }
   if (info.shape.size() != 3) {
     throw Error(path + ": tensor 'x': expected 3 dimensions [batch, seq, hidden], got shape " +
@@ -47,18 +49,21 @@ Input read_input(const std::string& path, const MlaConfig& config) {
                 " does not match the config's hidden_size " + std::to_string(config.hidden_size));
   }
   if (info.shape[0] < 1 || info.shape[1] < 1) {
-    throw Error(path + ": tensor 'x': batch and seq must be at least 1, got shape " + shape_to_string(info.shape));
+    throw Error(path + ": tensor 'x': batch and seq must be at least 1, got shape " +
+                shape_to_string(info.shape));
   }
   return Input{file.read_f32("x"), info.shape[0], info.shape[1]};
 }
 
 // Copies tokens [t0, t0 + count) of every sequence: (B, S, d) -> (B, count, d), or back.
-void gather_tokens(const float* src, int64_t batch, int64_t seq, int64_t d, int64_t t0, int64_t count, float* dst) {
+void gather_tokens(const float* src, int64_t batch, int64_t seq, int64_t d, int64_t t0,
+                   int64_t count, float* dst) {
   for (int64_t b = 0; b < batch; ++b) {
     std::memcpy(dst + b * count * d, src + (b * seq + t0) * d, sizeof(float) * count * d);
   }
 }
-void scatter_tokens(const float* src, int64_t batch, int64_t seq, int64_t d, int64_t t0, int64_t count, float* dst) {
+void scatter_tokens(const float* src, int64_t batch, int64_t seq, int64_t d, int64_t t0,
+                    int64_t count, float* dst) {
   for (int64_t b = 0; b < batch; ++b) {
     std::memcpy(dst + (b * seq + t0) * d, src + b * count * d, sizeof(float) * count * d);
   }
@@ -91,7 +96,8 @@ int run_attention(const AttentionOptions& opt) {
   ModelDir model = open_model_dir(opt.model);
   Input in = read_input(opt.input, model.config);
   if (opt.prefill > in.seq) {
-    throw Error("--prefill: " + std::to_string(opt.prefill) + " is larger than the input's seq " + std::to_string(in.seq));
+    throw Error("--prefill: " + std::to_string(opt.prefill) + " is larger than the input's seq " +
+                std::to_string(in.seq));
   }
   MlaLayer layer(model.config, load_layer_weights(model.checkpoint, model.config, opt.layer));
   std::vector<float> y(in.x.size());
@@ -113,14 +119,20 @@ int run_attention(const AttentionOptions& opt) {
 
 Runner add_attention_command(CLI::App& app) {
   auto opt = std::make_shared<AttentionOptions>();
-  CLI::App* cmd = app.add_subcommand("attention", "Run one MLA layer of a checkpoint over x; write y");
-  cmd->add_option("--model", opt->model, "Folder with config.json and the safetensors checkpoint")->required();
+  CLI::App* cmd =
+      app.add_subcommand("attention", "Run one MLA layer of a checkpoint over x; write y");
+  cmd->add_option("--model", opt->model, "Folder with config.json and the safetensors checkpoint")
+      ->required();
   cmd->add_option("--layer", opt->layer, "Layer index (model.layers.L.self_attn.*)")->required();
-  cmd->add_option("--input", opt->input, "safetensors file with x [batch, seq, hidden], F32 or BF16")->required();
-  cmd->add_option("--output", opt->output, "safetensors file to write y [batch, seq, hidden] (F32)")->required();
+  cmd->add_option("--input", opt->input,
+                  "safetensors file with x [batch, seq, hidden], F32 or BF16")
+      ->required();
+  cmd->add_option("--output", opt->output, "safetensors file to write y [batch, seq, hidden] (F32)")
+      ->required();
   cmd->add_option("--path", opt->path, "naive or absorbed (default absorbed)");
-  cmd->add_option("--prefill", opt->prefill,
-                  "Tokens to prefill at once; later tokens are decoded one at a time through the cache")
+  cmd->add_option(
+         "--prefill", opt->prefill,
+         "Tokens to prefill at once; later tokens are decoded one at a time through the cache")
       ->check(CLI::NonNegativeNumber);
   return [opt] { return run_attention(*opt); };
 }

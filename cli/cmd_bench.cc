@@ -75,8 +75,12 @@ std::vector<int64_t> parse_contexts(const std::string& text) {
   return contexts;
 }
 
-DType cache_dtype(const BenchOptions& opt) { return opt.dtype == "bf16" ? DType::kBF16 : DType::kF32; }
-int64_t element_bytes(const BenchOptions& opt) { return static_cast<int64_t>(dtype_size(cache_dtype(opt))); }
+DType cache_dtype(const BenchOptions& opt) {
+  return opt.dtype == "bf16" ? DType::kBF16 : DType::kF32;
+}
+int64_t element_bytes(const BenchOptions& opt) {
+  return static_cast<int64_t>(dtype_size(cache_dtype(opt)));
+}
 
 int64_t peak_rss_bytes() {
   rusage usage{};
@@ -109,8 +113,8 @@ Point measure(BenchVariant& v, int64_t context, const BenchOptions& opt, std::mt
   {
     // Warm-up on a throwaway pool of the same shape: oneDNN generates its kernels and the layer
     // grows its workspace on first use, which must not count as prefill time.
-    PagedKvPool warm(v.token_width, opt.page_size, batch * ((prefill + opt.page_size - 1) / opt.page_size),
-                     cache_dtype(opt));
+    PagedKvPool warm(v.token_width, opt.page_size,
+                     batch * ((prefill + opt.page_size - 1) / opt.page_size), cache_dtype(opt));
     std::vector<PagedKvPool::SeqId> warm_seqs;
     for (int64_t b = 0; b < batch; ++b) warm_seqs.push_back(warm.add_sequence());
     v.step(x, warm_seqs, counts, warm, y);
@@ -125,8 +129,10 @@ Point measure(BenchVariant& v, int64_t context, const BenchOptions& opt, std::mt
     std::vector<float> synthetic(static_cast<size_t>(v.token_width));
     for (auto seq : seqs) {
       for (int64_t t = prefill; t < context; ++t) {
-        for (int64_t i = 0; i < v.token_width; ++i) synthetic[static_cast<size_t>(i)] = uniform(rng);
-        convert_from_f32(synthetic.data(), synthetic.size(), pool.dtype(), pool.writable_row(seq, t));
+        for (int64_t i = 0; i < v.token_width; ++i)
+          synthetic[static_cast<size_t>(i)] = uniform(rng);
+        convert_from_f32(synthetic.data(), synthetic.size(), pool.dtype(),
+                         pool.writable_row(seq, t));
       }
       pool.commit(seq, context - prefill);
     }
@@ -159,7 +165,8 @@ void write_plot(const std::string& path, const std::vector<BenchVariant>& varian
       lat.x.push_back(static_cast<double>(p.context));
       lat.y.push_back(p.decode_seconds * 1e3);
       mem.x.push_back(static_cast<double>(p.context));
-      mem.y.push_back(static_cast<double>(variants[i].token_width * element_size * p.context) / (1 << 20));
+      mem.y.push_back(static_cast<double>(variants[i].token_width * element_size * p.context) /
+                      (1 << 20));
     }
     latency.series.push_back(lat);
     memory.series.push_back(mem);
@@ -168,49 +175,54 @@ void write_plot(const std::string& path, const std::vector<BenchVariant>& varian
 }
 
 int run_bench(const BenchOptions& opt) {
-  if (opt.dtype != "f32" && opt.dtype != "bf16") throw Error("--dtype: unknown value '" + opt.dtype + "' (use f32 or bf16)");
+  if (opt.dtype != "f32" && opt.dtype != "bf16")
+    throw Error("--dtype: unknown value '" + opt.dtype + "' (use f32 or bf16)");
   if (opt.batch < 1 || opt.batch > 4096) throw Error("--batch: must be between 1 and 4096");
   if (opt.repeats < 1 || opt.repeats > 1000) throw Error("--repeats: must be between 1 and 1000");
   if (opt.prefill_tokens < 1) throw Error("--prefill-tokens: must be at least 1");
   if (opt.threads < 0) throw Error("--threads: must not be negative");
   if (opt.page_size < 1 || opt.page_size > 256) {
-    throw Error("--page-size: page size must be between 1 and 256 tokens, got " + std::to_string(opt.page_size));
+    throw Error("--page-size: page size must be between 1 and 256 tokens, got " +
+                std::to_string(opt.page_size));
   }
   const std::vector<int64_t> contexts = parse_contexts(opt.contexts);
-  const MlaConfig config = opt.model.empty() ? preset_config(opt.preset) : open_model_dir(opt.model).config;
+  const MlaConfig config =
+      opt.model.empty() ? preset_config(opt.preset) : open_model_dir(opt.model).config;
   if (opt.threads > 0) omp_set_num_threads(opt.threads);
   const int threads = omp_get_max_threads();
 
   std::vector<BenchVariant> variants;
-  for (const std::string& name : split(opt.variants)) variants.push_back(make_bench_variant(name, config, 1));
+  for (const std::string& name : split(opt.variants))
+    variants.push_back(make_bench_variant(name, config, 1));
   if (variants.empty()) throw Error("--variants: give at least one variant");
 
   std::fprintf(stderr, "mla bench: %s, batch %lld, %d threads, %s cache, contexts %s\n",
-               opt.model.empty() ? opt.preset.c_str() : opt.model.c_str(), static_cast<long long>(opt.batch), threads,
-               opt.dtype.c_str(), opt.contexts.c_str());
+               opt.model.empty() ? opt.preset.c_str() : opt.model.c_str(),
+               static_cast<long long>(opt.batch), threads, opt.dtype.c_str(), opt.contexts.c_str());
   std::mt19937_64 rng(1);
   std::vector<std::vector<Point>> results(variants.size());
   const size_t total = variants.size() * contexts.size();
   size_t done = 0;
   for (size_t i = 0; i < variants.size(); ++i) {
     for (int64_t context : contexts) {
-      std::fprintf(stderr, "[%zu/%zu] %-9s context %6lld ...", ++done, total, variants[i].name.c_str(),
-                   static_cast<long long>(context));
+      std::fprintf(stderr, "[%zu/%zu] %-9s context %6lld ...", ++done, total,
+                   variants[i].name.c_str(), static_cast<long long>(context));
       std::fflush(stderr);
       results[i].push_back(measure(variants[i], context, opt, rng));
       const Point& p = results[i].back();
-      std::fprintf(stderr, " prefill %8.0f tok/s, decode %8.3f ms/step\n", p.prefill_tokens_per_second,
-                   p.decode_seconds * 1e3);
+      std::fprintf(stderr, " prefill %8.0f tok/s, decode %8.3f ms/step\n",
+                   p.prefill_tokens_per_second, p.decode_seconds * 1e3);
     }
   }
 
-  std::printf("%-10s %14s %9s %16s %16s %12s %12s\n", "variant", "cache B/token", "context", "prefill tok/s",
-              "decode ms/step", "cache MiB", "peak RSS MiB");
+  std::printf("%-10s %14s %9s %16s %16s %12s %12s\n", "variant", "cache B/token", "context",
+              "prefill tok/s", "decode ms/step", "cache MiB", "peak RSS MiB");
   for (size_t i = 0; i < variants.size(); ++i) {
     for (const Point& p : results[i]) {
       std::printf("%-10s %14lld %9lld %16.0f %16.3f %12.1f %12.1f\n", variants[i].name.c_str(),
-                  static_cast<long long>(variants[i].token_width * element_bytes(opt)), static_cast<long long>(p.context),
-                  p.prefill_tokens_per_second, p.decode_seconds * 1e3, static_cast<double>(p.cache_bytes) / (1 << 20),
+                  static_cast<long long>(variants[i].token_width * element_bytes(opt)),
+                  static_cast<long long>(p.context), p.prefill_tokens_per_second,
+                  p.decode_seconds * 1e3, static_cast<double>(p.cache_bytes) / (1 << 20),
                   static_cast<double>(p.peak_rss_bytes) / (1 << 20));
     }
   }
@@ -251,19 +263,29 @@ int run_bench(const BenchOptions& opt) {
 
 Runner add_bench_command(CLI::App& app) {
   auto opt = std::make_shared<BenchOptions>();
-  CLI::App* cmd = app.add_subcommand("bench", "Compare MLA (absorbed, naive) with MHA, GQA and MQA: cache and speed");
-  cmd->add_option("--preset", opt->preset, "deepseek-v2-lite (default), deepseek-v2, deepseek-v3, tiny");
-  cmd->add_option("--model", opt->model, "A model folder whose config.json gives the shape (instead of --preset)");
-  cmd->add_option("--contexts", opt->contexts, "Comma-separated context lengths (default 1024,4096,16384)");
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Compare MLA (absorbed, naive) with MHA, GQA and MQA: cache and speed");
+  cmd->add_option("--preset", opt->preset,
+                  "deepseek-v2-lite (default), deepseek-v2, deepseek-v3, tiny");
+  cmd->add_option("--model", opt->model,
+                  "A model folder whose config.json gives the shape (instead of --preset)");
+  cmd->add_option("--contexts", opt->contexts,
+                  "Comma-separated context lengths (default 1024,4096,16384)");
   cmd->add_option("--batch", opt->batch, "Sequences decoded together (default 1)");
   cmd->add_option("--threads", opt->threads, "Threads (default: all cores)");
-  cmd->add_option("--dtype", opt->dtype, "KV cache precision: f32 (default) or bf16 (weights and accumulation stay f32)");
-  cmd->add_option("--variants", opt->variants, "Comma-separated: mla,mla-naive,mha,gqa8,mqa (default all)");
+  cmd->add_option("--dtype", opt->dtype,
+                  "KV cache precision: f32 (default) or bf16 (weights and accumulation stay f32)");
+  cmd->add_option("--variants", opt->variants,
+                  "Comma-separated: mla,mla-naive,mha,gqa8,mqa (default all)");
   cmd->add_option("--json", opt->json, "Write the results as JSON to this file");
-  cmd->add_option("--plot", opt->plot, "Write a PNG plot of latency and cache memory against context");
-  cmd->add_option("--repeats", opt->repeats, "Timed decode steps per point; the median is reported (default 7)");
-  cmd->add_option("--prefill-tokens", opt->prefill_tokens, "Tokens prefilled for the prefill rate (default 512)");
-  cmd->add_option("--page-size", opt->page_size, "Cache page size in tokens, 1 to 256 (default 64)");
+  cmd->add_option("--plot", opt->plot,
+                  "Write a PNG plot of latency and cache memory against context");
+  cmd->add_option("--repeats", opt->repeats,
+                  "Timed decode steps per point; the median is reported (default 7)");
+  cmd->add_option("--prefill-tokens", opt->prefill_tokens,
+                  "Tokens prefilled for the prefill rate (default 512)");
+  cmd->add_option("--page-size", opt->page_size,
+                  "Cache page size in tokens, 1 to 256 (default 64)");
   return [opt] { return run_bench(*opt); };
 }
 

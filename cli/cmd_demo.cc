@@ -61,17 +61,22 @@ PathRun run_path(MlaLayer& layer, const std::vector<float>& x, const DemoOptions
   layer.forward(xp, opt.batch, opt.prompt, cache, yp);
   auto t1 = std::chrono::steady_clock::now();
   for (int64_t b = 0; b < opt.batch; ++b) {
-    std::copy_n(yp.begin() + b * opt.prompt * d, opt.prompt * d, run.y_cached.begin() + b * total * d);
+    std::copy_n(yp.begin() + b * opt.prompt * d, opt.prompt * d,
+                run.y_cached.begin() + b * total * d);
   }
   std::vector<float> xt(static_cast<size_t>(opt.batch * d)), yt(xt.size());
   for (int64_t t = opt.prompt; t < total; ++t) {
-    for (int64_t b = 0; b < opt.batch; ++b) std::copy_n(x.begin() + (b * total + t) * d, d, xt.begin() + b * d);
+    for (int64_t b = 0; b < opt.batch; ++b)
+      std::copy_n(x.begin() + (b * total + t) * d, d, xt.begin() + b * d);
     layer.forward(xt, opt.batch, 1, cache, yt);
-    for (int64_t b = 0; b < opt.batch; ++b) std::copy_n(yt.begin() + b * d, d, run.y_cached.begin() + (b * total + t) * d);
+    for (int64_t b = 0; b < opt.batch; ++b)
+      std::copy_n(yt.begin() + b * d, d, run.y_cached.begin() + (b * total + t) * d);
   }
   auto t2 = std::chrono::steady_clock::now();
   run.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
-  run.decode_seconds_per_token = opt.decode > 0 ? std::chrono::duration<double>(t2 - t1).count() / static_cast<double>(opt.decode) : 0.0;
+  run.decode_seconds_per_token = opt.decode > 0 ? std::chrono::duration<double>(t2 - t1).count() /
+                                                      static_cast<double>(opt.decode)
+                                                : 0.0;
   return run;
 }
 
@@ -81,15 +86,18 @@ int run_demo(const DemoOptions& opt) {
   if (opt.batch < 1) throw Error("--batch: must be at least 1");
   const MlaConfig config = preset_config(opt.preset);
   const int64_t d = config.hidden_size, total = opt.prompt + opt.decode;
-  std::printf("mla demo: preset %s (hidden %lld, heads %lld, q_lora_rank %s, kv_lora_rank %lld, "
-              "rope %lld, nope %lld, v %lld)\n",
-              opt.preset.c_str(), static_cast<long long>(d), static_cast<long long>(config.num_heads),
-              config.has_q_lora() ? std::to_string(config.q_lora_rank).c_str() : "null",
-              static_cast<long long>(config.kv_lora_rank), static_cast<long long>(config.qk_rope_head_dim),
-              static_cast<long long>(config.qk_nope_head_dim), static_cast<long long>(config.v_head_dim));
-  std::printf("random weights (seed %llu), batch %lld, prompt %lld tokens, then %lld decoded one at a time\n",
-              static_cast<unsigned long long>(opt.seed), static_cast<long long>(opt.batch),
-              static_cast<long long>(opt.prompt), static_cast<long long>(opt.decode));
+  std::printf(
+      "mla demo: preset %s (hidden %lld, heads %lld, q_lora_rank %s, kv_lora_rank %lld, "
+      "rope %lld, nope %lld, v %lld)\n",
+      opt.preset.c_str(), static_cast<long long>(d), static_cast<long long>(config.num_heads),
+      config.has_q_lora() ? std::to_string(config.q_lora_rank).c_str() : "null",
+      static_cast<long long>(config.kv_lora_rank), static_cast<long long>(config.qk_rope_head_dim),
+      static_cast<long long>(config.qk_nope_head_dim), static_cast<long long>(config.v_head_dim));
+  std::printf(
+      "random weights (seed %llu), batch %lld, prompt %lld tokens, then %lld decoded one at a "
+      "time\n",
+      static_cast<unsigned long long>(opt.seed), static_cast<long long>(opt.batch),
+      static_cast<long long>(opt.prompt), static_cast<long long>(opt.decode));
   std::fflush(stdout);
   MlaLayer layer(config, MlaWeights::random(config, opt.seed));
   std::vector<float> x(static_cast<size_t>(opt.batch * total * d));
@@ -105,18 +113,25 @@ int run_demo(const DemoOptions& opt) {
   PathRun naive = run_path<NaiveKVCache>(layer, x, opt);
 
   std::printf("\nagreement (max |difference| / max |reference|):\n");
-  std::printf("  naive vs absorbed, one-shot prefill:          %.2e\n", max_abs_diff_rel(absorbed.y_full, naive.y_full));
-  std::printf("  absorbed: prefill+decode vs one-shot prefill: %.2e\n", max_abs_diff_rel(absorbed.y_cached, absorbed.y_full));
-  std::printf("  naive:    prefill+decode vs one-shot prefill: %.2e\n", max_abs_diff_rel(naive.y_cached, naive.y_full));
-  std::printf("\n%-10s %16s %18s %20s %18s\n", "path", "cache B/tok f32", "cache B/tok bf16", "prefill tokens/s",
-              "decode ms/token");
-  for (const auto& [name, run] : {std::pair<const char*, const PathRun&>{"absorbed", absorbed}, {"naive", naive}}) {
-    std::printf("%-10s %16lld %18lld %20.1f %18.3f\n", name, static_cast<long long>(run.cache_bytes_per_token),
+  std::printf("  naive vs absorbed, one-shot prefill:          %.2e\n",
+              max_abs_diff_rel(absorbed.y_full, naive.y_full));
+  std::printf("  absorbed: prefill+decode vs one-shot prefill: %.2e\n",
+              max_abs_diff_rel(absorbed.y_cached, absorbed.y_full));
+  std::printf("  naive:    prefill+decode vs one-shot prefill: %.2e\n",
+              max_abs_diff_rel(naive.y_cached, naive.y_full));
+  std::printf("\n%-10s %16s %18s %20s %18s\n", "path", "cache B/tok f32", "cache B/tok bf16",
+              "prefill tokens/s", "decode ms/token");
+  for (const auto& [name, run] :
+       {std::pair<const char*, const PathRun&>{"absorbed", absorbed}, {"naive", naive}}) {
+    std::printf("%-10s %16lld %18lld %20.1f %18.3f\n", name,
+                static_cast<long long>(run.cache_bytes_per_token),
                 static_cast<long long>(run.cache_bytes_per_token / 2),
-                static_cast<double>(opt.batch * opt.prompt) / run.prefill_seconds, run.decode_seconds_per_token * 1e3);
+                static_cast<double>(opt.batch * opt.prompt) / run.prefill_seconds,
+                run.decode_seconds_per_token * 1e3);
   }
   std::printf("\nthe latent cache is %.1fx smaller than the per-head K/V cache\n",
-              static_cast<double>(naive.cache_bytes_per_token) / static_cast<double>(absorbed.cache_bytes_per_token));
+              static_cast<double>(naive.cache_bytes_per_token) /
+                  static_cast<double>(absorbed.cache_bytes_per_token));
   return 0;
 }
 
@@ -124,8 +139,10 @@ int run_demo(const DemoOptions& opt) {
 
 Runner add_demo_command(CLI::App& app) {
   auto opt = std::make_shared<DemoOptions>();
-  CLI::App* cmd = app.add_subcommand("demo", "Run a DeepSeek-shaped layer on random weights: naive vs absorbed");
-  cmd->add_option("--preset", opt->preset, "deepseek-v2-lite (default), deepseek-v2, deepseek-v3 or tiny");
+  CLI::App* cmd = app.add_subcommand(
+      "demo", "Run a DeepSeek-shaped layer on random weights: naive vs absorbed");
+  cmd->add_option("--preset", opt->preset,
+                  "deepseek-v2-lite (default), deepseek-v2, deepseek-v3 or tiny");
   cmd->add_option("--prompt", opt->prompt, "Prompt tokens prefilled at once (default 128)");
   cmd->add_option("--decode", opt->decode, "Tokens decoded one at a time afterwards (default 32)");
   cmd->add_option("--batch", opt->batch, "Sequences (default 1)");

@@ -39,11 +39,12 @@ int run_info(const InfoOptions& opt) {
   const int64_t mla_numbers = c.latent_cache_numbers_per_token();
   const int64_t mha_numbers = c.mha_cache_numbers_per_token();
   std::printf("\ncache per token per layer (2-byte numbers):\n");
-  std::printf("  MLA latent cache: %lld numbers = %lld bytes\n", static_cast<long long>(mla_numbers),
-              static_cast<long long>(2 * mla_numbers));
-  std::printf("  MHA (naive) cache: %lld numbers = %lld bytes\n", static_cast<long long>(mha_numbers),
-              static_cast<long long>(2 * mha_numbers));
-  std::printf("  ratio MHA / MLA: %.1fx\n", static_cast<double>(mha_numbers) / static_cast<double>(mla_numbers));
+  std::printf("  MLA latent cache: %lld numbers = %lld bytes\n",
+              static_cast<long long>(mla_numbers), static_cast<long long>(2 * mla_numbers));
+  std::printf("  MHA (naive) cache: %lld numbers = %lld bytes\n",
+              static_cast<long long>(mha_numbers), static_cast<long long>(2 * mha_numbers));
+  std::printf("  ratio MHA / MLA: %.1fx\n",
+              static_cast<double>(mha_numbers) / static_cast<double>(mla_numbers));
   return 0;
 }
 
@@ -51,9 +52,12 @@ int run_info(const InfoOptions& opt) {
 
 Runner add_info_command(CLI::App& app) {
   auto opt = std::make_shared<InfoOptions>();
-  CLI::App* cmd = app.add_subcommand("info", "Show a model's config, attention tensors and cache sizes");
-  cmd->add_option("--model", opt->model, "Folder with config.json and the safetensors checkpoint")->required();
-  cmd->add_option("--layer", opt->layer, "Layer whose tensors to list (default 0)")->check(CLI::NonNegativeNumber);
+  CLI::App* cmd =
+      app.add_subcommand("info", "Show a model's config, attention tensors and cache sizes");
+  cmd->add_option("--model", opt->model, "Folder with config.json and the safetensors checkpoint")
+      ->required();
+  cmd->add_option("--layer", opt->layer, "Layer whose tensors to list (default 0)")
+      ->check(CLI::NonNegativeNumber);
   return [opt] { return run_info(*opt); };
 }
 

@@ -13,6 +13,9 @@ run_suite() {
   ctest --test-dir "$dir" --output-on-failure -j "$jobs"
 }
 
+echo "== clang-format check"
+git ls-files '*.cc' '*.h' | xargs clang-format --dry-run -Werror
+
 echo "== release build and tests"
 run_suite build -DCMAKE_BUILD_TYPE=Release
 if [[ "${1:-}" != "--no-sanitize" ]]; then

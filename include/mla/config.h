@@ -21,13 +21,13 @@ struct RopeScaling {
 };
 
 struct MlaConfig {
-  int64_t hidden_size = 0;        // d
-  int64_t num_heads = 0;          // H (num_attention_heads)
-  int64_t q_lora_rank = 0;        // d_cq; 0 means no query compression (config.json null)
-  int64_t kv_lora_rank = 0;       // d_c, the cached latent width
-  int64_t qk_nope_head_dim = 0;   // d_n
-  int64_t qk_rope_head_dim = 0;   // d_r, shared rotary key width
-  int64_t v_head_dim = 0;         // d_v
+  int64_t hidden_size = 0;       // d
+  int64_t num_heads = 0;         // H (num_attention_heads)
+  int64_t q_lora_rank = 0;       // d_cq; 0 means no query compression (config.json null)
+  int64_t kv_lora_rank = 0;      // d_c, the cached latent width
+  int64_t qk_nope_head_dim = 0;  // d_n
+  int64_t qk_rope_head_dim = 0;  // d_r, shared rotary key width
+  int64_t v_head_dim = 0;        // d_v
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
   int64_t max_position_embeddings = 4096;  // the run's maximum length (decides YaRN)
@@ -43,9 +43,7 @@ struct MlaConfig {
 
   // Cache numbers per token for one layer: MLA latent (d_c + d_r), naive/MHA H*(d_n+d_r+d_v).
   int64_t latent_cache_numbers_per_token() const { return latent_dim(); }
-  int64_t mha_cache_numbers_per_token() const {
-    return num_heads * (qk_head_dim() + v_head_dim);
-  }
+  int64_t mha_cache_numbers_per_token() const { return num_heads * (qk_head_dim() + v_head_dim); }
 
   // Throws mla::Error "config: <field>: <reason>" for the first invalid field.
   void validate() const;

@@ -19,7 +19,7 @@ std::size_t dtype_size(DType dtype);
 float bf16_to_f32(uint16_t bits);
 uint16_t f32_to_bf16(float value);  // round to nearest even; NaN stays NaN
 float f16_to_f32(uint16_t bits);
-uint16_t f32_to_f16(float value);  // round to nearest even; overflow gives inf
+uint16_t f32_to_f16(float value);     // round to nearest even; overflow gives inf
 float fp8_e4m3_to_f32(uint8_t bits);  // OCP e4m3fn: no infinities, 0x7f/0xff are NaN
 
 // Converts n little-endian elements of `dtype` at `src` to float32 at `dst`.

@@ -45,7 +45,8 @@ class LatentCache {
 
 class NaiveKVCache {
  public:
-  NaiveKVCache(const MlaConfig& config, int64_t batch, int64_t capacity, int64_t start_position = 0);
+  NaiveKVCache(const MlaConfig& config, int64_t batch, int64_t capacity,
+               int64_t start_position = 0);
 
   int64_t batch() const { return batch_; }
   int64_t capacity() const { return capacity_; }
@@ -53,12 +54,14 @@ class NaiveKVCache {
   int64_t start_position() const { return start_position_; }
   int64_t key_width() const { return key_width_; }      // H * (Dn + Dr)
   int64_t value_width() const { return value_width_; }  // H * Dv
-  int64_t bytes() const { return static_cast<int64_t>((keys_.size() + values_.size()) * sizeof(float)); }
+  int64_t bytes() const {
+    return static_cast<int64_t>((keys_.size() + values_.size()) * sizeof(float));
+  }
   int64_t bytes_per_token() const {
     return (key_width_ + value_width_) * static_cast<int64_t>(sizeof(float));
   }
 
-  float* keys(int64_t b) { return keys_.data() + b * capacity_ * key_width_; }        // (C, H, Dn+Dr)
+  float* keys(int64_t b) { return keys_.data() + b * capacity_ * key_width_; }  // (C, H, Dn+Dr)
   float* values(int64_t b) { return values_.data() + b * capacity_ * value_width_; }  // (C, H, Dv)
 
   void check_room(int64_t new_tokens) const;

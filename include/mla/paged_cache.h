@@ -24,7 +24,8 @@ class PagedKvPool {
   // dtype (F32 or BF16).
   PagedKvPool(int64_t token_width, int64_t page_size, int64_t num_pages, DType dtype = DType::kF32);
   // The number of pages that fit in `bytes` (throws if not even one does).
-  static int64_t pages_for_bytes(int64_t bytes, int64_t token_width, int64_t page_size, DType dtype);
+  static int64_t pages_for_bytes(int64_t bytes, int64_t token_width, int64_t page_size,
+                                 DType dtype);
 
   SeqId add_sequence();
   // Throws "cache: unknown sequence N".
@@ -60,15 +61,17 @@ class PagedKvPool {
 
  private:
   struct Sequence {
-    std::vector<int32_t> pages;       // page ids in token order
-    std::vector<const void*> table;   // their addresses, handed to kernels
-    int64_t length = 0;               // tokens written
-    int64_t reserved = 0;             // tokens reserved beyond length
+    std::vector<int32_t> pages;      // page ids in token order
+    std::vector<const void*> table;  // their addresses, handed to kernels
+    int64_t length = 0;              // tokens written
+    int64_t reserved = 0;            // tokens reserved beyond length
     bool alive = false;
   };
   Sequence& get(SeqId seq);
   const Sequence& get(SeqId seq) const;
-  std::byte* page_ptr(int32_t page) { return storage_.data() + static_cast<size_t>(page) * page_bytes_; }
+  std::byte* page_ptr(int32_t page) {
+    return storage_.data() + static_cast<size_t>(page) * page_bytes_;
+  }
   int64_t pages_needed(const Sequence& s, int64_t new_tokens) const;
   int32_t take_page();
   void release_page(int32_t page);

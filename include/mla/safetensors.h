@@ -60,8 +60,8 @@ class SafetensorsWriter {
  public:
   // Stores float32 data as `store_as` (F32, BF16 or F16). Throws on a duplicate name or a
   // shape whose element count differs from `values.size()`.
-  void add(const std::string& name, const std::vector<int64_t>& shape, std::span<const float> values,
-           DType store_as = DType::kF32);
+  void add(const std::string& name, const std::vector<int64_t>& shape,
+           std::span<const float> values, DType store_as = DType::kF32);
   // Stores raw bytes already in `dtype`; the byte count must match the shape.
   void add_raw(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
                std::span<const std::byte> data);

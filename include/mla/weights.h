@@ -27,8 +27,8 @@ struct MlaWeights {
 
   // Visits every tensor the config uses, with its Hugging Face name suffix
   // ("q_a_proj.weight", ...) and expected shape. One list drives load, save and checks.
-  using Visitor =
-      std::function<void(const std::string& hf_name, const std::vector<int64_t>& shape, std::vector<float>& data)>;
+  using Visitor = std::function<void(const std::string& hf_name, const std::vector<int64_t>& shape,
+                                     std::vector<float>& data)>;
   void for_each_tensor(const MlaConfig& config, const Visitor& visit);
 
   // Throws "weights: <name>: expected N values for shape [..], got M".
@@ -43,7 +43,8 @@ std::string layer_prefix(int64_t layer);
 
 // Loads layer `layer` from a checkpoint. Accepts F32, BF16, F16 and FP8 e4m3 with
 // `<name>_scale_inv` 128x128 block scales. Errors name the tensor and the file.
-MlaWeights load_layer_weights(const CheckpointDir& checkpoint, const MlaConfig& config, int64_t layer);
+MlaWeights load_layer_weights(const CheckpointDir& checkpoint, const MlaConfig& config,
+                              int64_t layer);
 
 // Writes the layer in the same layout (one safetensors file, atomically), stored as `dtype`.
 void save_layer_weights(const std::string& path, const MlaConfig& config, int64_t layer,

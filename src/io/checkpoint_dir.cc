@@ -32,23 +32,26 @@ CheckpointDir CheckpointDir::open(const std::string& dir) {
     }
     std::map<std::string, size_t> file_index;  // shard file name -> files_ index
     for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
-      if (!it->is_string()) throw Error(index_path.string() + ": weight_map['" + it.key() + "'] must be a file name");
+      if (!it->is_string())
+        throw Error(index_path.string() + ": weight_map['" + it.key() + "'] must be a file name");
       const std::string shard = it->get<std::string>();
       if (shard.find('/') != std::string::npos || shard == ".." || shard.empty()) {
-        throw Error(index_path.string() + ": weight_map['" + it.key() + "']: invalid shard name '" + shard + "'");
+        throw Error(index_path.string() + ": weight_map['" + it.key() + "']: invalid shard name '" +
+                    shard + "'");
       }
       auto found = file_index.find(shard);
       if (found == file_index.end()) {
         const fs::path shard_path = fs::path(dir) / shard;
         if (!fs::exists(shard_path, ec)) {
-          throw Error(index_path.string() + ": shard '" + shard + "' listed for tensor '" + it.key() + "' is missing");
+          throw Error(index_path.string() + ": shard '" + shard + "' listed for tensor '" +
+                      it.key() + "' is missing");
         }
         ckpt.files_.push_back(SafetensorsFile::open(shard_path.string()));
         found = file_index.emplace(shard, ckpt.files_.size() - 1).first;
       }
       if (!ckpt.files_[found->second].contains(it.key())) {
-        throw Error(ckpt.files_[found->second].path() + ": no tensor '" + it.key() + "' (listed in " +
-                    index_path.filename().string() + ")");
+        throw Error(ckpt.files_[found->second].path() + ": no tensor '" + it.key() +
+                    "' (listed in " + index_path.filename().string() + ")");
       }
       ckpt.owner_[it.key()] = found->second;
     }
@@ -58,22 +61,25 @@ CheckpointDir CheckpointDir::open(const std::string& dir) {
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     if (entry.path().extension() == ".safetensors") shards.push_back(entry.path());
   }
-  if (shards.empty()) throw Error(dir + ": no .safetensors file and no model.safetensors.index.json");
+  if (shards.empty())
+    throw Error(dir + ": no .safetensors file and no model.safetensors.index.json");
   std::sort(shards.begin(), shards.end());
   for (const auto& shard : shards) {
     ckpt.files_.push_back(SafetensorsFile::open(shard.string()));
     for (const std::string& name : ckpt.files_.back().names()) {
       auto [it, inserted] = ckpt.owner_.emplace(name, ckpt.files_.size() - 1);
       if (!inserted) {
-        throw Error(dir + ": tensor '" + name + "' appears in both " + ckpt.files_[it->second].path() + " and " +
-                    shard.string());
+        throw Error(dir + ": tensor '" + name + "' appears in both " +
+                    ckpt.files_[it->second].path() + " and " + shard.string());
       }
     }
   }
   return ckpt;
 }
 
-bool CheckpointDir::contains(const std::string& name) const { return owner_.count(name) != 0; }
+bool CheckpointDir::contains(const std::string& name) const {
+  return owner_.count(name) != 0;
+}
 
 const SafetensorsFile& CheckpointDir::file_for(const std::string& name) const {
   auto it = owner_.find(name);

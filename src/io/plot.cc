@@ -20,8 +20,8 @@ constexpr int kPanelW = 640, kPanelH = 440, kLeft = 90, kRight = 20, kTop = 50, 
 struct Rgb {
   uint8_t r, g, b;
 };
-constexpr Rgb kPalette[] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40},
-                            {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {127, 127, 127}};
+constexpr Rgb kPalette[] = {{31, 119, 180},  {255, 127, 14}, {44, 160, 44},   {214, 39, 40},
+                            {148, 103, 189}, {140, 86, 75},  {227, 119, 194}, {127, 127, 127}};
 
 class Canvas {
  public:
@@ -41,7 +41,8 @@ class Canvas {
       const int x = static_cast<int>(std::lround(x0 + (x1 - x0) * t));
       const int y = static_cast<int>(std::lround(y0 + (y1 - y0) * t));
       for (int dx = 0; dx < thickness; ++dx) {
-        for (int dy = 0; dy < thickness; ++dy) set(x + dx - thickness / 2, y + dy - thickness / 2, c);
+        for (int dy = 0; dy < thickness; ++dy)
+          set(x + dx - thickness / 2, y + dy - thickness / 2, c);
       }
     }
   }
@@ -61,7 +62,9 @@ class Canvas {
       x += 6 * scale;
     }
   }
-  static int text_width(const std::string& s, int scale = 2) { return static_cast<int>(s.size()) * 6 * scale; }
+  static int text_width(const std::string& s, int scale = 2) {
+    return static_cast<int>(s.size()) * 6 * scale;
+  }
   int width() const { return w_; }
   int height() const { return h_; }
   const uint8_t* row(int y) const { return &px_[static_cast<size_t>(y * w_ * 3)]; }
@@ -87,7 +90,8 @@ struct Axis {
   double lo, hi;
   bool log;
   double map(double v, double a, double b) const {
-    const double t = log ? (std::log(v) - std::log(lo)) / (std::log(hi) - std::log(lo)) : (v - lo) / (hi - lo);
+    const double t =
+        log ? (std::log(v) - std::log(lo)) / (std::log(hi) - std::log(lo)) : (v - lo) / (hi - lo);
     return a + (b - a) * t;
   }
 };
@@ -112,13 +116,15 @@ void draw_panel(Canvas& cv, int x0, const PlotPanel& panel) {
   const Rgb black{0, 0, 0}, grid{225, 225, 225};
   std::vector<double> xs, ys;
   for (const auto& s : panel.series) {
-    if (s.x.size() != s.y.size()) throw Error("plot: series '" + s.name + "' has x and y of different lengths");
+    if (s.x.size() != s.y.size())
+      throw Error("plot: series '" + s.name + "' has x and y of different lengths");
     xs.insert(xs.end(), s.x.begin(), s.x.end());
     ys.insert(ys.end(), s.y.begin(), s.y.end());
   }
   if (xs.empty()) throw Error("plot: panel '" + panel.title + "' has no points");
   const Axis ax = make_axis(xs, panel.log_x, false), ay = make_axis(ys, panel.log_y, true);
-  const int left = x0 + kLeft, right = x0 + kPanelW - kRight, top = kTop, bottom = kPanelH - kBottom;
+  const int left = x0 + kLeft, right = x0 + kPanelW - kRight, top = kTop,
+            bottom = kPanelH - kBottom;
   // Ticks: the distinct x values when there are few (contexts, steps), else five even steps.
   std::set<double> distinct(xs.begin(), xs.end());
   std::vector<double> xticks;
@@ -134,8 +140,9 @@ void draw_panel(Canvas& cv, int x0, const PlotPanel& panel) {
     cv.text(static_cast<int>(x) - Canvas::text_width(label) / 2, bottom + 8, label, black);
   }
   for (int i = 0; i <= 4; ++i) {
-    const double v = ay.log ? std::exp(std::log(ay.lo) + (std::log(ay.hi) - std::log(ay.lo)) * i / 4)
-                            : ay.lo + (ay.hi - ay.lo) * i / 4;
+    const double v = ay.log
+                         ? std::exp(std::log(ay.lo) + (std::log(ay.hi) - std::log(ay.lo)) * i / 4)
+                         : ay.lo + (ay.hi - ay.lo) * i / 4;
     const double y = ay.map(v, bottom, top);
     cv.line(left, y, right, y, grid, 1);
     const std::string label = format_tick(v);
@@ -144,14 +151,15 @@ void draw_panel(Canvas& cv, int x0, const PlotPanel& panel) {
   cv.line(left, bottom, right, bottom, black, 2);
   cv.line(left, top, left, bottom, black, 2);
   cv.text(x0 + (kPanelW - Canvas::text_width(panel.title)) / 2, 14, panel.title, black);
-  cv.text(x0 + (kPanelW - Canvas::text_width(panel.x_label)) / 2, kPanelH - 28, panel.x_label, black);
+  cv.text(x0 + (kPanelW - Canvas::text_width(panel.x_label)) / 2, kPanelH - 28, panel.x_label,
+          black);
   cv.text(x0 + 6, kTop - 22, panel.y_label, black);
   for (size_t si = 0; si < panel.series.size(); ++si) {
     const auto& s = panel.series[si];
     const Rgb color = kPalette[si % std::size(kPalette)];
     for (size_t i = 0; i + 1 < s.x.size(); ++i) {
-      cv.line(ax.map(s.x[i], left, right), ay.map(s.y[i], bottom, top), ax.map(s.x[i + 1], left, right),
-              ay.map(s.y[i + 1], bottom, top), color, 3);
+      cv.line(ax.map(s.x[i], left, right), ay.map(s.y[i], bottom, top),
+              ax.map(s.x[i + 1], left, right), ay.map(s.y[i + 1], bottom, top), color, 3);
     }
     for (size_t i = 0; i < s.x.size(); ++i) {
       const double px = ax.map(s.x[i], left, right), py = ay.map(s.y[i], bottom, top);
@@ -173,8 +181,9 @@ bool encode_png(FILE* f, const Canvas& cv) {
     return false;
   }
   png_init_io(png, f);
-  png_set_IHDR(png, info, static_cast<png_uint_32>(cv.width()), static_cast<png_uint_32>(cv.height()), 8,
-               PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_set_IHDR(png, info, static_cast<png_uint_32>(cv.width()),
+               static_cast<png_uint_32>(cv.height()), 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);
   for (int y = 0; y < cv.height(); ++y) png_write_row(png, const_cast<png_bytep>(cv.row(y)));
   png_write_end(png, nullptr);
@@ -187,7 +196,8 @@ bool encode_png(FILE* f, const Canvas& cv) {
 void write_line_plot(const std::string& path, const std::vector<PlotPanel>& panels) {
   if (panels.empty()) throw Error("plot: nothing to draw");
   Canvas cv(kPanelW * static_cast<int>(panels.size()), kPanelH);
-  for (size_t i = 0; i < panels.size(); ++i) draw_panel(cv, static_cast<int>(i) * kPanelW, panels[i]);
+  for (size_t i = 0; i < panels.size(); ++i)
+    draw_panel(cv, static_cast<int>(i) * kPanelW, panels[i]);
 
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   FILE* f = std::fopen(tmp.c_str(), "wb");

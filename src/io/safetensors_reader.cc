@@ -21,7 +21,9 @@ namespace {
 
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // real headers are a few MB at most
 
-bool checked_mul(uint64_t a, uint64_t b, uint64_t* out) { return !__builtin_mul_overflow(a, b, out); }
+bool checked_mul(uint64_t a, uint64_t b, uint64_t* out) {
+  return !__builtin_mul_overflow(a, b, out);
+}
 
 }  // namespace
 
@@ -57,14 +59,18 @@ struct SafetensorsFile::Impl {
   TensorInfo parse_entry(const std::string& name, const nlohmann::json& entry) const;
 };
 
-TensorInfo SafetensorsFile::Impl::parse_entry(const std::string& name, const nlohmann::json& entry) const {
+TensorInfo SafetensorsFile::Impl::parse_entry(const std::string& name,
+                                              const nlohmann::json& entry) const {
   if (!entry.is_object()) fail_tensor(name, "entry must be an object");
   TensorInfo info;
   info.name = name;
   auto dtype = entry.find("dtype");
-  if (dtype == entry.end() || !dtype->is_string()) fail_tensor(name, "missing or non-string 'dtype'");
+  if (dtype == entry.end() || !dtype->is_string())
+    fail_tensor(name, "missing or non-string 'dtype'");
   auto parsed = dtype_from_name(dtype->get<std::string>());
-  if (!parsed) fail_tensor(name, "unsupported dtype '" + dtype->get<std::string>() + "' (F32, BF16, F16, F8_E4M3)");
+  if (!parsed)
+    fail_tensor(name,
+                "unsupported dtype '" + dtype->get<std::string>() + "' (F32, BF16, F16, F8_E4M3)");
   info.dtype = *parsed;
 
   auto shape = entry.find("shape");
@@ -76,7 +82,8 @@ TensorInfo SafetensorsFile::Impl::parse_entry(const std::string& name, const nlo
       fail_tensor(name, "shape " + shape->dump() + " has a negative or absurd dimension");
     }
     const uint64_t d = dim.get<uint64_t>();
-    if (!checked_mul(numel, d, &numel)) fail_tensor(name, "element count of shape " + shape->dump() + " overflows");
+    if (!checked_mul(numel, d, &numel))
+      fail_tensor(name, "element count of shape " + shape->dump() + " overflows");
     info.shape.push_back(static_cast<int64_t>(d));
   }
   uint64_t nbytes = 0;
@@ -85,24 +92,25 @@ TensorInfo SafetensorsFile::Impl::parse_entry(const std::string& name, const nlo
   }
 
   auto offsets = entry.find("data_offsets");
-  if (offsets == entry.end() || !offsets->is_array() || offsets->size() != 2 || !(*offsets)[0].is_number_unsigned() ||
-      !(*offsets)[1].is_number_unsigned()) {
+  if (offsets == entry.end() || !offsets->is_array() || offsets->size() != 2 ||
+      !(*offsets)[0].is_number_unsigned() || !(*offsets)[1].is_number_unsigned()) {
     fail_tensor(name, "'data_offsets' must be two non-negative integers");
   }
   info.begin = (*offsets)[0].get<uint64_t>();
   info.end = (*offsets)[1].get<uint64_t>();
   if (info.begin > info.end) {
-    fail_tensor(name, "data_offsets [" + std::to_string(info.begin) + ", " + std::to_string(info.end) +
-                          "] begin after end");
+    fail_tensor(name, "data_offsets [" + std::to_string(info.begin) + ", " +
+                          std::to_string(info.end) + "] begin after end");
   }
   if (info.end > data_size) {
-    fail_tensor(name, "data_offsets [" + std::to_string(info.begin) + ", " + std::to_string(info.end) +
-                          "] out of range: the data section has " + std::to_string(data_size) + " bytes");
+    fail_tensor(name, "data_offsets [" + std::to_string(info.begin) + ", " +
+                          std::to_string(info.end) + "] out of range: the data section has " +
+                          std::to_string(data_size) + " bytes");
   }
   if (info.end - info.begin != nbytes) {
-    fail_tensor(name, "data_offsets span " + std::to_string(info.end - info.begin) + " bytes but shape " +
-                          shape_to_string(info.shape) + " of " + std::string(dtype_name(info.dtype)) + " needs " +
-                          std::to_string(nbytes));
+    fail_tensor(name, "data_offsets span " + std::to_string(info.end - info.begin) +
+                          " bytes but shape " + shape_to_string(info.shape) + " of " +
+                          std::string(dtype_name(info.dtype)) + " needs " + std::to_string(nbytes));
   }
   return info;
 }
@@ -131,10 +139,12 @@ void SafetensorsFile::Impl::parse_header(const std::string& header) {
   for (const auto& [name, info] : tensors) {
     if (info.end > info.begin) order.push_back(&info);
   }
-  std::sort(order.begin(), order.end(), [](const TensorInfo* a, const TensorInfo* b) { return a->begin < b->begin; });
+  std::sort(order.begin(), order.end(),
+            [](const TensorInfo* a, const TensorInfo* b) { return a->begin < b->begin; });
   for (size_t i = 1; i < order.size(); ++i) {
     if (order[i]->begin < order[i - 1]->end) {
-      fail("tensors '" + order[i - 1]->name + "' and '" + order[i]->name + "' overlap in the data section");
+      fail("tensors '" + order[i - 1]->name + "' and '" + order[i]->name +
+           "' overlap in the data section");
     }
   }
 }
@@ -157,7 +167,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   const auto file_size = static_cast<uint64_t>(st.st_size);
   if (file_size < 8) {
     ::close(fd);
-    impl->fail("truncated: " + std::to_string(file_size) + " bytes, the 8-byte header length is missing");
+    impl->fail("truncated: " + std::to_string(file_size) +
+               " bytes, the 8-byte header length is missing");
   }
   impl->map_size = static_cast<size_t>(file_size);
   impl->map = mmap(nullptr, impl->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -173,16 +184,22 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
     impl->fail("header length " + std::to_string(header_len) + " is past the end of the file (" +
                std::to_string(file_size) + " bytes)");
   }
-  if (header_len > kMaxHeaderBytes) impl->fail("header length " + std::to_string(header_len) + " exceeds 100 MB");
+  if (header_len > kMaxHeaderBytes)
+    impl->fail("header length " + std::to_string(header_len) + " exceeds 100 MB");
   impl->data = static_cast<const std::byte*>(impl->map) + 8 + header_len;
   impl->data_size = file_size - 8 - header_len;
-  impl->parse_header(std::string(reinterpret_cast<const char*>(bytes + 8), static_cast<size_t>(header_len)));
+  impl->parse_header(
+      std::string(reinterpret_cast<const char*>(bytes + 8), static_cast<size_t>(header_len)));
   return SafetensorsFile(std::move(impl));
 }
 
-const std::string& SafetensorsFile::path() const { return impl_->path; }
+const std::string& SafetensorsFile::path() const {
+  return impl_->path;
+}
 
-bool SafetensorsFile::contains(const std::string& name) const { return impl_->tensors.count(name) != 0; }
+bool SafetensorsFile::contains(const std::string& name) const {
+  return impl_->tensors.count(name) != 0;
+}
 
 const TensorInfo& SafetensorsFile::info(const std::string& name) const {
   auto it = impl_->tensors.find(name);
@@ -196,7 +213,9 @@ std::vector<std::string> SafetensorsFile::names() const {
   return names;
 }
 
-const std::map<std::string, std::string>& SafetensorsFile::metadata() const { return impl_->metadata; }
+const std::map<std::string, std::string>& SafetensorsFile::metadata() const {
+  return impl_->metadata;
+}
 
 std::span<const std::byte> SafetensorsFile::bytes(const std::string& name) const {
   const TensorInfo& t = info(name);

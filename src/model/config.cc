@@ -38,13 +38,16 @@ void validate_config(const MlaConfig& c, const std::string& source) {
   require_positive(source, "v_head_dim", c.v_head_dim);
   // Bound every width so that products of widths cannot overflow 64-bit sizes.
   constexpr int64_t kMaxWidth = int64_t{1} << 20;
-  const std::pair<const char*, int64_t> widths[] = {
-      {"hidden_size", c.hidden_size},           {"num_attention_heads", c.num_heads},
-      {"q_lora_rank", c.q_lora_rank},           {"kv_lora_rank", c.kv_lora_rank},
-      {"qk_nope_head_dim", c.qk_nope_head_dim}, {"qk_rope_head_dim", c.qk_rope_head_dim},
-      {"v_head_dim", c.v_head_dim}};
+  const std::pair<const char*, int64_t> widths[] = {{"hidden_size", c.hidden_size},
+                                                    {"num_attention_heads", c.num_heads},
+                                                    {"q_lora_rank", c.q_lora_rank},
+                                                    {"kv_lora_rank", c.kv_lora_rank},
+                                                    {"qk_nope_head_dim", c.qk_nope_head_dim},
+                                                    {"qk_rope_head_dim", c.qk_rope_head_dim},
+                                                    {"v_head_dim", c.v_head_dim}};
   for (const auto& [name, value] : widths) {
-    if (value > kMaxWidth) fail_field(source, name, "too large (> 2^20), got " + std::to_string(value));
+    if (value > kMaxWidth)
+      fail_field(source, name, "too large (> 2^20), got " + std::to_string(value));
   }
   if (!(c.rms_norm_eps > 0.0) || !std::isfinite(c.rms_norm_eps)) {
     fail_field(source, "rms_norm_eps", "must be a positive finite number");
@@ -75,7 +78,8 @@ void validate_config(const MlaConfig& c, const std::string& source) {
 // Reads an integer field; `null` maps to `null_value` when allowed.
 // `field` names the value in messages ("rope_scaling.factor"); `key` is its JSON key.
 int64_t read_int(const nlohmann::json& j, const std::string& source, const std::string& field,
-                 bool required, int64_t fallback, bool null_allowed = false, const char* key = nullptr) {
+                 bool required, int64_t fallback, bool null_allowed = false,
+                 const char* key = nullptr) {
   auto it = j.find(key != nullptr ? std::string(key) : field);
   if (it == j.end()) {
     if (required) fail_field(source, field, "missing");
@@ -167,7 +171,9 @@ double MlaConfig::softmax_scale() const {
   return scale;
 }
 
-void MlaConfig::validate() const { validate_config(*this, "config"); }
+void MlaConfig::validate() const {
+  validate_config(*this, "config");
+}
 
 std::string MlaConfig::to_string() const {
   std::ostringstream out;

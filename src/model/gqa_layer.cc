@@ -19,10 +19,12 @@ void GqaConfig::validate() const {
   if (hidden_size < 1 || hidden_size > (1 << 20)) fail("hidden_size", "must be in [1, 2^20]");
   if (num_heads < 1 || num_heads > (1 << 16)) fail("num_heads", "must be in [1, 2^16]");
   if (num_kv_heads < 1 || num_heads % num_kv_heads != 0) {
-    fail("num_kv_heads", "must divide num_heads (" + std::to_string(num_heads) + "), got " + std::to_string(num_kv_heads));
+    fail("num_kv_heads", "must divide num_heads (" + std::to_string(num_heads) + "), got " +
+                             std::to_string(num_kv_heads));
   }
   if (head_dim < 1 || head_dim > (1 << 16)) fail("head_dim", "must be in [1, 2^16]");
-  if (rope_dim < 0 || rope_dim > head_dim || rope_dim % 2 != 0) fail("rope_dim", "must be even and in [0, head_dim]");
+  if (rope_dim < 0 || rope_dim > head_dim || rope_dim % 2 != 0)
+    fail("rope_dim", "must be even and in [0, head_dim]");
   if (!(rope_theta > 1.0)) fail("rope_theta", "must be greater than 1");
 }
 
@@ -71,8 +73,8 @@ GqaLayer::GqaLayer(const GqaConfig& config, GqaWeights weights)
   const GqaConfig& c = config_;
   auto check = [](const std::vector<float>& w, int64_t n, const char* name) {
     if (static_cast<int64_t>(w.size()) != n) {
-      throw Error(std::string("gqa weights: ") + name + ": expected " + std::to_string(n) + " values, got " +
-                  std::to_string(w.size()));
+      throw Error(std::string("gqa weights: ") + name + ": expected " + std::to_string(n) +
+                  " values, got " + std::to_string(w.size()));
     }
   };
   check(weights_.wq, c.num_heads * c.head_dim * c.hidden_size, "wq");
@@ -93,31 +95,39 @@ GqaLayer& GqaLayer::operator=(GqaLayer&&) noexcept = default;
 void GqaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::SeqId> seqs,
                        std::span<const int64_t> new_tokens, PagedKvPool& pool, std::span<float> y) {
   const GqaConfig& c = config_;
-  if (seqs.size() != new_tokens.size()) throw Error("forward: one new-token count per sequence is needed");
+  if (seqs.size() != new_tokens.size())
+    throw Error("forward: one new-token count per sequence is needed");
   if (seqs.empty()) throw Error("forward: batch must be at least 1, got 0");
   int64_t n = 0;
   for (int64_t count : new_tokens) {
-    if (count < 1) throw Error("forward: every sequence needs at least 1 new token, got " + std::to_string(count));
+    if (count < 1)
+      throw Error("forward: every sequence needs at least 1 new token, got " +
+                  std::to_string(count));
     n += count;
   }
   const auto expected = static_cast<size_t>(n * c.hidden_size);
   if (x.size() != expected || y.size() != expected) {
-    throw Error("forward: x and y need total new tokens x hidden = " + std::to_string(expected) + " values");
+    throw Error("forward: x and y need total new tokens x hidden = " + std::to_string(expected) +
+                " values");
   }
   if (pool.token_width() != paged_token_width()) {
-    throw Error("forward: the page pool must hold rows of " + std::to_string(paged_token_width()) + " numbers");
+    throw Error("forward: the page pool must hold rows of " + std::to_string(paged_token_width()) +
+                " numbers");
   }
   pool.reserve(seqs, new_tokens);
 
   Workspace& ws = *ws_;
-  const int64_t h = c.num_heads, g = c.num_kv_heads, dh = c.head_dim, d = c.hidden_size, kvw = 2 * g * dh;
+  const int64_t h = c.num_heads, g = c.num_kv_heads, dh = c.head_dim, d = c.hidden_size,
+                kvw = 2 * g * dh;
   Workspace::reserve(ws.q, n * h * dh);
   Workspace::reserve(ws.kv, n * kvw);
   Workspace::reserve(ws.o, n * h * dh);
   ops::linear(x.data(), n, d, weights_.wq.data(), h * dh, ws.q.data());
   // K and V land side by side in each row, as the pool stores them: (N, [G*Dh | G*Dh]).
-  ops::gemm(false, true, n, g * dh, d, 1.0f, x.data(), d, weights_.wk.data(), d, 0.0f, ws.kv.data(), kvw);
-  ops::gemm(false, true, n, g * dh, d, 1.0f, x.data(), d, weights_.wv.data(), d, 0.0f, ws.kv.data() + g * dh, kvw);
+  ops::gemm(false, true, n, g * dh, d, 1.0f, x.data(), d, weights_.wk.data(), d, 0.0f, ws.kv.data(),
+            kvw);
+  ops::gemm(false, true, n, g * dh, d, 1.0f, x.data(), d, weights_.wv.data(), d, 0.0f,
+            ws.kv.data() + g * dh, kvw);
 
   int64_t row = 0;
   for (size_t i = 0; i < seqs.size(); ++i) {

@@ -9,9 +9,11 @@ namespace {
 
 void check_cache_args(int64_t batch, int64_t capacity, int64_t start_position) {
   if (batch < 1) throw Error("cache: batch must be at least 1, got " + std::to_string(batch));
-  if (capacity < 1) throw Error("cache: capacity must be at least 1, got " + std::to_string(capacity));
+  if (capacity < 1)
+    throw Error("cache: capacity must be at least 1, got " + std::to_string(capacity));
   if (start_position < 0) {
-    throw Error("cache: start position must not be negative, got " + std::to_string(start_position));
+    throw Error("cache: start position must not be negative, got " +
+                std::to_string(start_position));
   }
 }
 
@@ -19,7 +21,8 @@ void check_append(int64_t length, int64_t capacity, int64_t new_tokens) {
   if (new_tokens < 0) throw Error("cache: cannot append a negative number of tokens");
   if (new_tokens > capacity - length) {
     throw Error("cache: appending " + std::to_string(new_tokens) + " tokens to " +
-                std::to_string(length) + " cached would exceed capacity " + std::to_string(capacity));
+                std::to_string(length) + " cached would exceed capacity " +
+                std::to_string(capacity));
   }
 }
 
@@ -35,7 +38,8 @@ size_t checked_numbers(int64_t batch, int64_t capacity, int64_t width) {
 
 }  // namespace
 
-LatentCache::LatentCache(const MlaConfig& config, int64_t batch, int64_t capacity, int64_t start_position)
+LatentCache::LatentCache(const MlaConfig& config, int64_t batch, int64_t capacity,
+                         int64_t start_position)
     : batch_(batch),
       capacity_(capacity),
       start_position_(start_position),
@@ -45,7 +49,9 @@ LatentCache::LatentCache(const MlaConfig& config, int64_t batch, int64_t capacit
   data_.assign(checked_numbers(batch, capacity, row_width_), 0.0f);
 }
 
-void LatentCache::check_room(int64_t new_tokens) const { check_append(length_, capacity_, new_tokens); }
+void LatentCache::check_room(int64_t new_tokens) const {
+  check_append(length_, capacity_, new_tokens);
+}
 
 void LatentCache::commit(int64_t new_tokens) {
   check_room(new_tokens);
@@ -64,7 +70,9 @@ NaiveKVCache::NaiveKVCache(const MlaConfig& config, int64_t batch, int64_t capac
   values_.assign(checked_numbers(batch, capacity, value_width_), 0.0f);
 }
 
-void NaiveKVCache::check_room(int64_t new_tokens) const { check_append(length_, capacity_, new_tokens); }
+void NaiveKVCache::check_room(int64_t new_tokens) const {
+  check_append(length_, capacity_, new_tokens);
+}
 
 void NaiveKVCache::commit(int64_t new_tokens) {
   check_room(new_tokens);

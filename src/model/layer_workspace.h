@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "ops/kv_view.h"
 #include "ops/flash_attention.h"
+#include "ops/kv_view.h"
 
 namespace mla::detail {
 
@@ -23,17 +23,17 @@ struct SeqSlice {
 struct Workspace {
   std::vector<float> rope_freqs;  // (Dr/2)
   float rope_amplitude = 1.0f;
-  std::vector<float> cos_sin;     // (Dr)
-  std::vector<int64_t> positions; // (N) rotary position of each new token
-  std::vector<float> q_latent;    // (N, Rq)
-  std::vector<float> q;           // (N, H, Dn+Dr)
-  std::vector<float> latent;      // (N, R+Dr): normed c_kv then roped k_pe
-  std::vector<float> q_absorbed;  // (N, H, R+Dr)  absorbed path
-  std::vector<float> o_latent;    // (N, H, R)     absorbed path
-  std::vector<float> kv;          // (N, H, Dn+Dv) naive path
-  std::vector<float> o;           // (N, H, Dv)
-  std::vector<float> row_buffer;  // one cache row before conversion to the pool's dtype
-  std::vector<SeqSlice> slices;   // one per sequence of the call
+  std::vector<float> cos_sin;      // (Dr)
+  std::vector<int64_t> positions;  // (N) rotary position of each new token
+  std::vector<float> q_latent;     // (N, Rq)
+  std::vector<float> q;            // (N, H, Dn+Dr)
+  std::vector<float> latent;       // (N, R+Dr): normed c_kv then roped k_pe
+  std::vector<float> q_absorbed;   // (N, H, R+Dr)  absorbed path
+  std::vector<float> o_latent;     // (N, H, R)     absorbed path
+  std::vector<float> kv;           // (N, H, Dn+Dv) naive path
+  std::vector<float> o;            // (N, H, Dv)
+  std::vector<float> row_buffer;   // one cache row before conversion to the pool's dtype
+  std::vector<SeqSlice> slices;    // one per sequence of the call
   std::vector<ops::AttentionParams> attention_params;  // one per sequence of the call
   ops::FlashWorkspace flash_workspace;
 

@@ -1,15 +1,14 @@
-#include "mla/layer.h"
-
 #include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "mla/error.h"
+#include "mla/layer.h"
 #include "model/layer_workspace.h"
 #include "ops/attention.h"
-#include "ops/gemm.h"
 #include "ops/flash_attention.h"
+#include "ops/gemm.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
 
@@ -33,34 +32,38 @@ MlaLayer& MlaLayer::operator=(MlaLayer&&) noexcept = default;
 
 int64_t MlaLayer::paged_token_width(AttentionPath path) const {
   const MlaConfig& c = config_;
-  return path == AttentionPath::kAbsorbed ? c.latent_dim() : c.num_heads * (c.qk_head_dim() + c.v_head_dim);
+  return path == AttentionPath::kAbsorbed ? c.latent_dim()
+                                          : c.num_heads * (c.qk_head_dim() + c.v_head_dim);
 }
 
 void MlaLayer::check_io(std::span<const float> x, int64_t batch, int64_t seq, std::span<float> y,
                         int64_t cache_batch) const {
   if (batch < 1) throw Error("forward: batch must be at least 1, got " + std::to_string(batch));
-  if (seq < 1) throw Error("forward: sequence length must be at least 1, got " + std::to_string(seq));
+  if (seq < 1)
+    throw Error("forward: sequence length must be at least 1, got " + std::to_string(seq));
   if (batch != cache_batch) {
     throw Error("forward: batch " + std::to_string(batch) + " does not match the cache's batch " +
                 std::to_string(cache_batch));
   }
   const int64_t d = config_.hidden_size;
-  if (seq > (int64_t{1} << 40) / (batch * d)) throw Error("forward: batch x seq x hidden is too large");
+  if (seq > (int64_t{1} << 40) / (batch * d))
+    throw Error("forward: batch x seq x hidden is too large");
   const auto expected = static_cast<size_t>(batch * seq * d);
   if (x.size() != expected) {
-    throw Error("forward: x has " + std::to_string(x.size()) + " values, expected batch x seq x hidden = " +
-                std::to_string(expected));
+    throw Error("forward: x has " + std::to_string(x.size()) +
+                " values, expected batch x seq x hidden = " + std::to_string(expected));
   }
   if (y.size() != expected) {
-    throw Error("forward: y has " + std::to_string(y.size()) + " values, expected batch x seq x hidden = " +
-                std::to_string(expected));
+    throw Error("forward: y has " + std::to_string(y.size()) +
+                " values, expected batch x seq x hidden = " + std::to_string(expected));
   }
 }
 
 void MlaLayer::project_inputs(const float* x, int64_t n) {
   const MlaConfig& c = config_;
   Workspace& ws = *ws_;
-  const int64_t d = c.hidden_size, h = c.num_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim;
+  const int64_t d = c.hidden_size, h = c.num_heads, dn = c.qk_nope_head_dim,
+                dr = c.qk_rope_head_dim;
   const int64_t r = c.kv_lora_rank, dqk = c.qk_head_dim();
   const float eps = static_cast<float>(c.rms_norm_eps);
 
@@ -68,7 +71,8 @@ void MlaLayer::project_inputs(const float* x, int64_t n) {
   if (c.has_q_lora()) {
     Workspace::reserve(ws.q_latent, n * c.q_lora_rank);
     ops::linear(x, n, d, weights_.wq_a.data(), c.q_lora_rank, ws.q_latent.data());
-    ops::rms_norm_rows(ws.q_latent.data(), n, c.q_lora_rank, c.q_lora_rank, weights_.q_norm.data(), eps);
+    ops::rms_norm_rows(ws.q_latent.data(), n, c.q_lora_rank, c.q_lora_rank, weights_.q_norm.data(),
+                       eps);
     ops::linear(ws.q_latent.data(), n, c.q_lora_rank, weights_.wq_b.data(), h * dqk, ws.q.data());
   } else {
     ops::linear(x, n, d, weights_.wq.data(), h * dqk, ws.q.data());
@@ -80,7 +84,8 @@ void MlaLayer::project_inputs(const float* x, int64_t n) {
 
   if (dr == 0) return;
   for (int64_t row = 0; row < n; ++row) {
-    ops::rope_cos_sin(ws.rope_freqs, ws.rope_amplitude, ws.positions[static_cast<size_t>(row)], ws.cos_sin.data());
+    ops::rope_cos_sin(ws.rope_freqs, ws.rope_amplitude, ws.positions[static_cast<size_t>(row)],
+                      ws.cos_sin.data());
     ops::rope_apply(ws.q.data() + row * h * dqk + dn, h, dqk, dr, ws.cos_sin.data());
     ops::rope_apply(ws.latent.data() + row * (r + dr) + r, 1, r + dr, dr, ws.cos_sin.data());
   }
@@ -89,13 +94,15 @@ void MlaLayer::project_inputs(const float* x, int64_t n) {
 void MlaLayer::absorb_queries(int64_t n) {
   const MlaConfig& c = config_;
   Workspace& ws = *ws_;
-  const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim, dv = c.v_head_dim;
+  const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim,
+                dv = c.v_head_dim;
   const int64_t r = c.kv_lora_rank, dqk = c.qk_head_dim(), row = r + dr;
   // Fold W_UK into the query: q~_h (N, R) = q_nope_h (N, Dn) * W_UK_h (Dn, R).
   Workspace::reserve(ws.q_absorbed, n * h * row);
   for (int64_t head = 0; head < h; ++head) {
     ops::gemm(false, false, n, r, dn, 1.0f, ws.q.data() + head * dqk, h * dqk,
-              weights_.wkv_b.data() + head * (dn + dv) * r, r, 0.0f, ws.q_absorbed.data() + head * row, h * row);
+              weights_.wkv_b.data() + head * (dn + dv) * r, r, 0.0f,
+              ws.q_absorbed.data() + head * row, h * row);
   }
   for (int64_t i = 0; i < n * h; ++i) {
     std::memcpy(ws.q_absorbed.data() + i * row + r, ws.q.data() + i * dqk + dn, sizeof(float) * dr);
@@ -108,18 +115,20 @@ void MlaLayer::expand_kv(int64_t n) {
   const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dv = c.v_head_dim, r = c.kv_lora_rank;
   // Materialise per-head keys and values: kv (N, H, Dn+Dv) = c_kv (N, R) * W_UKV^T.
   Workspace::reserve(ws.kv, n * h * (dn + dv));
-  ops::gemm(false, true, n, h * (dn + dv), r, 1.0f, ws.latent.data(), c.latent_dim(), weights_.wkv_b.data(), r,
-            0.0f, ws.kv.data(), h * (dn + dv));
+  ops::gemm(false, true, n, h * (dn + dv), r, 1.0f, ws.latent.data(), c.latent_dim(),
+            weights_.wkv_b.data(), r, 0.0f, ws.kv.data(), h * (dn + dv));
 }
 
 void MlaLayer::write_naive_rows(int64_t row, float* keys, float* values) const {
   const MlaConfig& c = config_;
-  const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim, dv = c.v_head_dim;
+  const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim,
+                dv = c.v_head_dim;
   const int64_t r = c.kv_lora_rank, dqk = c.qk_head_dim();
   for (int64_t head = 0; head < h; ++head) {
     const float* kv_src = ws_->kv.data() + (row * h + head) * (dn + dv);
     std::memcpy(keys + head * dqk, kv_src, sizeof(float) * dn);
-    std::memcpy(keys + head * dqk + dn, ws_->latent.data() + row * (r + dr) + r, sizeof(float) * dr);
+    std::memcpy(keys + head * dqk + dn, ws_->latent.data() + row * (r + dr) + r,
+                sizeof(float) * dr);
     std::memcpy(values + head * dv, kv_src + dn, sizeof(float) * dv);
   }
 }
@@ -169,7 +178,8 @@ void MlaLayer::project_output(int64_t n, AttentionPath path, float* y) {
     Workspace::reserve(ws.o, n * h * dv);
     for (int64_t head = 0; head < h; ++head) {
       ops::gemm(false, true, n, dv, r, 1.0f, ws.o_latent.data() + head * r, h * r,
-                weights_.wkv_b.data() + (head * (dn + dv) + dn) * r, r, 0.0f, ws.o.data() + head * dv, h * dv);
+                weights_.wkv_b.data() + (head * (dn + dv) + dn) * r, r, 0.0f,
+                ws.o.data() + head * dv, h * dv);
     }
   }
   ops::linear(ws.o.data(), n, h * dv, weights_.wo.data(), c.hidden_size, y);
@@ -179,7 +189,8 @@ void MlaLayer::set_uniform_positions(int64_t batch, int64_t seq, int64_t first_p
   Workspace& ws = *ws_;
   ws.positions.resize(static_cast<size_t>(batch * seq));
   for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t s = 0; s < seq; ++s) ws.positions[static_cast<size_t>(b * seq + s)] = first_position + s;
+    for (int64_t s = 0; s < seq; ++s)
+      ws.positions[static_cast<size_t>(b * seq + s)] = first_position + s;
   }
 }
 
@@ -188,7 +199,8 @@ void MlaLayer::forward(std::span<const float> x, int64_t batch, int64_t seq, Lat
   check_io(x, batch, seq, y, cache.batch());
   if (cache.row_width() != config_.latent_dim() || cache.kv_lora_rank() != config_.kv_lora_rank) {
     throw Error("forward: the latent cache was made for another config (row width " +
-                std::to_string(cache.row_width()) + ", expected " + std::to_string(config_.latent_dim()) + ")");
+                std::to_string(cache.row_width()) + ", expected " +
+                std::to_string(config_.latent_dim()) + ")");
   }
   cache.check_room(seq);
   Workspace& ws = *ws_;
@@ -198,7 +210,8 @@ void MlaLayer::forward(std::span<const float> x, int64_t batch, int64_t seq, Lat
   absorb_queries(n);
   ws.slices.clear();
   for (int64_t b = 0; b < batch; ++b) {
-    std::memcpy(cache.rows(b) + cached * row, ws.latent.data() + b * seq * row, sizeof(float) * seq * row);
+    std::memcpy(cache.rows(b) + cached * row, ws.latent.data() + b * seq * row,
+                sizeof(float) * seq * row);
     const ops::KvView view = ops::KvView::contiguous(cache.rows(b), row);
     ws.slices.push_back(SeqSlice{b * seq, seq, cached, view, view});
   }
@@ -224,9 +237,11 @@ void MlaLayer::forward(std::span<const float> x, int64_t batch, int64_t seq, Nai
   ws.slices.clear();
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t s = 0; s < seq; ++s) {
-      write_naive_rows(b * seq + s, cache.keys(b) + (cached + s) * h * dqk, cache.values(b) + (cached + s) * h * dv);
+      write_naive_rows(b * seq + s, cache.keys(b) + (cached + s) * h * dqk,
+                       cache.values(b) + (cached + s) * h * dv);
     }
-    ws.slices.push_back(SeqSlice{b * seq, seq, cached, ops::KvView::contiguous(cache.keys(b), h * dqk),
+    ws.slices.push_back(SeqSlice{b * seq, seq, cached,
+                                 ops::KvView::contiguous(cache.keys(b), h * dqk),
                                  ops::KvView::contiguous(cache.values(b), h * dv)});
   }
   attend(ws.slices, AttentionPath::kNaive);
@@ -238,23 +253,26 @@ void MlaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::Se
                        std::span<const int64_t> new_tokens, PagedKvPool& pool, AttentionPath path,
                        std::span<float> y) {
   const MlaConfig& c = config_;
-  if (seqs.size() != new_tokens.size()) throw Error("forward: one new-token count per sequence is needed");
+  if (seqs.size() != new_tokens.size())
+    throw Error("forward: one new-token count per sequence is needed");
   if (seqs.empty()) throw Error("forward: batch must be at least 1, got 0");
   int64_t n = 0;
   for (int64_t count : new_tokens) {
-    if (count < 1) throw Error("forward: every sequence needs at least 1 new token, got " + std::to_string(count));
+    if (count < 1)
+      throw Error("forward: every sequence needs at least 1 new token, got " +
+                  std::to_string(count));
     if (count > (int64_t{1} << 30)) throw Error("forward: too many new tokens");
     n += count;
   }
   const auto expected = static_cast<size_t>(n * c.hidden_size);
   if (x.size() != expected || y.size() != expected) {
-    throw Error("forward: x and y need total new tokens x hidden = " + std::to_string(expected) + " values, got " +
-                std::to_string(x.size()) + " and " + std::to_string(y.size()));
+    throw Error("forward: x and y need total new tokens x hidden = " + std::to_string(expected) +
+                " values, got " + std::to_string(x.size()) + " and " + std::to_string(y.size()));
   }
   if (pool.token_width() != paged_token_width(path)) {
-    throw Error("forward: the page pool holds rows of " + std::to_string(pool.token_width()) + " numbers, the " +
-                (path == AttentionPath::kAbsorbed ? "absorbed" : "naive") + " path needs " +
-                std::to_string(paged_token_width(path)));
+    throw Error("forward: the page pool holds rows of " + std::to_string(pool.token_width()) +
+                " numbers, the " + (path == AttentionPath::kAbsorbed ? "absorbed" : "naive") +
+                " path needs " + std::to_string(paged_token_width(path)));
   }
   pool.reserve(seqs, new_tokens);  // all or nothing: throws before anything is written
 
@@ -288,7 +306,8 @@ void MlaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::Se
     }
     const void* const* table = pool.page_table(seqs[i]);
     const ops::KvView k = ops::KvView::paged(table, pool.page_size(), width, 0, pool.dtype());
-    const ops::KvView v = absorbed ? k : ops::KvView::paged(table, pool.page_size(), width, key_width, pool.dtype());
+    const ops::KvView v =
+        absorbed ? k : ops::KvView::paged(table, pool.page_size(), width, key_width, pool.dtype());
     ws.slices.push_back(SeqSlice{static_cast<int64_t>(row0), new_tokens[i], cached, k, v});
     row0 += static_cast<size_t>(new_tokens[i]);
   }

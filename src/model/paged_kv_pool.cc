@@ -1,55 +1,64 @@
-#include "mla/paged_cache.h"
-
 #include <algorithm>
 #include <cstring>
 #include <limits>
 
 #include "mla/error.h"
+#include "mla/paged_cache.h"
 
 namespace mla {
 namespace {
 
-std::string seq_name(PagedKvPool::SeqId seq) { return "cache: unknown sequence " + std::to_string(seq); }
+std::string seq_name(PagedKvPool::SeqId seq) {
+  return "cache: unknown sequence " + std::to_string(seq);
+}
 
 }  // namespace
 
 PagedKvPool::PagedKvPool(int64_t token_width, int64_t page_size, int64_t num_pages, DType dtype)
     : token_width_(token_width), page_size_(page_size), num_pages_(num_pages), dtype_(dtype) {
   if (page_size < 1 || page_size > 256) {
-    throw Error("cache: page size must be between 1 and 256 tokens, got " + std::to_string(page_size));
+    throw Error("cache: page size must be between 1 and 256 tokens, got " +
+                std::to_string(page_size));
   }
   if (token_width < 1 || token_width > (int64_t{1} << 24)) {
-    throw Error("cache: token width must be between 1 and 2^24, got " + std::to_string(token_width));
+    throw Error("cache: token width must be between 1 and 2^24, got " +
+                std::to_string(token_width));
   }
   if (dtype != DType::kF32 && dtype != DType::kBF16) {
     throw Error("cache: dtype must be F32 or BF16, got " + std::string(dtype_name(dtype)));
   }
   if (num_pages < 1 || num_pages > std::numeric_limits<int32_t>::max()) {
-    throw Error("cache: the pool needs between 1 and 2^31-1 pages, got " + std::to_string(num_pages));
+    throw Error("cache: the pool needs between 1 and 2^31-1 pages, got " +
+                std::to_string(num_pages));
   }
   page_bytes_ = page_size * token_width * static_cast<int64_t>(dtype_size(dtype));
   if (num_pages > (int64_t{1} << 42) / page_bytes_) {
-    throw Error("cache: pool of " + std::to_string(num_pages) + " pages of " + std::to_string(page_bytes_) +
-                " bytes is too large");
+    throw Error("cache: pool of " + std::to_string(num_pages) + " pages of " +
+                std::to_string(page_bytes_) + " bytes is too large");
   }
   storage_.resize(static_cast<size_t>(num_pages * page_bytes_));
   refcount_.assign(static_cast<size_t>(num_pages), 0);
   free_pages_.resize(static_cast<size_t>(num_pages));
   // Hand out low page ids first: pop_back takes the smallest.
-  for (int64_t i = 0; i < num_pages; ++i) free_pages_[static_cast<size_t>(i)] = static_cast<int32_t>(num_pages - 1 - i);
+  for (int64_t i = 0; i < num_pages; ++i)
+    free_pages_[static_cast<size_t>(i)] = static_cast<int32_t>(num_pages - 1 - i);
 }
 
-int64_t PagedKvPool::pages_for_bytes(int64_t bytes, int64_t token_width, int64_t page_size, DType dtype) {
-  if (page_size < 1 || token_width < 1) throw Error("cache: page size and token width must be positive");
+int64_t PagedKvPool::pages_for_bytes(int64_t bytes, int64_t token_width, int64_t page_size,
+                                     DType dtype) {
+  if (page_size < 1 || token_width < 1)
+    throw Error("cache: page size and token width must be positive");
   const int64_t page_bytes = page_size * token_width * static_cast<int64_t>(dtype_size(dtype));
   if (bytes < page_bytes) {
-    throw Error("cache: " + std::to_string(bytes) + " bytes hold no page of " + std::to_string(page_bytes) + " bytes");
+    throw Error("cache: " + std::to_string(bytes) + " bytes hold no page of " +
+                std::to_string(page_bytes) + " bytes");
   }
   return bytes / page_bytes;
 }
 
 PagedKvPool::Sequence& PagedKvPool::get(SeqId seq) {
-  if (seq < 0 || seq >= static_cast<SeqId>(sequences_.size()) || !sequences_[static_cast<size_t>(seq)].alive) {
+  if (seq < 0 || seq >= static_cast<SeqId>(sequences_.size()) ||
+      !sequences_[static_cast<size_t>(seq)].alive) {
     throw Error(seq_name(seq));
   }
   return sequences_[static_cast<size_t>(seq)];
@@ -99,10 +108,13 @@ PagedKvPool::SeqId PagedKvPool::fork(SeqId parent) {
 }
 
 bool PagedKvPool::contains(SeqId seq) const {
-  return seq >= 0 && seq < static_cast<SeqId>(sequences_.size()) && sequences_[static_cast<size_t>(seq)].alive;
+  return seq >= 0 && seq < static_cast<SeqId>(sequences_.size()) &&
+         sequences_[static_cast<size_t>(seq)].alive;
 }
 
-int64_t PagedKvPool::length(SeqId seq) const { return get(seq).length; }
+int64_t PagedKvPool::length(SeqId seq) const {
+  return get(seq).length;
+}
 
 std::vector<PagedKvPool::SeqId> PagedKvPool::sequences() const {
   std::vector<SeqId> ids;
@@ -125,20 +137,23 @@ int64_t PagedKvPool::pages_needed(const Sequence& s, int64_t new_tokens) const {
 }
 
 void PagedKvPool::reserve(std::span<const SeqId> seqs, std::span<const int64_t> new_tokens) {
-  if (seqs.size() != new_tokens.size()) throw Error("cache: reserve needs one token count per sequence");
+  if (seqs.size() != new_tokens.size())
+    throw Error("cache: reserve needs one token count per sequence");
   int64_t total = 0;
   for (size_t i = 0; i < seqs.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
-      if (seqs[i] == seqs[j]) throw Error("cache: sequence " + std::to_string(seqs[i]) + " listed twice");
+      if (seqs[i] == seqs[j])
+        throw Error("cache: sequence " + std::to_string(seqs[i]) + " listed twice");
     }
     const Sequence& s = get(seqs[i]);
     if (new_tokens[i] < 0) throw Error("cache: cannot reserve a negative number of tokens");
     if (new_tokens[i] > (int64_t{1} << 40)) throw Error("cache: token count too large");
-    total += pages_needed(s, std::max(new_tokens[i], s.reserved) );
+    total += pages_needed(s, std::max(new_tokens[i], s.reserved));
   }
   if (total > pages_free()) {
-    throw Error("cache: out of pages: need " + std::to_string(total) + " more, " + std::to_string(pages_free()) +
-                " free of " + std::to_string(num_pages_) + " (page size " + std::to_string(page_size_) + ")");
+    throw Error("cache: out of pages: need " + std::to_string(total) + " more, " +
+                std::to_string(pages_free()) + " free of " + std::to_string(num_pages_) +
+                " (page size " + std::to_string(page_size_) + ")");
   }
   for (size_t i = 0; i < seqs.size(); ++i) {
     Sequence& s = sequences_[static_cast<size_t>(seqs[i])];
@@ -177,8 +192,8 @@ void* PagedKvPool::writable_row(SeqId seq, int64_t pos) {
 void PagedKvPool::commit(SeqId seq, int64_t n) {
   Sequence& s = get(seq);
   if (n < 0 || n > s.reserved) {
-    throw Error("cache: cannot commit " + std::to_string(n) + " tokens to sequence " + std::to_string(seq) +
-                " with " + std::to_string(s.reserved) + " reserved");
+    throw Error("cache: cannot commit " + std::to_string(n) + " tokens to sequence " +
+                std::to_string(seq) + " with " + std::to_string(s.reserved) + " reserved");
   }
   s.length += n;
   s.reserved -= n;
@@ -187,8 +202,8 @@ void PagedKvPool::commit(SeqId seq, int64_t n) {
 void PagedKvPool::truncate(SeqId seq, int64_t new_length) {
   Sequence& s = get(seq);
   if (new_length < 0 || new_length > s.length) {
-    throw Error("cache: cannot truncate sequence " + std::to_string(seq) + " of length " + std::to_string(s.length) +
-                " to " + std::to_string(new_length));
+    throw Error("cache: cannot truncate sequence " + std::to_string(seq) + " of length " +
+                std::to_string(s.length) + " to " + std::to_string(new_length));
   }
   s.length = new_length;
   s.reserved = 0;
@@ -200,13 +215,15 @@ void PagedKvPool::truncate(SeqId seq, int64_t new_length) {
   }
 }
 
-const void* const* PagedKvPool::page_table(SeqId seq) const { return get(seq).table.data(); }
+const void* const* PagedKvPool::page_table(SeqId seq) const {
+  return get(seq).table.data();
+}
 
 const void* PagedKvPool::row(SeqId seq, int64_t pos) const {
   const Sequence& s = get(seq);
   if (pos < 0 || pos >= s.length + s.reserved) {
-    throw Error("cache: position " + std::to_string(pos) + " is past the end of sequence " + std::to_string(seq) +
-                " (length " + std::to_string(s.length) + ")");
+    throw Error("cache: position " + std::to_string(pos) + " is past the end of sequence " +
+                std::to_string(seq) + " (length " + std::to_string(s.length) + ")");
   }
   return static_cast<const std::byte*>(s.table[static_cast<size_t>(pos / page_size_)]) +
          (pos % page_size_) * token_width_ * static_cast<int64_t>(dtype_size(dtype_));

@@ -21,9 +21,8 @@ void for_each_const(const MlaWeights& w, const MlaConfig& config,
                     const std::function<void(const std::string&, const std::vector<int64_t>&,
                                              const std::vector<float>&)>& visit) {
   const_cast<MlaWeights&>(w).for_each_tensor(
-      config, [&](const std::string& name, const std::vector<int64_t>& shape, std::vector<float>& data) {
-        visit(name, shape, data);
-      });
+      config, [&](const std::string& name, const std::vector<int64_t>& shape,
+                  std::vector<float>& data) { visit(name, shape, data); });
 }
 
 constexpr int64_t kFp8Block = 128;
@@ -38,8 +37,8 @@ std::vector<float> dequantize_fp8(const SafetensorsFile& file, const std::string
                 shape_to_string(info.shape));
   }
   if (!checkpoint.contains(scale_name)) {
-    throw Error(file.path() + ": tensor '" + name + "' is F8_E4M3 but its block scales '" + scale_name +
-                "' are missing");
+    throw Error(file.path() + ": tensor '" + name + "' is F8_E4M3 but its block scales '" +
+                scale_name + "' are missing");
   }
   const SafetensorsFile& scale_file = checkpoint.file_for(scale_name);
   const int64_t rows = info.shape[0], cols = info.shape[1];
@@ -47,7 +46,8 @@ std::vector<float> dequantize_fp8(const SafetensorsFile& file, const std::string
                                             (cols + kFp8Block - 1) / kFp8Block};
   if (scale_file.info(scale_name).shape != scale_shape) {
     throw Error(scale_file.path() + ": tensor '" + scale_name + "': expected shape " +
-                shape_to_string(scale_shape) + ", got " + shape_to_string(scale_file.info(scale_name).shape));
+                shape_to_string(scale_shape) + ", got " +
+                shape_to_string(scale_file.info(scale_name).shape));
   }
   std::vector<float> scales = scale_file.read_f32(scale_name);
   std::vector<float> values = file.read_f32(name);
@@ -62,7 +62,9 @@ std::vector<float> dequantize_fp8(const SafetensorsFile& file, const std::string
 
 }  // namespace
 
-std::string layer_prefix(int64_t layer) { return "model.layers." + std::to_string(layer) + ".self_attn."; }
+std::string layer_prefix(int64_t layer) {
+  return "model.layers." + std::to_string(layer) + ".self_attn.";
+}
 
 void MlaWeights::for_each_tensor(const MlaConfig& c, const Visitor& visit) {
   const int64_t h = c.num_heads, d = c.hidden_size, dqk = c.qk_head_dim();
@@ -81,7 +83,8 @@ void MlaWeights::for_each_tensor(const MlaConfig& c, const Visitor& visit) {
 
 void MlaWeights::check_shapes(const MlaConfig& config) const {
   for_each_const(*this, config,
-                 [](const std::string& name, const std::vector<int64_t>& shape, const std::vector<float>& data) {
+                 [](const std::string& name, const std::vector<int64_t>& shape,
+                    const std::vector<float>& data) {
                    if (static_cast<int64_t>(data.size()) != numel(shape)) {
                      throw Error("weights: " + name + ": expected " + std::to_string(numel(shape)) +
                                  " values for shape " + shape_to_string(shape) + ", got " +
@@ -111,9 +114,12 @@ MlaWeights MlaWeights::random(const MlaConfig& config, uint64_t seed) {
   return w;
 }
 
-MlaWeights load_layer_weights(const CheckpointDir& checkpoint, const MlaConfig& config, int64_t layer) {
+MlaWeights load_layer_weights(const CheckpointDir& checkpoint, const MlaConfig& config,
+                              int64_t layer) {
   config.validate();
-  if (layer < 0) throw Error(checkpoint.dir() + ": layer index must not be negative, got " + std::to_string(layer));
+  if (layer < 0)
+    throw Error(checkpoint.dir() + ": layer index must not be negative, got " +
+                std::to_string(layer));
   const std::string prefix = layer_prefix(layer);
   bool any_found = false;
   for (const std::string& name : checkpoint.names()) {
@@ -123,8 +129,8 @@ MlaWeights load_layer_weights(const CheckpointDir& checkpoint, const MlaConfig& 
     }
   }
   if (!any_found) {
-    throw Error(checkpoint.dir() + ": no tensors for layer " + std::to_string(layer) + " (no name starts with '" +
-                prefix + "')");
+    throw Error(checkpoint.dir() + ": no tensors for layer " + std::to_string(layer) +
+                " (no name starts with '" + prefix + "')");
   }
   MlaWeights w;
   w.for_each_tensor(config, [&](const std::string& suffix, const std::vector<int64_t>& shape,
@@ -136,8 +142,8 @@ MlaWeights load_layer_weights(const CheckpointDir& checkpoint, const MlaConfig& 
     const SafetensorsFile& file = checkpoint.file_for(name);
     const TensorInfo& info = file.info(name);
     if (info.shape != shape) {
-      throw Error(file.path() + ": tensor '" + name + "': expected shape " + shape_to_string(shape) + ", got " +
-                  shape_to_string(info.shape));
+      throw Error(file.path() + ": tensor '" + name + "': expected shape " +
+                  shape_to_string(shape) + ", got " + shape_to_string(info.shape));
     }
     if (info.dtype == DType::kF8E4M3) {
       const std::string base = name.substr(0, name.size() - std::string(".weight").size());
@@ -149,15 +155,15 @@ MlaWeights load_layer_weights(const CheckpointDir& checkpoint, const MlaConfig& 
   return w;
 }
 
-void save_layer_weights(const std::string& path, const MlaConfig& config, int64_t layer, const MlaWeights& weights,
-                        DType dtype) {
+void save_layer_weights(const std::string& path, const MlaConfig& config, int64_t layer,
+                        const MlaWeights& weights, DType dtype) {
   weights.check_shapes(config);
   SafetensorsWriter writer;
   const std::string prefix = layer_prefix(layer);
-  for_each_const(weights, config,
-                 [&](const std::string& name, const std::vector<int64_t>& shape, const std::vector<float>& data) {
-                   writer.add(prefix + name, shape, data, dtype);
-                 });
+  for_each_const(
+      weights, config,
+      [&](const std::string& name, const std::vector<int64_t>& shape,
+          const std::vector<float>& data) { writer.add(prefix + name, shape, data, dtype); });
   writer.set_metadata("format", "pt");
   writer.write(path);
 }

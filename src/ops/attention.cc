@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <bit>
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
@@ -16,8 +16,12 @@ constexpr int64_t kKeyTile = 64;
 constexpr int64_t kMaxHeadsPerTask = 8;
 
 // Cache elements are float32 or bf16 (the upper half of a float32, widened by a shift).
-inline float widen(float v) { return v; }
-inline float widen(uint16_t v) { return std::bit_cast<float>(static_cast<uint32_t>(v) << 16); }
+inline float widen(float v) {
+  return v;
+}
+inline float widen(uint16_t v) {
+  return std::bit_cast<float>(static_cast<uint32_t>(v) << 16);
+}
 
 template <typename T>
 float dot(const float* a, const T* b, int64_t n) {
@@ -106,7 +110,8 @@ void attention_forward(const AttentionParams& p) {
   const int64_t threads = omp_get_max_threads();
   int64_t heads_per_task = std::min(group, kMaxHeadsPerTask);
   while (heads_per_task > 1 &&
-         p.num_queries * p.num_kv_heads * ((group + heads_per_task - 1) / heads_per_task) < 2 * threads) {
+         p.num_queries * p.num_kv_heads * ((group + heads_per_task - 1) / heads_per_task) <
+             2 * threads) {
     heads_per_task = (heads_per_task + 1) / 2;
   }
   const int64_t chunks = (group + heads_per_task - 1) / heads_per_task;

@@ -21,12 +21,13 @@ struct AttentionParams {
   float* out = nullptr;  // out[t * out_token_stride + h * out_head_stride + i]
   int64_t out_token_stride = 0;
   int64_t out_head_stride = 0;
-  int64_t num_queries = 0;     // new tokens T
-  int64_t num_heads = 0;       // query heads H
-  int64_t num_kv_heads = 1;    // H must be a multiple; query head h uses KV head h / (H / G)
+  int64_t num_queries = 0;   // new tokens T
+  int64_t num_heads = 0;     // query heads H
+  int64_t num_kv_heads = 1;  // H must be a multiple; query head h uses KV head h / (H / G)
   int64_t qk_dim = 0;
   int64_t v_dim = 0;
-  int64_t context_before = 0;  // keys cached before query 0; query t sees keys 0 .. context_before + t
+  int64_t context_before =
+      0;  // keys cached before query 0; query t sees keys 0 .. context_before + t
   float scale = 1.0f;
 };
 

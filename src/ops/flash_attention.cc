@@ -34,7 +34,9 @@ void grow(std::vector<float>& v, int64_t n) {
   if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
 }
 
-int64_t group_size(const AttentionParams& p) { return p.num_heads / p.num_kv_heads; }
+int64_t group_size(const AttentionParams& p) {
+  return p.num_heads / p.num_kv_heads;
+}
 
 // Row `row` of an item is query token t0 + row / gs, head g * gs + row % gs.
 float* out_row(const AttentionParams& p, int64_t g, int64_t t0, int64_t row) {
@@ -50,35 +52,37 @@ bool values_in_keys(const AttentionParams& p) {
 
 // Pointer to `n` rows starting at token j0 of `view` (KV head offset applied), widened to f32
 // in `tile` when stored as bf16; sets the leading dimension.
-const float* tile_rows(const KvView& view, int64_t head_offset, int64_t width, int64_t j0, int64_t n,
-                       std::vector<float>& tile, int64_t* ld) {
+const float* tile_rows(const KvView& view, int64_t head_offset, int64_t width, int64_t j0,
+                       int64_t n, std::vector<float>& tile, int64_t* ld) {
   if (view.dtype == DType::kF32) {
     *ld = view.token_stride;
     return view.row<float>(j0) + head_offset;
   }
   grow(tile, kKeyTile * width);
   for (int64_t j = 0; j < n; ++j) {
-    convert_to_f32(view.row<uint16_t>(j0 + j) + head_offset, DType::kBF16, static_cast<size_t>(width),
-                   tile.data() + j * width);
+    convert_to_f32(view.row<uint16_t>(j0 + j) + head_offset, DType::kBF16,
+                   static_cast<size_t>(width), tile.data() + j * width);
   }
   *ld = width;
   return tile.data();
 }
 
 int64_t page_end(const KvView& view, int64_t j) {
-  return view.pages == nullptr ? std::numeric_limits<int64_t>::max() : (j / view.page_size + 1) * view.page_size;
+  return view.pages == nullptr ? std::numeric_limits<int64_t>::max()
+                               : (j / view.page_size + 1) * view.page_size;
 }
 
 // Queries [t0, t1) x the heads of KV group g over keys [k0, k1): unnormalised acc (rows, v_dim),
 // running max and sum.
-void run_item(const AttentionParams& p, int64_t g, int64_t t0, int64_t t1, int64_t k0, int64_t k1, float* acc,
-              float* mx, float* sm) {
+void run_item(const AttentionParams& p, int64_t g, int64_t t0, int64_t t1, int64_t k0, int64_t k1,
+              float* acc, float* mx, float* sm) {
   const int64_t gs = group_size(p), rows = (t1 - t0) * gs, dq = p.qk_dim, dv = p.v_dim;
   ThreadScratch& s = scratch();
   grow(s.q, rows * dq);
   grow(s.scores, rows * kKeyTile);
   for (int64_t row = 0; row < rows; ++row) {
-    const float* src = p.q + (t0 + row / gs) * p.q_token_stride + (g * gs + row % gs) * p.q_head_stride;
+    const float* src =
+        p.q + (t0 + row / gs) * p.q_token_stride + (g * gs + row % gs) * p.q_head_stride;
     std::copy_n(src, dq, s.q.data() + row * dq);
   }
   std::fill_n(acc, rows * dv, 0.0f);
@@ -96,10 +100,12 @@ void run_item(const AttentionParams& p, int64_t g, int64_t t0, int64_t t1, int64
 
     int64_t ldk = 0, ldv = 0;
     const float* keys = tile_rows(p.k, g * p.k_head_stride, dq, j0, n, s.k_tile, &ldk);
-    const float* values = shared_values ? keys : tile_rows(p.v, g * p.v_head_stride, dv, j0, n, s.v_tile, &ldv);
+    const float* values =
+        shared_values ? keys : tile_rows(p.v, g * p.v_head_stride, dv, j0, n, s.v_tile, &ldv);
     if (shared_values) ldv = ldk;
     float* sc = s.scores.data();
-    gemm(false, true, active, n, dq, p.scale, s.q.data() + row0 * dq, dq, keys, ldk, 0.0f, sc, kKeyTile);
+    gemm(false, true, active, n, dq, p.scale, s.q.data() + row0 * dq, dq, keys, ldk, 0.0f, sc,
+         kKeyTile);
 
     for (int64_t i = 0; i < active; ++i) {
       const int64_t row = row0 + i;
@@ -151,12 +157,13 @@ void flash_attention(std::span<const AttentionParams> seqs, FlashWorkspace& ws) 
       for (int64_t t0 = 0; t0 < p.num_queries; t0 += block) {
         const int64_t t1 = std::min(t0 + block, p.num_queries), keys = p.context_before + t1;
         int64_t n_parts = parts;
-        if (ws.force_split == 0) n_parts = std::min(n_parts, std::max<int64_t>(1, keys / kMinSplitKeys));
+        if (ws.force_split == 0)
+          n_parts = std::min(n_parts, std::max<int64_t>(1, keys / kMinSplitKeys));
         n_parts = std::min(n_parts, keys);
         const int64_t per = (keys + n_parts - 1) / n_parts;
         for (int64_t part = 0; part < n_parts; ++part) {
-          FlashWorkspace::Item item{static_cast<int64_t>(s), g, t0, t1, part * per, std::min(keys, (part + 1) * per),
-                                    part, n_parts, 0};
+          FlashWorkspace::Item item{static_cast<int64_t>(s),          g,    t0,      t1, part * per,
+                                    std::min(keys, (part + 1) * per), part, n_parts, 0};
           if (n_parts > 1) {
             item.partial = partial_floats;
             partial_floats += static_cast<size_t>((t1 - t0) * gs * (p.v_dim + 2));
@@ -208,11 +215,13 @@ void flash_attention(std::span<const AttentionParams> seqs, FlashWorkspace& ws) 
 #pragma omp parallel for schedule(static) if (rows * dv > 8192)
     for (int64_t row = 0; row < rows; ++row) {
       float m = kNoKey;
-      for (size_t k = i; k < end; ++k) m = std::max(m, ws.partials[items[k].partial + static_cast<size_t>(rows * dv + row)]);
+      for (size_t k = i; k < end; ++k)
+        m = std::max(m, ws.partials[items[k].partial + static_cast<size_t>(rows * dv + row)]);
       float total = 0.0f;
       for (size_t k = i; k < end; ++k) {
         const float* base = ws.partials.data() + items[k].partial;
-        if (base[rows * dv + row] != kNoKey) total += base[rows * dv + rows + row] * std::exp(base[rows * dv + row] - m);
+        if (base[rows * dv + row] != kNoKey)
+          total += base[rows * dv + rows + row] * std::exp(base[rows * dv + row] - m);
       }
       float* o = out_row(p, first.group, first.t0, row);
       std::fill_n(o, dv, 0.0f);

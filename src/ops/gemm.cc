@@ -11,12 +11,12 @@ namespace mla::ops {
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
-  dnnl_status_t status = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda,
-                                    b, ldb, beta, c, ldc);
+  dnnl_status_t status = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a,
+                                    lda, b, ldb, beta, c, ldc);
   if (status != dnnl_success) {
-    throw Error("gemm: oneDNN sgemm failed with status " + std::to_string(static_cast<int>(status)) +
-                " (m=" + std::to_string(m) + ", n=" + std::to_string(n) + ", k=" + std::to_string(k) +
-                ")");
+    throw Error("gemm: oneDNN sgemm failed with status " +
+                std::to_string(static_cast<int>(status)) + " (m=" + std::to_string(m) +
+                ", n=" + std::to_string(n) + ", k=" + std::to_string(k) + ")");
   }
 }
 

@@ -14,8 +14,8 @@ struct KvView {
   const void* base = nullptr;          // contiguous cache: token j at base + j * token_stride
   const void* const* pages = nullptr;  // paged cache (when set): pages[p] holds tokens
   int64_t page_size = 0;               //   p * page_size .. p * page_size + page_size - 1
-  int64_t token_stride = 0;  // elements between consecutive tokens inside a page
-  int64_t offset = 0;        // elements from a token's row start to this view's data (V after K)
+  int64_t token_stride = 0;            // elements between consecutive tokens inside a page
+  int64_t offset = 0;         // elements from a token's row start to this view's data (V after K)
   DType dtype = DType::kF32;  // F32 or BF16
 
   // Element offset of token j's row, as a pointer of the storage type.

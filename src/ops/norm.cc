@@ -4,7 +4,8 @@
 
 namespace mla::ops {
 
-void rms_norm_rows(float* x, int64_t rows, int64_t dim, int64_t stride, const float* weight, float eps) {
+void rms_norm_rows(float* x, int64_t rows, int64_t dim, int64_t stride, const float* weight,
+                   float eps) {
 #pragma omp parallel for schedule(static) if (rows * dim > 16384)
   for (int64_t r = 0; r < rows; ++r) {
     float* row = x + r * stride;

@@ -32,10 +32,10 @@ std::vector<float> rope_frequencies(const MlaConfig& config) {
   if (!config.yarn_active()) return freqs;
 
   const RopeScaling& s = config.rope_scaling;
-  double low = std::floor(correction_dim(s.beta_fast, d_r, config.rope_theta,
-                                         s.original_max_position_embeddings));
-  double high = std::ceil(correction_dim(s.beta_slow, d_r, config.rope_theta,
-                                         s.original_max_position_embeddings));
+  double low = std::floor(
+      correction_dim(s.beta_fast, d_r, config.rope_theta, s.original_max_position_embeddings));
+  double high = std::ceil(
+      correction_dim(s.beta_slow, d_r, config.rope_theta, s.original_max_position_embeddings));
   low = std::max(low, 0.0);
   high = std::min(high, static_cast<double>(d_r - 1));
   if (low == high) high += 0.001;
@@ -50,7 +50,8 @@ std::vector<float> rope_frequencies(const MlaConfig& config) {
 float rope_amplitude(const MlaConfig& config) {
   if (!config.yarn_active()) return 1.0f;
   const RopeScaling& s = config.rope_scaling;
-  return static_cast<float>(yarn_mscale(s.factor, s.mscale) / yarn_mscale(s.factor, s.mscale_all_dim));
+  return static_cast<float>(yarn_mscale(s.factor, s.mscale) /
+                            yarn_mscale(s.factor, s.mscale_all_dim));
 }
 
 void rope_cos_sin(const std::vector<float>& freqs, float amplitude, int64_t pos, float* cos_sin) {

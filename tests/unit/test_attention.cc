@@ -20,13 +20,14 @@ struct Case {
 };
 
 void PrintTo(const Case& c, std::ostream* os) {
-  *os << "T" << c.queries << "_ctx" << c.context_before << "_H" << c.heads << "_G" << c.kv_heads << "_qk" << c.qk_dim
-      << "_v" << c.v_dim << (c.value_is_key_prefix ? "_latent" : "");
+  *os << "T" << c.queries << "_ctx" << c.context_before << "_H" << c.heads << "_G" << c.kv_heads
+      << "_qk" << c.qk_dim << "_v" << c.v_dim << (c.value_is_key_prefix ? "_latent" : "");
 }
 
 // out[t][h] = softmax_j(scale q.k_j) v_j over j <= context_before + t, computed in double.
-std::vector<float> reference(const Case& c, const std::vector<float>& q, const std::vector<float>& k,
-                             const std::vector<float>& v, float scale) {
+std::vector<float> reference(const Case& c, const std::vector<float>& q,
+                             const std::vector<float>& k, const std::vector<float>& v,
+                             float scale) {
   const int64_t keys = c.context_before + c.queries, group = c.heads / c.kv_heads;
   const int64_t v_width = c.value_is_key_prefix ? c.qk_dim : c.v_dim;
   std::vector<float> out(c.queries * c.heads * c.v_dim);
@@ -38,7 +39,8 @@ std::vector<float> reference(const Case& c, const std::vector<float>& q, const s
       for (int64_t j = 0; j < n; ++j) {
         double dot = 0;
         for (int64_t i = 0; i < c.qk_dim; ++i) {
-          dot += static_cast<double>(q[(t * c.heads + h) * c.qk_dim + i]) * k[(j * c.kv_heads + g) * c.qk_dim + i];
+          dot += static_cast<double>(q[(t * c.heads + h) * c.qk_dim + i]) *
+                 k[(j * c.kv_heads + g) * c.qk_dim + i];
         }
         s[j] = scale * dot;
         mx = std::max(mx, s[j]);
@@ -66,7 +68,8 @@ struct PagedCopy {
   std::vector<std::vector<float>> storage;
   std::vector<const void*> table;
   ops::KvView view;
-  PagedCopy(const std::vector<float>& data, int64_t tokens, int64_t width, int64_t page_size, uint64_t seed) {
+  PagedCopy(const std::vector<float>& data, int64_t tokens, int64_t width, int64_t page_size,
+            uint64_t seed) {
     const int64_t pages = (tokens + page_size - 1) / page_size;
     storage.assign(pages, std::vector<float>(page_size * width, NAN));
     std::vector<int64_t> order(pages);

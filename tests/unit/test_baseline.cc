@@ -23,7 +23,8 @@ GqaConfig small(int64_t kv_heads) {
   return c;
 }
 
-std::vector<float> run_prefill(GqaLayer& layer, const std::vector<float>& x, int64_t seq, int64_t page_size = 16) {
+std::vector<float> run_prefill(GqaLayer& layer, const std::vector<float>& x, int64_t seq,
+                               int64_t page_size = 16) {
   PagedKvPool pool(layer.paged_token_width(), page_size, 64);
   const Seq ids[] = {pool.add_sequence()};
   const int64_t n[] = {seq};
@@ -48,7 +49,8 @@ TEST(Baseline, GqaEqualsMhaWithRepeatedKvWeights) {
     }
     GqaLayer gqa(gc, gw), mha(mc, mw);
     auto x = test::random_normal(20 * d, 8);
-    EXPECT_LT(test::rel_error(run_prefill(gqa, x, 20), run_prefill(mha, x, 20)), 1e-6) << "groups " << groups;
+    EXPECT_LT(test::rel_error(run_prefill(gqa, x, 20), run_prefill(mha, x, 20)), 1e-6)
+        << "groups " << groups;
   }
 }
 
@@ -128,7 +130,8 @@ TEST(Baseline, ConfigErrors) {
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()), "gqa config: num_kv_heads: must divide num_heads (6), got 4");
   }
-  EXPECT_EQ(GqaConfig::like_mla(preset_config("deepseek-v2-lite"), 8).cache_numbers_per_token(), 2 * 8 * 128);
+  EXPECT_EQ(GqaConfig::like_mla(preset_config("deepseek-v2-lite"), 8).cache_numbers_per_token(),
+            2 * 8 * 128);
 }
 
 }  // namespace

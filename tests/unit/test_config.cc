@@ -54,7 +54,8 @@ TEST(Config, ParsesV3StyleWithQueryCompressionAndRopeType) {
 }
 
 TEST(Config, ReadsEveryRopeScalingField) {
-  std::string json = replace(kV2LiteJson, "\"original_max_position_embeddings\": 4096", "\"original_max_position_embeddings\": 8192");
+  std::string json = replace(kV2LiteJson, "\"original_max_position_embeddings\": 4096",
+                             "\"original_max_position_embeddings\": 8192");
   json = replace(json, "\"beta_fast\": 32", "\"beta_fast\": 16");
   json = replace(json, "\"beta_slow\": 1", "\"beta_slow\": 2");
   MlaConfig c = parse_config_json(json, "cfg.json");
@@ -74,7 +75,8 @@ TEST(Config, NoRopeScalingMeansPlainScale) {
 }
 
 TEST(Config, YarnInactiveWhenRunFitsOriginalLength) {
-  std::string json = replace(kV2LiteJson, "\"max_position_embeddings\": 163840", "\"max_position_embeddings\": 4096");
+  std::string json = replace(kV2LiteJson, "\"max_position_embeddings\": 163840",
+                             "\"max_position_embeddings\": 4096");
   EXPECT_FALSE(parse_config_json(json, "cfg.json").yarn_active());
 }
 
@@ -94,8 +96,9 @@ TEST(Config, PresetsAreValidAndUnknownIsNamed) {
     preset_config("gpt-9");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()),
-              "preset: unknown name 'gpt-9' (known: deepseek-v2-lite, deepseek-v2, deepseek-v3, tiny)");
+    EXPECT_EQ(
+        std::string(e.what()),
+        "preset: unknown name 'gpt-9' (known: deepseek-v2-lite, deepseek-v2, deepseek-v3, tiny)");
   }
 }
 
@@ -109,13 +112,15 @@ TEST(Config, JsonRoundTrip) {
 }
 
 TEST(Config, ErrorsNameFieldAndReason) {
-  EXPECT_EQ(error_of(replace(kV2LiteJson, "\"num_attention_heads\": 16", "\"num_attention_heads\": 0")),
-            "cfg.json: num_attention_heads: must be positive, got 0");
+  EXPECT_EQ(
+      error_of(replace(kV2LiteJson, "\"num_attention_heads\": 16", "\"num_attention_heads\": 0")),
+      "cfg.json: num_attention_heads: must be positive, got 0");
   EXPECT_EQ(error_of(replace(kV2LiteJson, "\"qk_rope_head_dim\": 64", "\"qk_rope_head_dim\": 63")),
             "cfg.json: qk_rope_head_dim: must be even (RoPE rotates pairs), got 63");
   EXPECT_EQ(error_of(replace(kV2LiteJson, "\"type\": \"yarn\"", "\"type\": \"ntk\"")),
             "cfg.json: rope_scaling.type: unknown type 'ntk' (supported: yarn)");
-  EXPECT_EQ(error_of(replace(kV2LiteJson, "\"kv_lora_rank\": 512,", "")), "cfg.json: kv_lora_rank: missing");
+  EXPECT_EQ(error_of(replace(kV2LiteJson, "\"kv_lora_rank\": 512,", "")),
+            "cfg.json: kv_lora_rank: missing");
   EXPECT_EQ(error_of(replace(kV2LiteJson, "\"hidden_size\": 2048", "\"hidden_size\": \"big\"")),
             "cfg.json: hidden_size: must be an integer, got \"big\"");
   EXPECT_EQ(error_of(replace(kV2LiteJson, "\"q_lora_rank\": null", "\"q_lora_rank\": 0")),

@@ -79,7 +79,7 @@ TEST(DType, F16RoundTripOfEveryPattern) {
 TEST(DType, Fp8E4M3KnownValues) {
   EXPECT_EQ(fp8_e4m3_to_f32(0x38), 1.0f);
   EXPECT_EQ(fp8_e4m3_to_f32(0xb8), -1.0f);
-  EXPECT_EQ(fp8_e4m3_to_f32(0x7e), 448.0f);  // largest finite
+  EXPECT_EQ(fp8_e4m3_to_f32(0x7e), 448.0f);                // largest finite
   EXPECT_EQ(fp8_e4m3_to_f32(0x01), std::ldexp(1.0f, -9));  // smallest subnormal
   EXPECT_EQ(fp8_e4m3_to_f32(0x08), std::ldexp(1.0f, -6));  // smallest normal
   EXPECT_TRUE(std::isnan(fp8_e4m3_to_f32(0x7f)));

@@ -1,6 +1,7 @@
-// The tiled (flash) attention kernel in the absorbed-MLA layout against a two-pass softmax in double precision: decode and
-// prefill, 1 to 128 heads, contexts across tile and page edges, paged (shuffled pages, NaN in
-// free slots) and contiguous, F32 and BF16 caches, split-K forced on and off.
+// The tiled (flash) attention kernel in the absorbed-MLA layout against a two-pass softmax in
+// double precision: decode and prefill, 1 to 128 heads, contexts across tile and page edges, paged
+// (shuffled pages, NaN in free slots) and contiguous, F32 and BF16 caches, split-K forced on and
+// off.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,11 +21,13 @@ struct Case {
 };
 
 void PrintTo(const Case& c, std::ostream* os) {
-  *os << "H" << c.heads << "_R" << c.rank << "_Dr" << c.rope << "_T" << c.queries << "_ctx" << c.context_before;
+  *os << "H" << c.heads << "_R" << c.rank << "_Dr" << c.rope << "_T" << c.queries << "_ctx"
+      << c.context_before;
 }
 
 // out (T, H, R) in double from rows (L, R + Dr) whose first R entries are the value.
-std::vector<float> reference(const Case& c, const std::vector<float>& q, const std::vector<float>& rows, float scale) {
+std::vector<float> reference(const Case& c, const std::vector<float>& q,
+                             const std::vector<float>& rows, float scale) {
   const int64_t w = c.rank + c.rope;
   std::vector<float> out(c.queries * c.heads * c.rank);
   for (int64_t t = 0; t < c.queries; ++t) {
@@ -58,8 +61,8 @@ struct PagedRows {
 };
 
 // Stores rows in shuffled pages of `page_size` (NaN or its bf16 pattern in unused slots).
-PagedRows make_pages(const std::vector<float>& rows, int64_t tokens, int64_t width, int64_t page_size, DType dtype,
-                     uint64_t seed) {
+PagedRows make_pages(const std::vector<float>& rows, int64_t tokens, int64_t width,
+                     int64_t page_size, DType dtype, uint64_t seed) {
   PagedRows p;
   const int64_t pages = (tokens + page_size - 1) / page_size;
   std::vector<int64_t> order(pages);
@@ -77,7 +80,8 @@ PagedRows make_pages(const std::vector<float>& rows, int64_t tokens, int64_t wid
     for (int64_t t = pg * page_size; t < std::min(tokens, (pg + 1) * page_size); ++t) {
       const int64_t slot = (t - pg * page_size) * width;
       if (dtype == DType::kBF16) {
-        convert_from_f32(rows.data() + t * width, width, DType::kBF16, p.bf16_pages[storage].data() + slot);
+        convert_from_f32(rows.data() + t * width, width, DType::kBF16,
+                         p.bf16_pages[storage].data() + slot);
       } else {
         std::copy_n(rows.begin() + t * width, width, p.f32_pages[storage].begin() + slot);
       }
@@ -88,7 +92,8 @@ PagedRows make_pages(const std::vector<float>& rows, int64_t tokens, int64_t wid
   return p;
 }
 
-ops::AttentionParams latent_params(const Case& c, const float* q, ops::KvView view, float* out, float scale) {
+ops::AttentionParams latent_params(const Case& c, const float* q, ops::KvView view, float* out,
+                                   float scale) {
   ops::AttentionParams p;
   p.q = q;
   p.q_token_stride = c.heads * (c.rank + c.rope);
@@ -145,12 +150,13 @@ TEST_P(LatentAttention, MatchesDoubleReferenceInEveryLayout) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, LatentAttention,
-                         ::testing::Values(Case{1, 16, 8, 1, 0},      // single key
-                                           Case{3, 40, 8, 1, 300},    // odd heads, crosses a 256 tile
+                         ::testing::Values(Case{1, 16, 8, 1, 0},    // single key
+                                           Case{3, 40, 8, 1, 300},  // odd heads, crosses a 256 tile
                                            Case{16, 64, 16, 1, 700},  // decode, split-K territory
                                            Case{16, 32, 8, 37, 20},   // causal prefill with history
-                                           Case{5, 24, 8, 130, 0},    // prefill, several query blocks
-                                           Case{128, 32, 8, 2, 90}),  // many heads: one token per block
+                                           Case{5, 24, 8, 130, 0},  // prefill, several query blocks
+                                           Case{128, 32, 8, 2,
+                                                90}),  // many heads: one token per block
                          [](const auto& param_info) {
                            std::ostringstream name;
                            PrintTo(param_info.param, &name);
@@ -161,8 +167,10 @@ TEST(LatentAttentionBatch, SequencesOfDifferentLengthsInOneCall) {
   const Case a{4, 32, 8, 1, 900}, b{4, 32, 8, 6, 3};
   const int64_t w = 40;
   const float scale = 0.2f;
-  auto qa = test::random_normal(a.queries * 4 * w, 3), qb = test::random_normal(b.queries * 4 * w, 4);
-  auto ra = test::random_normal((a.context_before + 1) * w, 5), rb = test::random_normal((b.context_before + 6) * w, 6);
+  auto qa = test::random_normal(a.queries * 4 * w, 3),
+       qb = test::random_normal(b.queries * 4 * w, 4);
+  auto ra = test::random_normal((a.context_before + 1) * w, 5),
+       rb = test::random_normal((b.context_before + 6) * w, 6);
   std::vector<float> oa(a.queries * 4 * 32), ob(b.queries * 4 * 32);
   const ops::AttentionParams params[] = {
       latent_params(a, qa.data(), ops::KvView::contiguous(ra.data(), w), oa.data(), scale),

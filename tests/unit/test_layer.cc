@@ -20,7 +20,8 @@ struct Shape {
   MlaConfig config;
 };
 
-MlaConfig tiny_variant(int64_t q_lora, int64_t heads, int64_t dn, int64_t dr, int64_t dv, bool yarn) {
+MlaConfig tiny_variant(int64_t q_lora, int64_t heads, int64_t dn, int64_t dr, int64_t dv,
+                       bool yarn) {
   MlaConfig c = preset_config("tiny");
   c.q_lora_rank = q_lora;
   c.num_heads = heads;
@@ -47,12 +48,14 @@ std::vector<Shape> shapes() {
           {"no_rope", tiny_variant(32, 2, 16, 0, 16, false)}};
 }
 
-void PrintTo(const Shape& shape, std::ostream* os) { *os << shape.name; }
+void PrintTo(const Shape& shape, std::ostream* os) {
+  *os << shape.name;
+}
 
 class LayerEquivalence : public ::testing::TestWithParam<Shape> {};
 
-std::vector<float> run_prefill(MlaLayer& layer, const std::vector<float>& x, int64_t b, int64_t s, AttentionPath path,
-                               int64_t start = 0) {
+std::vector<float> run_prefill(MlaLayer& layer, const std::vector<float>& x, int64_t b, int64_t s,
+                               AttentionPath path, int64_t start = 0) {
   std::vector<float> y(x.size());
   layer.prefill(x, b, s, y, path, start);
   return y;
@@ -60,17 +63,19 @@ std::vector<float> run_prefill(MlaLayer& layer, const std::vector<float>& x, int
 
 // Prefill `first` tokens, then feed the rest in steps of `step` tokens.
 template <typename Cache>
-std::vector<float> run_incremental(MlaLayer& layer, const std::vector<float>& x, int64_t batch, int64_t seq,
-                                   int64_t first, int64_t step) {
+std::vector<float> run_incremental(MlaLayer& layer, const std::vector<float>& x, int64_t batch,
+                                   int64_t seq, int64_t first, int64_t step) {
   const int64_t d = layer.config().hidden_size;
   Cache cache(layer.config(), batch, seq);
   std::vector<float> y(x.size());
   for (int64_t t = 0; t < seq;) {
     const int64_t n = std::min(t == 0 ? first : step, seq - t);
     std::vector<float> xs(batch * n * d), ys(xs.size());
-    for (int64_t b = 0; b < batch; ++b) std::copy_n(x.begin() + (b * seq + t) * d, n * d, xs.begin() + b * n * d);
+    for (int64_t b = 0; b < batch; ++b)
+      std::copy_n(x.begin() + (b * seq + t) * d, n * d, xs.begin() + b * n * d);
     layer.forward(xs, batch, n, cache, ys);
-    for (int64_t b = 0; b < batch; ++b) std::copy_n(ys.begin() + b * n * d, n * d, y.begin() + (b * seq + t) * d);
+    for (int64_t b = 0; b < batch; ++b)
+      std::copy_n(ys.begin() + b * n * d, n * d, y.begin() + (b * seq + t) * d);
     t += n;
   }
   EXPECT_EQ(cache.length(), seq);
@@ -95,8 +100,9 @@ TEST_P(LayerEquivalence, PrefillEqualsIncrementalDecode) {
   for (AttentionPath path : {AttentionPath::kAbsorbed, AttentionPath::kNaive}) {
     auto full = run_prefill(layer, x, batch, seq, path);
     for (auto [first, step] : {std::pair<int64_t, int64_t>{1, 1}, {20, 1}, {7, 5}, {40, 1}}) {
-      auto inc = path == AttentionPath::kAbsorbed ? run_incremental<LatentCache>(layer, x, batch, seq, first, step)
-                                                  : run_incremental<NaiveKVCache>(layer, x, batch, seq, first, step);
+      auto inc = path == AttentionPath::kAbsorbed
+                     ? run_incremental<LatentCache>(layer, x, batch, seq, first, step)
+                     : run_incremental<NaiveKVCache>(layer, x, batch, seq, first, step);
       EXPECT_LT(rel_error(inc, full), 2e-6) << "first=" << first << " step=" << step;
     }
   }
@@ -151,7 +157,8 @@ TEST(Layer, CacheOverflowIsAnErrorAndLeavesCacheIntact) {
     layer.forward(x, 1, 3, cache, y);
     FAIL() << "expected an overflow error";
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), "cache: appending 3 tokens to 3 cached would exceed capacity 4");
+    EXPECT_EQ(std::string(e.what()),
+              "cache: appending 3 tokens to 3 cached would exceed capacity 4");
   }
   EXPECT_EQ(cache.length(), 3);
   EXPECT_EQ(std::vector<float>(cache.rows(0), cache.rows(0) + 4 * cache.row_width()), before);
@@ -166,7 +173,8 @@ TEST(Layer, RejectsBadSizes) {
     layer.forward(x, 2, 1, cache, y);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), "forward: x has 5 values, expected batch x seq x hidden = 128");
+    EXPECT_EQ(std::string(e.what()),
+              "forward: x has 5 values, expected batch x seq x hidden = 128");
   }
   std::vector<float> x1(64), y1(64);
   try {
@@ -193,7 +201,8 @@ TEST(Layer, RejectsWrongWeightShapes) {
     MlaLayer layer(c, w);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), "weights: kv_b_proj.weight: expected 4096 values for shape [128, 32], got 4095");
+    EXPECT_EQ(std::string(e.what()),
+              "weights: kv_b_proj.weight: expected 4096 values for shape [128, 32], got 4095");
   }
 }
 

@@ -22,8 +22,12 @@ void* operator new(std::size_t size) {
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
   throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
 
 namespace mla {
 namespace {
@@ -43,8 +47,12 @@ long allocations_per_decode_step() {
   return g_allocations.load() - before;
 }
 
-TEST(NoAllocation, AbsorbedDecodeStep) { EXPECT_EQ(allocations_per_decode_step<LatentCache>(), 0); }
-TEST(NoAllocation, NaiveDecodeStep) { EXPECT_EQ(allocations_per_decode_step<NaiveKVCache>(), 0); }
+TEST(NoAllocation, AbsorbedDecodeStep) {
+  EXPECT_EQ(allocations_per_decode_step<LatentCache>(), 0);
+}
+TEST(NoAllocation, NaiveDecodeStep) {
+  EXPECT_EQ(allocations_per_decode_step<NaiveKVCache>(), 0);
+}
 
 }  // namespace
 }  // namespace mla

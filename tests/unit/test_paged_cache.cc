@@ -49,7 +49,8 @@ TEST(PagedKvPool, AccountsPagesExactly) {
   EXPECT_EQ(pool.pages_used(), 3);
   pool.remove_sequence(a);
   EXPECT_EQ(pool.pages_used(), 0);
-  EXPECT_EQ(PagedKvPool::pages_for_bytes(1 << 20, 576, 64, DType::kBF16), (1 << 20) / (64 * 576 * 2));
+  EXPECT_EQ(PagedKvPool::pages_for_bytes(1 << 20, 576, 64, DType::kBF16),
+            (1 << 20) / (64 * 576 * 2));
 }
 
 TEST(PagedKvPool, RowsLandInTheirPages) {
@@ -60,8 +61,10 @@ TEST(PagedKvPool, RowsLandInTheirPages) {
       append(pool, a, 7, 1000.0f);
       append(pool, b, 5, 5000.0f);
     }
-    for (int64_t t = 0; t < 70; ++t) ASSERT_EQ(first_value(pool, a, t), 1000.0f + static_cast<float>(t));
-    for (int64_t t = 0; t < 50; ++t) ASSERT_EQ(first_value(pool, b, t), 5000.0f + static_cast<float>(t));
+    for (int64_t t = 0; t < 70; ++t)
+      ASSERT_EQ(first_value(pool, a, t), 1000.0f + static_cast<float>(t));
+    for (int64_t t = 0; t < 50; ++t)
+      ASSERT_EQ(first_value(pool, b, t), 5000.0f + static_cast<float>(t));
   }
 }
 
@@ -90,7 +93,7 @@ TEST(PagedKvPool, ForkSharesThenCopiesOnWrite) {
   EXPECT_EQ(pool.pages_used(), 3);
   EXPECT_EQ(first_value(pool, child, 6), 906.0f);
   EXPECT_EQ(first_value(pool, child, 5), 105.0f);  // copied content
-  EXPECT_THROW(pool.row(parent, 6), Error);         // parent unchanged
+  EXPECT_THROW(pool.row(parent, 6), Error);        // parent unchanged
   append(pool, parent, 1, 200.0f);
   EXPECT_EQ(first_value(pool, parent, 6), 206.0f);
   EXPECT_EQ(first_value(pool, child, 6), 906.0f);
@@ -113,16 +116,21 @@ TEST(PagedKvPool, TruncateFreesWholePages) {
 }
 
 TEST(PagedKvPool, ErrorsAreExact) {
-  EXPECT_EQ(error_of([] { PagedKvPool(4, 0, 1); }), "cache: page size must be between 1 and 256 tokens, got 0");
-  EXPECT_EQ(error_of([] { PagedKvPool(4, 257, 1); }), "cache: page size must be between 1 and 256 tokens, got 257");
-  EXPECT_EQ(error_of([] { PagedKvPool(4, 4, 0); }), "cache: the pool needs between 1 and 2^31-1 pages, got 0");
-  EXPECT_EQ(error_of([] { PagedKvPool(4, 4, 1, DType::kF8E4M3); }), "cache: dtype must be F32 or BF16, got F8_E4M3");
+  EXPECT_EQ(error_of([] { PagedKvPool(4, 0, 1); }),
+            "cache: page size must be between 1 and 256 tokens, got 0");
+  EXPECT_EQ(error_of([] { PagedKvPool(4, 257, 1); }),
+            "cache: page size must be between 1 and 256 tokens, got 257");
+  EXPECT_EQ(error_of([] { PagedKvPool(4, 4, 0); }),
+            "cache: the pool needs between 1 and 2^31-1 pages, got 0");
+  EXPECT_EQ(error_of([] { PagedKvPool(4, 4, 1, DType::kF8E4M3); }),
+            "cache: dtype must be F32 or BF16, got F8_E4M3");
   PagedKvPool pool(4, 4, 2);
   EXPECT_EQ(error_of([&] { pool.length(7); }), "cache: unknown sequence 7");
   auto a = pool.add_sequence();
   EXPECT_EQ(error_of([&] { pool.writable_row(a, 0); }),
             "cache: position 0 of sequence 0 is not reserved for writing (length 0, reserved 0)");
-  EXPECT_EQ(error_of([&] { pool.truncate(a, 1); }), "cache: cannot truncate sequence 0 of length 0 to 1");
+  EXPECT_EQ(error_of([&] { pool.truncate(a, 1); }),
+            "cache: cannot truncate sequence 0 of length 0 to 1");
   pool.remove_sequence(a);
   EXPECT_EQ(error_of([&] { pool.remove_sequence(a); }), "cache: unknown sequence 0");
   EXPECT_EQ(error_of([] { PagedKvPool::pages_for_bytes(10, 4, 4, DType::kF32); }),

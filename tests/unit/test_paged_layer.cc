@@ -44,7 +44,8 @@ void poison_and_fragment(PagedKvPool& pool) {
 }
 
 // Token slice [t0, t0 + n) of sequence b of x (B, S, d).
-std::vector<float> tokens(const std::vector<float>& x, int64_t seq, int64_t d, int64_t b, int64_t t0, int64_t n) {
+std::vector<float> tokens(const std::vector<float>& x, int64_t seq, int64_t d, int64_t b,
+                          int64_t t0, int64_t n) {
   return std::vector<float>(x.begin() + (b * seq + t0) * d, x.begin() + (b * seq + t0 + n) * d);
 }
 
@@ -67,7 +68,8 @@ TEST_P(PagedLayer, BatchedVariableLengthEqualsEachSequenceAlone) {
     expected.push_back(yb);
   }
 
-  PagedKvPool pool(layer.paged_token_width(path), page_size, 3 * ((seq + page_size - 1) / page_size) + 8);
+  PagedKvPool pool(layer.paged_token_width(path), page_size,
+                   3 * ((seq + page_size - 1) / page_size) + 8);
   poison_and_fragment(pool);
   std::vector<Seq> ids = {pool.add_sequence(), pool.add_sequence(), pool.add_sequence()};
   std::vector<std::vector<float>> got(3, std::vector<float>(seq * d));
@@ -111,7 +113,8 @@ TEST_P(PagedLayer, ChunkedPrefillEqualsOneShot) {
   std::vector<float> expected(x.size());
   layer.prefill(x, 1, seq, expected, path);
   for (int64_t chunk : {8, 13, 45}) {
-    PagedKvPool pool(layer.paged_token_width(path), page_size, (seq + page_size - 1) / page_size + 1);
+    PagedKvPool pool(layer.paged_token_width(path), page_size,
+                     (seq + page_size - 1) / page_size + 1);
     const Seq ids[] = {pool.add_sequence()};
     std::vector<float> y(x.size());
     for (int64_t t = 0; t < seq; t += chunk) {
@@ -123,14 +126,15 @@ TEST_P(PagedLayer, ChunkedPrefillEqualsOneShot) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(PathsAndPageSizes, PagedLayer,
-                         ::testing::Combine(::testing::Values(AttentionPath::kAbsorbed, AttentionPath::kNaive),
-                                            ::testing::Values(1, 7, 16, 64)),
-                         [](const auto& param_info) {
-                           return std::string(std::get<0>(param_info.param) == AttentionPath::kAbsorbed ? "absorbed"
-                                                                                                       : "naive") +
-                                  "_page" + std::to_string(std::get<1>(param_info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    PathsAndPageSizes, PagedLayer,
+    ::testing::Combine(::testing::Values(AttentionPath::kAbsorbed, AttentionPath::kNaive),
+                       ::testing::Values(1, 7, 16, 64)),
+    [](const auto& param_info) {
+      return std::string(std::get<0>(param_info.param) == AttentionPath::kAbsorbed ? "absorbed"
+                                                                                   : "naive") +
+             "_page" + std::to_string(std::get<1>(param_info.param));
+    });
 
 TEST(PagedLayerBf16, CloseToF32AndEqualToF32OnRoundedCache) {
   const MlaConfig c = small_config();
@@ -187,7 +191,8 @@ TEST(PagedLayerErrors, WrongPoolWidthAndCounts) {
     layer.forward(x, ids, one, pool, AttentionPath::kNaive, y);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), "forward: the page pool holds rows of 40 numbers, the naive path needs 144");
+    EXPECT_EQ(std::string(e.what()),
+              "forward: the page pool holds rows of 40 numbers, the naive path needs 144");
   }
   try {
     layer.forward(x, ids, zero, pool, AttentionPath::kAbsorbed, y);

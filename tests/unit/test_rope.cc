@@ -17,7 +17,8 @@ TEST(Rope, PlainFrequenciesAreThetaPowers) {
   c.qk_rope_head_dim = 16;
   const auto f = ops::rope_frequencies(c);
   ASSERT_EQ(f.size(), 8u);
-  for (int k = 0; k < 8; ++k) EXPECT_FLOAT_EQ(f[k], static_cast<float>(std::pow(10000.0, -2.0 * k / 16.0)));
+  for (int k = 0; k < 8; ++k)
+    EXPECT_FLOAT_EQ(f[k], static_cast<float>(std::pow(10000.0, -2.0 * k / 16.0)));
   EXPECT_EQ(ops::rope_amplitude(c), 1.0f);
 }
 
@@ -25,8 +26,10 @@ TEST(Rope, YarnFrequenciesMatchClosedFormForDeepSeekV3) {
   MlaConfig c = preset_config("deepseek-v3");
   // corr(32) = 64 ln(4096 / (64 pi)) / (2 ln 10000) = 10.47 -> low = 10;
   // corr(1) = 64 ln(4096 / (2 pi)) / (2 ln 10000) = 22.51 -> high = 23.
-  const double corr_fast = 64.0 * std::log(4096.0 / (32.0 * 2.0 * std::numbers::pi)) / (2.0 * std::log(10000.0));
-  const double corr_slow = 64.0 * std::log(4096.0 / (1.0 * 2.0 * std::numbers::pi)) / (2.0 * std::log(10000.0));
+  const double corr_fast =
+      64.0 * std::log(4096.0 / (32.0 * 2.0 * std::numbers::pi)) / (2.0 * std::log(10000.0));
+  const double corr_slow =
+      64.0 * std::log(4096.0 / (1.0 * 2.0 * std::numbers::pi)) / (2.0 * std::log(10000.0));
   ASSERT_NEAR(corr_fast, 10.4715, 1e-3);
   ASSERT_NEAR(corr_slow, 22.5134, 1e-3);
   const auto f = ops::rope_frequencies(c);
@@ -50,7 +53,8 @@ TEST(Rope, YarnOffKeepsPlainFrequencies) {
   MlaConfig c = preset_config("deepseek-v3");
   c.max_position_embeddings = 4096;  // the run never exceeds the original length
   const auto f = ops::rope_frequencies(c);
-  for (int k = 0; k < 32; ++k) EXPECT_FLOAT_EQ(f[k], static_cast<float>(std::pow(10000.0, -2.0 * k / 64.0)));
+  for (int k = 0; k < 32; ++k)
+    EXPECT_FLOAT_EQ(f[k], static_cast<float>(std::pow(10000.0, -2.0 * k / 64.0)));
 }
 
 TEST(Rope, AmplitudeIsMscaleRatio) {

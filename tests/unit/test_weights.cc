@@ -19,8 +19,9 @@ namespace fs = std::filesystem;
 class WeightsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("mla_weights_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("mla_weights_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -64,7 +65,8 @@ TEST_F(WeightsTest, Fp8BlockScalesAreApplied) {
   MlaWeights w = MlaWeights::random(config_, 7);
   SafetensorsWriter writer;
   const std::string prefix = layer_prefix(0);
-  w.for_each_tensor(config_, [&](const std::string& name, const std::vector<int64_t>& shape, std::vector<float>& data) {
+  w.for_each_tensor(config_, [&](const std::string& name, const std::vector<int64_t>& shape,
+                                 std::vector<float>& data) {
     if (name == "o_proj.weight") {
       std::vector<std::byte> fp8(data.size(), std::byte{0x38});
       fp8[1] = std::byte{0xb8};  // -1.0
@@ -87,16 +89,18 @@ TEST_F(WeightsTest, ShardedFolderThroughIndex) {
   std::ostringstream map;
   const std::string prefix = layer_prefix(1);
   int i = 0;
-  w.for_each_tensor(config_, [&](const std::string& name, const std::vector<int64_t>& shape, std::vector<float>& data) {
+  w.for_each_tensor(config_, [&](const std::string& name, const std::vector<int64_t>& shape,
+                                 std::vector<float>& data) {
     const bool first = (i++ % 2) == 0;
     (first ? a : b).add(prefix + name, shape, data);
     if (i > 1) map << ",";
-    map << '"' << prefix << name << "\": \"" << (first ? "model-00001-of-00002" : "model-00002-of-00002")
-        << ".safetensors\"";
+    map << '"' << prefix << name << "\": \""
+        << (first ? "model-00001-of-00002" : "model-00002-of-00002") << ".safetensors\"";
   });
   a.write(path("model-00001-of-00002.safetensors"));
   b.write(path("model-00002-of-00002.safetensors"));
-  std::ofstream(path("model.safetensors.index.json")) << "{\"metadata\": {}, \"weight_map\": {" << map.str() << "}}";
+  std::ofstream(path("model.safetensors.index.json"))
+      << "{\"metadata\": {}, \"weight_map\": {" << map.str() << "}}";
   MlaWeights back = load_layer_weights(CheckpointDir::open(dir_.string()), config_, 1);
   EXPECT_EQ(back.wq_b, w.wq_b);
   EXPECT_EQ(back.wo, w.wo);
@@ -106,19 +110,22 @@ TEST_F(WeightsTest, ErrorsNameTensorAndFile) {
   MlaWeights w = MlaWeights::random(config_, 9);
   save_layer_weights(path("model.safetensors"), config_, 0, w);
   CheckpointDir ckpt = CheckpointDir::open(dir_.string());
-  EXPECT_EQ(error_of([&] { load_layer_weights(ckpt, config_, 2); }),
-            dir_.string() + ": no tensors for layer 2 (no name starts with 'model.layers.2.self_attn.')");
+  EXPECT_EQ(
+      error_of([&] { load_layer_weights(ckpt, config_, 2); }),
+      dir_.string() + ": no tensors for layer 2 (no name starts with 'model.layers.2.self_attn.')");
 
   MlaConfig no_q_lora = config_;
   no_q_lora.q_lora_rank = 0;
   EXPECT_EQ(error_of([&] { load_layer_weights(ckpt, no_q_lora, 0); }),
-            dir_.string() + ": missing tensor 'model.layers.0.self_attn.q_proj.weight' required by the config");
+            dir_.string() +
+                ": missing tensor 'model.layers.0.self_attn.q_proj.weight' required by the config");
 
   MlaConfig wider = config_;
   wider.kv_lora_rank = 48;
   EXPECT_EQ(error_of([&] { load_layer_weights(ckpt, wider, 0); }),
             path("model.safetensors") +
-                ": tensor 'model.layers.0.self_attn.kv_a_proj_with_mqa.weight': expected shape [56, 64], got [40, 64]");
+                ": tensor 'model.layers.0.self_attn.kv_a_proj_with_mqa.weight': expected shape "
+                "[56, 64], got [40, 64]");
 }
 
 }  // namespace
