@@ -2,7 +2,7 @@
 # Installs the Debian packages mla.cpp needs; skips what is already present (idempotent).
 set -euo pipefail
 packages=(
-  build-essential cmake ninja-build clang clang-format
+  build-essential cmake ninja-build clang clang-format libclang-rt-14-dev
   libdnnl-dev libomp-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   pybind11-dev python3-dev python3-numpy python3-pytest python3-torch libpng-dev
   libopenblas0-pthread  # the PyTorch peer's BLAS in bench/: Debian's default reference BLAS would make it look 50x slower

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds and runs every test twice: a release build, then an ASan+UBSan build.
+# Builds and runs every test twice: a release build, then an ASan+UBSan build; then the fuzzers.
 # Usage: scripts/run_tests.sh [--no-sanitize]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,5 +23,9 @@ if [[ "${1:-}" != "--no-sanitize" ]]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   run_suite build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMLA_SANITIZE=ON -DMLA_BUILD_BENCH=OFF
+fi
+if [[ "${1:-}" != "--no-sanitize" ]]; then
+  echo "== fuzzers (parsers of untrusted files), 30 s each"
+  ./scripts/run_fuzzers.sh 30
 fi
 echo "all test suites passed"

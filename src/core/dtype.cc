@@ -99,6 +99,7 @@ float fp8_e4m3_to_f32(uint8_t bits) {
 }
 
 void convert_to_f32(const void* src, DType dtype, std::size_t n, float* dst) {
+  if (n == 0) return;  // empty tensors may come with null pointers
   const auto* bytes = static_cast<const unsigned char*>(src);
   switch (dtype) {
     case DType::kF32:
@@ -121,6 +122,8 @@ void convert_to_f32(const void* src, DType dtype, std::size_t n, float* dst) {
 }
 
 void convert_from_f32(const float* src, std::size_t n, DType dtype, void* dst) {
+  if (dtype == DType::kF8E4M3) throw Error("convert: writing F8_E4M3 is not supported");
+  if (n == 0) return;
   auto* bytes = static_cast<unsigned char*>(dst);
   switch (dtype) {
     case DType::kF32:

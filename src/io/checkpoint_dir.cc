@@ -24,7 +24,7 @@ CheckpointDir CheckpointDir::open(const std::string& dir) {
     nlohmann::json index;
     try {
       index = nlohmann::json::parse(text.str());
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       throw Error(index_path.string() + ": malformed JSON: " + e.what());
     }
     if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {

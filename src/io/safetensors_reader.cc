@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "io/json_text.h"
 #include "mla/error.h"
 #include "mla/safetensors.h"
 
@@ -79,16 +80,16 @@ TensorInfo SafetensorsFile::Impl::parse_entry(const std::string& name,
   for (const auto& dim : *shape) {
     if (!dim.is_number_integer()) fail_tensor(name, "shape entries must be integers");
     if (dim.is_number_unsigned() ? dim.get<uint64_t>() > (1ull << 62) : dim.get<int64_t>() < 0) {
-      fail_tensor(name, "shape " + shape->dump() + " has a negative or absurd dimension");
+      fail_tensor(name, "shape " + json_text(*shape) + " has a negative or absurd dimension");
     }
     const uint64_t d = dim.get<uint64_t>();
     if (!checked_mul(numel, d, &numel))
-      fail_tensor(name, "element count of shape " + shape->dump() + " overflows");
+      fail_tensor(name, "element count of shape " + json_text(*shape) + " overflows");
     info.shape.push_back(static_cast<int64_t>(d));
   }
   uint64_t nbytes = 0;
   if (!checked_mul(numel, dtype_size(info.dtype), &nbytes) || numel > (1ull << 62)) {
-    fail_tensor(name, "byte count of shape " + shape->dump() + " overflows");
+    fail_tensor(name, "byte count of shape " + json_text(*shape) + " overflows");
   }
 
   auto offsets = entry.find("data_offsets");
@@ -119,7 +120,7 @@ void SafetensorsFile::Impl::parse_header(const std::string& header) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(header);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     fail(std::string("malformed JSON header: ") + e.what());
   }
   if (!j.is_object()) fail("malformed JSON header: the top level must be an object");

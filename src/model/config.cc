@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "io/json_text.h"
 #include "mla/error.h"
 
 namespace mla {
@@ -94,14 +95,14 @@ int64_t read_int(const nlohmann::json& j, const std::string& source, const std::
     double v = it->get<double>();
     if (v == std::floor(v) && std::fabs(v) < 9e15) return static_cast<int64_t>(v);
   }
-  fail_field(source, field, "must be an integer, got " + it->dump());
+  fail_field(source, field, "must be an integer, got " + json_text(*it));
 }
 
 double read_number(const nlohmann::json& j, const std::string& source, const std::string& field,
                    const char* key, double fallback) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return fallback;
-  if (!it->is_number()) fail_field(source, field, "must be a number, got " + it->dump());
+  if (!it->is_number()) fail_field(source, field, "must be a number, got " + json_text(*it));
   return it->get<double>();
 }
 
@@ -200,11 +201,13 @@ std::string MlaConfig::to_string() const {
   return out.str();
 }
 
-MlaConfig parse_config_json(const std::string& text, const std::string& source) {
+namespace {
+
+MlaConfig parse_unchecked(const std::string& text, const std::string& source) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     throw Error(source + ": malformed JSON: " + e.what());
   }
   if (!j.is_object()) throw Error(source + ": malformed JSON: the top level must be an object");
@@ -221,10 +224,22 @@ MlaConfig parse_config_json(const std::string& text, const std::string& source) 
   c.max_position_embeddings = read_int(j, source, "max_position_embeddings", false, 4096);
   c.rope_scaling = read_rope_scaling(j, source);
   if (j.contains("q_lora_rank") && !j["q_lora_rank"].is_null() && c.q_lora_rank <= 0) {
-    fail_field(source, "q_lora_rank", "must be null or positive, got " + j["q_lora_rank"].dump());
+    fail_field(source, "q_lora_rank",
+               "must be null or positive, got " + json_text(j["q_lora_rank"]));
   }
   validate_config(c, source);
   return c;
+}
+
+}  // namespace
+
+MlaConfig parse_config_json(const std::string& text, const std::string& source) {
+  try {
+    return parse_unchecked(text, source);
+  } catch (const nlohmann::json::exception& e) {
+    // Any value nlohmann cannot convert (an integer beyond 64 bits, ...) is bad input too.
+    throw Error(source + ": malformed JSON: " + e.what());
+  }
 }
 
 MlaConfig load_config_json(const std::string& path) {

@@ -135,6 +135,16 @@ TEST(Config, ErrorsNameFieldAndReason) {
   EXPECT_EQ(error_of("{\"hidden_size\": ").rfind("cfg.json: malformed JSON: ", 0), 0u);
 }
 
+TEST(Config, NumbersBeyondDoubleAreMalformedNotACrash) {
+  // Found by fuzz_config: nlohmann throws out_of_range (not parse_error) for this literal.
+  EXPECT_EQ(error_of("{\"hidden_size\": 7e771536}").rfind("cfg.json: malformed JSON: ", 0), 0u);
+  EXPECT_EQ(error_of("{\"hidden_size\": 18446744073709551616}").rfind("cfg.json: ", 0), 0u);
+  const std::string bad_utf8 =
+      error_of(replace(kV2LiteJson, "\"hidden_size\": 2048", "\"hidden_size\": \"\xff\""));
+  EXPECT_EQ(bad_utf8.rfind("cfg.json: malformed JSON: ", 0), 0u);
+  EXPECT_NE(bad_utf8.find("ill-formed UTF-8"), std::string::npos);
+}
+
 TEST(Config, MissingFileIsNamed) {
   try {
     load_config_json("/nonexistent/config.json");

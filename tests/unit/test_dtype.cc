@@ -98,6 +98,9 @@ TEST(DType, BulkConversionsAndErrors) {
   convert_from_f32(src, 4, DType::kF16, half);
   convert_to_f32(half, DType::kF16, 4, back);
   for (int i = 0; i < 4; ++i) EXPECT_NEAR(back[i], src[i], std::fabs(src[i]) / 1024);
+  // Found by fuzz_safetensors: empty tensors arrive with null pointers.
+  convert_to_f32(nullptr, DType::kF32, 0, nullptr);
+  convert_from_f32(nullptr, 0, DType::kBF16, nullptr);
   uint8_t fp8[1];
   EXPECT_THROW(convert_from_f32(src, 1, DType::kF8E4M3, fp8), Error);
   (void)bits;
