@@ -6,6 +6,7 @@
 
 #include "mla/baseline.h"
 #include "mla/error.h"
+#include "model/paged_step.h"
 #include "ops/flash_attention.h"
 #include "ops/gemm.h"
 #include "ops/rope.h"
@@ -95,21 +96,7 @@ GqaLayer& GqaLayer::operator=(GqaLayer&&) noexcept = default;
 void GqaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::SeqId> seqs,
                        std::span<const int64_t> new_tokens, PagedKvPool& pool, std::span<float> y) {
   const GqaConfig& c = config_;
-  if (seqs.size() != new_tokens.size())
-    throw Error("forward: one new-token count per sequence is needed");
-  if (seqs.empty()) throw Error("forward: batch must be at least 1, got 0");
-  int64_t n = 0;
-  for (int64_t count : new_tokens) {
-    if (count < 1)
-      throw Error("forward: every sequence needs at least 1 new token, got " +
-                  std::to_string(count));
-    n += count;
-  }
-  const auto expected = static_cast<size_t>(n * c.hidden_size);
-  if (x.size() != expected || y.size() != expected) {
-    throw Error("forward: x and y need total new tokens x hidden = " + std::to_string(expected) +
-                " values");
-  }
+  const int64_t n = detail::check_paged_step(x, y, seqs, new_tokens, c.hidden_size);
   if (pool.token_width() != paged_token_width()) {
     throw Error("forward: the page pool must hold rows of " + std::to_string(paged_token_width()) +
                 " numbers");

@@ -6,6 +6,7 @@
 #include "mla/error.h"
 #include "mla/layer.h"
 #include "model/layer_workspace.h"
+#include "model/paged_step.h"
 #include "ops/attention.h"
 #include "ops/flash_attention.h"
 #include "ops/gemm.h"
@@ -253,22 +254,7 @@ void MlaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::Se
                        std::span<const int64_t> new_tokens, PagedKvPool& pool, AttentionPath path,
                        std::span<float> y) {
   const MlaConfig& c = config_;
-  if (seqs.size() != new_tokens.size())
-    throw Error("forward: one new-token count per sequence is needed");
-  if (seqs.empty()) throw Error("forward: batch must be at least 1, got 0");
-  int64_t n = 0;
-  for (int64_t count : new_tokens) {
-    if (count < 1)
-      throw Error("forward: every sequence needs at least 1 new token, got " +
-                  std::to_string(count));
-    if (count > (int64_t{1} << 30)) throw Error("forward: too many new tokens");
-    n += count;
-  }
-  const auto expected = static_cast<size_t>(n * c.hidden_size);
-  if (x.size() != expected || y.size() != expected) {
-    throw Error("forward: x and y need total new tokens x hidden = " + std::to_string(expected) +
-                " values, got " + std::to_string(x.size()) + " and " + std::to_string(y.size()));
-  }
+  const int64_t n = detail::check_paged_step(x, y, seqs, new_tokens, c.hidden_size);
   if (pool.token_width() != paged_token_width(path)) {
     throw Error("forward: the page pool holds rows of " + std::to_string(pool.token_width()) +
                 " numbers, the " + (path == AttentionPath::kAbsorbed ? "absorbed" : "naive") +
