@@ -1,18 +1,25 @@
 // This machine's limits, measured in the same run as the kernels: FMA peak (f32), bf16 dot
-// peak, memory read bandwidth. The SIMD loops are compiled per instruction set and chosen at
-// run time.
+// peak, memory read bandwidth. The SIMD loops are compiled per instruction set (function
+// target attributes) and run only when the CPU has it.
 #pragma once
 
 #include <cstdint>
 
 namespace mla::bench {
 
-// FLOPs done by `iters` rounds of the register-only FMA loop on this thread (2 per lane FMA);
-// returns 0 when the CPU lacks the instruction set.
-double fma_loop_f32(int64_t iters);
+// FLOPs done by `iters` rounds of a register-only loop on this thread: FMA counts 2 per lane,
+// VDPBF16PS 4 per f32 lane (two products, two adds). Return 0 when the CPU lacks the ISA.
+double fma_loop_avx512(int64_t iters);
+double fma_loop_avx2(int64_t iters);
 double dot_loop_bf16(int64_t iters);
-const char* simd_name();  // "avx512" or "avx2"
-// Sums `n` floats (bandwidth probe); returns the sum so the loop is not optimised away.
+
+// Peak GFLOP/s of `threads` threads running the best loop above (measured once per thread
+// count, best of several runs, then cached): float32 FMA and bf16 dot product.
+double f32_peak_gflops(int threads);
+double bf16_peak_gflops(int threads);
+
+// Sums `n` floats (bandwidth probe) with the calling OpenMP team; returns the sum so the loop is
+// not optimised away.
 float read_sum(const float* data, int64_t n);
 
 }  // namespace mla::bench

@@ -10,6 +10,7 @@
 #include "ops/attention.h"
 #include "ops/flash_attention.h"
 #include "ops/gemm.h"
+#include "ops/latent_attention.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
 
@@ -216,7 +217,28 @@ void MlaLayer::forward(std::span<const float> x, int64_t batch, int64_t seq, Lat
     const ops::KvView view = ops::KvView::contiguous(cache.rows(b), row);
     ws.slices.push_back(SeqSlice{b * seq, seq, cached, view, view});
   }
-  attend(ws.slices, AttentionPath::kAbsorbed);
+  // The fused latent kernel (SIMD chosen at run time), every sequence of the batch in one call.
+  const int64_t h = config_.num_heads, r = config_.kv_lora_rank;
+  Workspace::reserve(ws.o_latent, n * h * r);
+  ws.attention_params.clear();
+  for (const SeqSlice& s : ws.slices) {
+    ops::AttentionParams p;
+    p.q = ws.q_absorbed.data() + s.row0 * h * row;
+    p.q_token_stride = h * row;
+    p.q_head_stride = row;
+    p.k = p.v = s.k;  // the value is the first R entries of each latent row
+    p.out = ws.o_latent.data() + s.row0 * h * r;
+    p.out_token_stride = h * r;
+    p.out_head_stride = r;
+    p.num_queries = s.rows;
+    p.num_heads = h;
+    p.qk_dim = row;
+    p.v_dim = r;
+    p.context_before = s.cached;
+    p.scale = static_cast<float>(config_.softmax_scale());
+    ws.attention_params.push_back(p);
+  }
+  ops::latent_attention(ws.attention_params);
   cache.commit(seq);
   project_output(n, AttentionPath::kAbsorbed, y.data());
 }

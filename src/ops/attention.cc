@@ -9,7 +9,20 @@
 #include <limits>
 #include <vector>
 
+#include "ops/cpu_features.h"
+#include "ops/simd/attention_kernels.h"
+
 namespace mla::ops {
+namespace simd {
+
+size_t attention_scratch_floats(int64_t heads, int64_t v_dim) {
+  const auto pad = [](int64_t x) { return (x + 15) / 16 * 16; };
+  return static_cast<size_t>(heads * kAttentionTile + heads * pad(v_dim) + 2 * pad(heads) +
+                             4 * kAttentionTile);
+}
+
+}  // namespace simd
+
 namespace {
 
 constexpr int64_t kKeyTile = 64;
@@ -42,6 +55,22 @@ struct Scratch {
 Scratch& thread_scratch() {
   thread_local Scratch scratch;
   return scratch;
+}
+
+// 64-byte aligned scratch of the SIMD tasks, grown on demand and kept.
+float* simd_scratch(size_t floats) {
+  thread_local std::vector<float> buffer;
+  if (buffer.size() < floats + 16) buffer.resize(floats + 16);
+  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buffer.data()) + 63) &
+                                  ~uintptr_t{63});
+}
+
+using TaskFn = void (*)(const AttentionParams&, int64_t, int64_t, int64_t, int64_t, float*);
+
+TaskFn simd_task(SimdLevel level) {
+  if (level >= SimdLevel::kAvx512) return simd::attention_task_avx512;
+  if (level >= SimdLevel::kAvx2) return simd::attention_task_avx2;
+  return nullptr;
 }
 
 // Query t, query heads [h0, h1) which all share KV head g. K and V are the cache element types.
@@ -117,6 +146,8 @@ void attention_forward(const AttentionParams& p) {
   const int64_t chunks = (group + heads_per_task - 1) / heads_per_task;
   const int64_t tasks = p.num_queries * p.num_kv_heads * chunks;
   const bool k_bf16 = p.k.dtype == DType::kBF16, v_bf16 = p.v.dtype == DType::kBF16;
+  const TaskFn simd = simd_task(simd_level());
+  const size_t scratch_floats = simd::attention_scratch_floats(heads_per_task, p.v_dim);
 #pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
   for (int64_t task = 0; task < tasks; ++task) {
     const int64_t chunk = task % chunks;
@@ -124,7 +155,9 @@ void attention_forward(const AttentionParams& p) {
     const int64_t t = task / (chunks * p.num_kv_heads);
     const int64_t h0 = g * group + chunk * heads_per_task;
     const int64_t h1 = std::min(h0 + heads_per_task, (g + 1) * group);
-    if (k_bf16 && v_bf16) {
+    if (simd != nullptr) {
+      simd(p, t, g, h0, h1, simd_scratch(scratch_floats));
+    } else if (k_bf16 && v_bf16) {
       attend_task<uint16_t, uint16_t>(p, t, g, h0, h1);
     } else if (k_bf16) {
       attend_task<uint16_t, float>(p, t, g, h0, h1);

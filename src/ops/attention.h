@@ -31,7 +31,8 @@ struct AttentionParams {
   float scale = 1.0f;
 };
 
-// Runs in parallel (OpenMP) over queries and groups of heads. No allocation after the first call
+// Runs in parallel (OpenMP) over queries and groups of heads, with the SIMD level of
+// ops::simd_level() (AVX-512, AVX2+FMA or portable C++). No allocation after the first call
 // on each thread for a given head width.
 void attention_forward(const AttentionParams& p);
 

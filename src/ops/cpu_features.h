@@ -1,0 +1,39 @@
+// Which SIMD instruction sets this CPU (and its OS) can run, detected once at run time, and the
+// level the kernels use. Nothing is compiled for the build machine (no -march=native): each
+// kernel is built for several instruction sets and the fastest supported one is picked here.
+// MLA_SIMD=scalar|avx2|avx512|avx512bf16 in the environment, or set_simd_level() from a test,
+// holds the kernels to a lower level; a request above what the CPU supports is clamped.
+#pragma once
+
+#include <optional>
+#include <string_view>
+
+namespace mla::ops {
+
+struct CpuFeatures {
+  bool fma = false;
+  bool avx2 = false;
+  bool avx512f = false;
+  bool avx512bw = false;
+  bool avx512vl = false;
+  bool avx512bf16 = false;
+};
+
+// Ordered: each level needs everything below it.
+//   kAvx2: AVX2 + FMA.  kAvx512: AVX-512 F/BW/VL (+ FMA); a bf16 cache is widened to float32.
+//   kAvx512Bf16: also AVX512_BF16, whose VDPBF16PS multiplies bf16 pairs with float32 sums.
+enum class SimdLevel { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Bf16 = 3 };
+
+const CpuFeatures& cpu_features();
+// The best level this CPU supports.
+SimdLevel supported_simd_level();
+// The level kernels use now: the supported one, lowered by MLA_SIMD or set_simd_level().
+SimdLevel simd_level();
+// Holds kernels to min(level, supported); std::nullopt goes back to MLA_SIMD / the default.
+// Returns the level now in effect. Not meant to be called while kernels run on other threads.
+SimdLevel set_simd_level(std::optional<SimdLevel> level);
+
+std::string_view simd_level_name(SimdLevel level);
+std::optional<SimdLevel> simd_level_from_name(std::string_view name);
+
+}  // namespace mla::ops

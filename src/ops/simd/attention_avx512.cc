@@ -1,0 +1,28 @@
+// ops::attention_forward's tasks, AVX-512 F/BW/VL + FMA (built with those flags only; see
+// attention_kernels.h). bf16 keys and values are widened as they are loaded.
+// GCC 12's AVX-512 intrinsics self-initialise their _mm512_undefined_* operands, which
+// -W(maybe-)uninitialized reports at inlined calls (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+#include <immintrin.h>
+
+#include "ops/simd/attention_kernels.h"
+
+namespace mla::ops {
+namespace {
+
+#include "ops/simd/attention_common.inc"
+#include "ops/simd/vec512.inc"
+
+}  // namespace
+
+namespace simd {
+
+void attention_task_avx512(const AttentionParams& p, int64_t t, int64_t g, int64_t h0, int64_t h1,
+                           float* scratch) {
+  attention_task_any<V512>(p, t, g, h0, h1, scratch);
+}
+
+}  // namespace simd
+}  // namespace mla::ops
