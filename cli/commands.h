@@ -13,5 +13,7 @@ Runner add_attention_command(CLI::App& app);
 Runner add_info_command(CLI::App& app);
 Runner add_demo_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app);
+Runner add_train_command(CLI::App& app);
+Runner add_generate_command(CLI::App& app);
 
 }  // namespace mla::cli

@@ -1,0 +1,98 @@
+#include "train/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "train/gemm_t.h"
+
+namespace mla::train {
+
+template <typename T>
+void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v,
+                       const AttentionLayout& l) {
+  const int64_t s = l.seq, group = l.heads / l.kv_heads;
+#pragma omp parallel for schedule(dynamic, 1) collapse(2)
+  for (int64_t b = 0; b < l.batch; ++b) {
+    for (int64_t h = 0; h < l.heads; ++h) {
+      const int64_t g = h / group;
+      const T* qh = q + b * s * l.q_token + h * l.q_head;
+      const T* kg = k + b * s * l.k_token + g * l.k_head;
+      const T* vg = v + b * s * l.v_token + g * l.v_head;
+      T* p = probs + (b * l.heads + h) * s * s;
+      gemm(false, true, s, s, l.qk_dim, static_cast<T>(l.scale), qh, l.q_token, kg, l.k_token, T(0),
+           p, s);
+      for (int64_t i = 0; i < s; ++i) {  // causal softmax of row i over keys 0..i
+        T* row = p + i * s;
+        T mx = row[0];
+        for (int64_t j = 1; j <= i; ++j) mx = std::max(mx, row[j]);
+        T sum = 0;
+        for (int64_t j = 0; j <= i; ++j) {
+          row[j] = std::exp(row[j] - mx);
+          sum += row[j];
+        }
+        const T inv = T(1) / sum;
+        for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
+        std::fill(row + i + 1, row + s, T(0));
+      }
+      gemm(false, false, s, l.v_dim, s, T(1), p, s, vg, l.v_token, T(0),
+           out + b * s * l.o_token + h * l.o_head, l.o_token);
+    }
+  }
+}
+
+template <typename T>
+void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, const T* q, const T* k,
+                        const T* v, const AttentionLayout& l) {
+  const int64_t s = l.seq, group = l.heads / l.kv_heads;
+  const T scale = static_cast<T>(l.scale);
+#pragma omp parallel
+  {
+    // dP, then dS in place. Kept per thread across calls: a fresh S x S vector per call is a
+    // fresh mmap, and its page faults cost more than the products for S >= 256.
+    thread_local std::vector<T> ds;
+    if (ds.size() < static_cast<size_t>(s * s)) ds.resize(static_cast<size_t>(s * s));
+#pragma omp for schedule(dynamic, 1) collapse(2)
+    for (int64_t b = 0; b < l.batch; ++b) {
+      for (int64_t g = 0; g < l.kv_heads; ++g) {
+        const T* kg = k + b * s * l.k_token + g * l.k_head;
+        const T* vg = v + b * s * l.v_token + g * l.v_head;
+        T* dkg = dk + b * s * l.k_token + g * l.k_head;
+        T* dvg = dv + b * s * l.v_token + g * l.v_head;
+        for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+          const T* p = probs + (b * l.heads + h) * s * s;
+          const T* qh = q + b * s * l.q_token + h * l.q_head;
+          const T* doh = dout + b * s * l.o_token + h * l.o_head;
+          T* dqh = dq + b * s * l.q_token + h * l.q_head;
+          gemm(false, true, s, s, l.v_dim, T(1), doh, l.o_token, vg, l.v_token, T(0), ds.data(), s);
+          gemm(true, false, s, l.v_dim, s, T(1), p, s, doh, l.o_token, T(1), dvg, l.v_token);
+          for (int64_t i = 0; i < s; ++i) {  // softmax backward, row by row
+            const T* pr = p + i * s;
+            T* dr = ds.data() + i * s;
+            T dot = 0;
+            for (int64_t j = 0; j <= i; ++j) dot += pr[j] * dr[j];
+            for (int64_t j = 0; j <= i; ++j) dr[j] = pr[j] * (dr[j] - dot) * scale;
+            std::fill(dr + i + 1, dr + s, T(0));
+          }
+          gemm(false, false, s, l.qk_dim, s, T(1), ds.data(), s, kg, l.k_token, T(1), dqh,
+               l.q_token);
+          gemm(true, false, s, l.qk_dim, s, T(1), ds.data(), s, qh, l.q_token, T(1), dkg,
+               l.k_token);
+        }
+      }
+    }
+  }
+}
+
+template void attention_forward<float>(float*, float*, const float*, const float*, const float*,
+                                       const AttentionLayout&);
+template void attention_forward<double>(double*, double*, const double*, const double*,
+                                        const double*, const AttentionLayout&);
+template void attention_backward<float>(float*, float*, float*, const float*, const float*,
+                                        const float*, const float*, const float*,
+                                        const AttentionLayout&);
+template void attention_backward<double>(double*, double*, double*, const double*, const double*,
+                                         const double*, const double*, const double*,
+                                         const AttentionLayout&);
+
+}  // namespace mla::train

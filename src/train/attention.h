@@ -1,0 +1,47 @@
+// Causal softmax attention for training, forward and backward, for every layout the models use:
+// MHA (G = H), GQA (1 < G < H), MQA (G = 1) and naive MLA (G = H, key width Dn + Dr, value
+// width Dv). Legend: B batch, S tokens per sequence, H query heads, G key/value heads,
+// Dqk key width, Dv value width.
+//
+// Memory choice: forward KEEPS the probabilities P (B, H, S, S) for backward instead of
+// recomputing them (flash-attention style). Keeping costs B*H*S^2 floats per layer; recomputing
+// would cost one more S = Q K^T product and softmax per head in backward (about a third of the
+// attention FLOPs). For the context lengths we train on the CPU (S <= 512) P is of the order of
+// the other activations of a layer; see docs/training.md for the numbers and the crossover.
+//
+// Each (sequence, head) is two dense products through gemm (oneDNN in float32):
+//   forward   S = scale Q K^T (S,S), causal softmax -> P, O = P V
+//   backward  dP = dO V^T, dV += P^T dO, dS = P o (dP - rowsum(P o dP)) scale,
+//             dQ += dS K, dK += dS^T Q
+// Work is split over (sequence, KV head) pairs, so the heads that share a K/V group add into
+// its dK/dV on one thread, in a fixed order: no races and thread-count independent results.
+#pragma once
+
+#include <cstdint>
+
+namespace mla::train {
+
+struct AttentionLayout {
+  int64_t batch = 0, seq = 0;
+  int64_t heads = 0, kv_heads = 0;  // H, G; H % G == 0, query head h uses KV head h / (H / G)
+  int64_t qk_dim = 0, v_dim = 0;
+  // Element strides between consecutive tokens and between heads of q, k, v and out (the same
+  // strides hold for their gradients dq, dk, dv, dout). Token (b, s) is row b*S + s.
+  int64_t q_token = 0, q_head = 0;
+  int64_t k_token = 0, k_head = 0;
+  int64_t v_token = 0, v_head = 0;
+  int64_t o_token = 0, o_head = 0;
+  double scale = 1.0;
+};
+
+// out = attention(q, k, v); probs (B, H, S, S) receives P (zero above the diagonal).
+template <typename T>
+void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v,
+                       const AttentionLayout& l);
+
+// dq, dk, dv += gradients, given dout and the probabilities saved by forward.
+template <typename T>
+void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, const T* q, const T* k,
+                        const T* v, const AttentionLayout& l);
+
+}  // namespace mla::train

@@ -1,0 +1,95 @@
+#include "train/gqa_block.h"
+
+#include <cmath>
+
+#include "train/linear.h"
+#include "train/rope.h"
+
+namespace mla::train {
+namespace {
+
+// The rotary table of a GQA config: GqaLayer uses plain frequencies (no YaRN), amplitude 1.
+std::vector<float> gqa_rope_table(const GqaConfig& c, int64_t seq) {
+  MlaConfig rope;
+  rope.qk_rope_head_dim = c.rope_dim;
+  rope.rope_theta = c.rope_theta;
+  return rope_table(rope, seq);
+}
+
+}  // namespace
+
+template <typename T>
+GqaBlock<T>::GqaBlock(const GqaConfig& config) : c_(config) {
+  c_.validate();
+}
+
+template <typename T>
+AttentionLayout GqaBlock<T>::layout() const {
+  const int64_t h = c_.num_heads, g = c_.num_kv_heads, dh = c_.head_dim;
+  AttentionLayout l;
+  l.batch = batch_;
+  l.seq = seq_;
+  l.heads = h;
+  l.kv_heads = g;
+  l.qk_dim = dh;
+  l.v_dim = dh;
+  l.q_token = h * dh;
+  l.q_head = dh;
+  l.k_token = g * dh;
+  l.k_head = dh;
+  l.v_token = g * dh;
+  l.v_head = dh;
+  l.o_token = h * dh;
+  l.o_head = dh;
+  l.scale = 1.0 / std::sqrt(static_cast<double>(dh));
+  return l;
+}
+
+template <typename T>
+void GqaBlock<T>::forward(T* out, const T* x, const GqaTensors<T>& w, int64_t batch, int64_t seq) {
+  const int64_t n = batch * seq, d = c_.hidden_size, h = c_.num_heads, g = c_.num_kv_heads;
+  const int64_t dh = c_.head_dim, dr = c_.rope_dim;
+  batch_ = batch;
+  seq_ = seq;
+  if (static_cast<int64_t>(rope_.size()) < seq * dr) rope_ = gqa_rope_table(c_, seq);
+  grow(q_, n * h * dh);
+  grow(k_, n * g * dh);
+  grow(v_, n * g * dh);
+  linear_forward(q_.data(), x, w.wq, n, d, h * dh);
+  linear_forward(k_.data(), x, w.wk, n, d, g * dh);
+  linear_forward(v_.data(), x, w.wv, n, d, g * dh);
+  if (dr > 0) {
+    rope_forward(q_.data(), rope_.data(), RopeLayout{batch, seq, h, h * dh, dh, dr});
+    rope_forward(k_.data(), rope_.data(), RopeLayout{batch, seq, g, g * dh, dh, dr});
+  }
+  grow(probs_, batch * h * seq * seq);
+  grow(o_, n * h * dh);
+  attention_forward(o_.data(), probs_.data(), q_.data(), k_.data(), v_.data(), layout());
+  linear_forward(out, o_.data(), w.wo, n, h * dh, d);
+}
+
+template <typename T>
+void GqaBlock<T>::backward(T* dx, const GqaTensors<T>& gr, const T* dout, const T* x,
+                           const GqaTensors<T>& w, Scratch& s) {
+  const int64_t batch = batch_, seq = seq_, n = batch * seq, d = c_.hidden_size;
+  const int64_t h = c_.num_heads, g = c_.num_kv_heads, dh = c_.head_dim, dr = c_.rope_dim;
+  zero_first(s.d_o, n * h * dh);
+  linear_backward(s.d_o.data(), gr.wo, dout, o_.data(), w.wo, n, h * dh, d);
+  zero_first(s.dq, n * h * dh);
+  zero_first(s.dk, n * g * dh);
+  zero_first(s.dv, n * g * dh);
+  attention_backward(s.dq.data(), s.dk.data(), s.dv.data(), s.d_o.data(), probs_.data(), q_.data(),
+                     k_.data(), v_.data(), layout());
+  if (dr > 0) {
+    rope_backward(s.dq.data(), rope_.data(), RopeLayout{batch, seq, h, h * dh, dh, dr});
+    rope_backward(s.dk.data(), rope_.data(), RopeLayout{batch, seq, g, g * dh, dh, dr});
+  }
+  linear_backward(dx, gr.wq, s.dq.data(), x, w.wq, n, d, h * dh);
+  linear_backward(dx, gr.wk, s.dk.data(), x, w.wk, n, d, g * dh);
+  linear_backward(dx, gr.wv, s.dv.data(), x, w.wv, n, d, g * dh);
+}
+
+template class GqaBlock<float>;
+template class GqaBlock<double>;
+
+}  // namespace mla::train

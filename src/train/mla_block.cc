@@ -1,0 +1,142 @@
+#include "train/mla_block.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "train/linear.h"
+#include "train/norm.h"
+#include "train/rope.h"
+
+namespace mla::train {
+
+template <typename T>
+MlaBlock<T>::MlaBlock(const MlaConfig& config) : c_(config) {
+  c_.validate();
+}
+
+template <typename T>
+AttentionLayout MlaBlock<T>::layout() const {
+  const int64_t h = c_.num_heads, dn = c_.qk_nope_head_dim, dv = c_.v_head_dim;
+  const int64_t dqk = c_.qk_head_dim();
+  AttentionLayout l;
+  l.batch = batch_;
+  l.seq = seq_;
+  l.heads = h;
+  l.kv_heads = h;
+  l.qk_dim = dqk;
+  l.v_dim = dv;
+  l.q_token = h * dqk;
+  l.q_head = dqk;
+  l.k_token = h * dqk;
+  l.k_head = dqk;
+  l.v_token = h * (dn + dv);  // values are read in place from kvb, after each head's k_nope
+  l.v_head = dn + dv;
+  l.o_token = h * dv;
+  l.o_head = dv;
+  l.scale = c_.softmax_scale();
+  return l;
+}
+
+template <typename T>
+void MlaBlock<T>::forward(T* out, const T* x, const MlaTensors<T>& w, int64_t batch, int64_t seq) {
+  const int64_t n = batch * seq, d = c_.hidden_size, h = c_.num_heads;
+  const int64_t dn = c_.qk_nope_head_dim, dr = c_.qk_rope_head_dim, dv = c_.v_head_dim;
+  const int64_t r = c_.kv_lora_rank, rq = c_.q_lora_rank, dqk = dn + dr;
+  batch_ = batch;
+  seq_ = seq;
+  if (static_cast<int64_t>(rope_.size()) < seq * dr) rope_ = rope_table(c_, seq);
+
+  grow(q_, n * h * dqk);
+  if (c_.has_q_lora()) {
+    grow(cq_, n * rq);
+    grow(cq_rstd_, n);
+    grow(cqn_, n * rq);
+    linear_forward(cq_.data(), x, w.wq_a, n, d, rq);
+    rmsnorm_forward(cqn_.data(), cq_rstd_.data(), cq_.data(), w.q_norm, n, rq, c_.rms_norm_eps, rq,
+                    rq);
+    linear_forward(q_.data(), cqn_.data(), w.wq_b, n, rq, h * dqk);
+  } else {
+    linear_forward(q_.data(), x, w.wq, n, d, h * dqk);
+  }
+  grow(kv_, n * (r + dr));
+  grow(ckv_, n * r);
+  grow(ckv_rstd_, n);
+  linear_forward(kv_.data(), x, w.wkv_a, n, d, r + dr);
+  rmsnorm_forward(ckv_.data(), ckv_rstd_.data(), kv_.data(), w.kv_norm, n, r, c_.rms_norm_eps,
+                  r + dr, r);
+  if (dr > 0) {
+    rope_forward(q_.data() + dn, rope_.data(), RopeLayout{batch, seq, h, h * dqk, dqk, dr});
+    rope_forward(kv_.data() + r, rope_.data(), RopeLayout{batch, seq, 1, r + dr, 0, dr});
+  }
+  grow(kvb_, n * h * (dn + dv));
+  linear_forward(kvb_.data(), ckv_.data(), w.wkv_b, n, r, h * (dn + dv));
+
+  grow(k_, n * h * dqk);
+  for (int64_t row = 0; row < n; ++row) {
+    for (int64_t head = 0; head < h; ++head) {
+      T* k = k_.data() + (row * h + head) * dqk;
+      std::memcpy(k, kvb_.data() + (row * h + head) * (dn + dv), sizeof(T) * dn);
+      std::memcpy(k + dn, kv_.data() + row * (r + dr) + r, sizeof(T) * dr);
+    }
+  }
+  grow(probs_, batch * h * seq * seq);
+  grow(o_, n * h * dv);
+  attention_forward(o_.data(), probs_.data(), q_.data(), k_.data(), kvb_.data() + dn, layout());
+  linear_forward(out, o_.data(), w.wo, n, h * dv, d);
+}
+
+template <typename T>
+void MlaBlock<T>::backward(T* dx, const MlaTensors<T>& g, const T* dout, const T* x,
+                           const MlaTensors<T>& w, Scratch& s) {
+  const int64_t batch = batch_, seq = seq_, n = batch * seq, d = c_.hidden_size, h = c_.num_heads;
+  const int64_t dn = c_.qk_nope_head_dim, dr = c_.qk_rope_head_dim, dv = c_.v_head_dim;
+  const int64_t r = c_.kv_lora_rank, rq = c_.q_lora_rank, dqk = dn + dr;
+
+  zero_first(s.d_o, n * h * dv);
+  linear_backward(s.d_o.data(), g.wo, dout, o_.data(), w.wo, n, h * dv, d);
+
+  zero_first(s.dq, n * h * dqk);
+  zero_first(s.dk, n * h * dqk);
+  zero_first(s.dkvb, n * h * (dn + dv));
+  attention_backward(s.dq.data(), s.dk.data(), s.dkvb.data() + dn, s.d_o.data(), probs_.data(),
+                     q_.data(), k_.data(), kvb_.data() + dn, layout());
+
+  // Split the key gradient: k_nope goes back to kvb, the rotary part of every head to the one
+  // shared k_pe (it was broadcast to all heads, so its gradient is the sum over heads).
+  zero_first(s.dkv, n * (r + dr));
+  for (int64_t row = 0; row < n; ++row) {
+    T* dpe = s.dkv.data() + row * (r + dr) + r;
+    for (int64_t head = 0; head < h; ++head) {
+      const T* dk = s.dk.data() + (row * h + head) * dqk;
+      T* dkn = s.dkvb.data() + (row * h + head) * (dn + dv);
+      for (int64_t i = 0; i < dn; ++i) dkn[i] += dk[i];
+      for (int64_t i = 0; i < dr; ++i) dpe[i] += dk[dn + i];
+    }
+  }
+  if (dr > 0)
+    rope_backward(s.dkv.data() + r, rope_.data(), RopeLayout{batch, seq, 1, r + dr, 0, dr});
+
+  zero_first(s.dckv, n * r);
+  linear_backward(s.dckv.data(), g.wkv_b, s.dkvb.data(), ckv_.data(), w.wkv_b, n, r, h * (dn + dv));
+  rmsnorm_backward(s.dkv.data(), g.kv_norm, s.dckv.data(), kv_.data(), w.kv_norm, ckv_rstd_.data(),
+                   n, r, r + dr, r);
+  linear_backward(dx, g.wkv_a, s.dkv.data(), x, w.wkv_a, n, d, r + dr);
+
+  if (dr > 0)
+    rope_backward(s.dq.data() + dn, rope_.data(), RopeLayout{batch, seq, h, h * dqk, dqk, dr});
+  if (c_.has_q_lora()) {
+    zero_first(s.dcqn, n * rq);
+    linear_backward(s.dcqn.data(), g.wq_b, s.dq.data(), cqn_.data(), w.wq_b, n, rq, h * dqk);
+    zero_first(s.dcq, n * rq);
+    rmsnorm_backward(s.dcq.data(), g.q_norm, s.dcqn.data(), cq_.data(), w.q_norm, cq_rstd_.data(),
+                     n, rq, rq, rq);
+    linear_backward(dx, g.wq_a, s.dcq.data(), x, w.wq_a, n, d, rq);
+  } else {
+    linear_backward(dx, g.wq, s.dq.data(), x, w.wq, n, d, h * dqk);
+  }
+}
+
+template class MlaBlock<float>;
+template class MlaBlock<double>;
+
+}  // namespace mla::train

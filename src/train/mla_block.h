@@ -1,0 +1,69 @@
+// The MLA attention layer for training, in the naive form, forward and backward, on the weights
+// of mla::MlaWeights (same names, shapes and math as mla::MlaLayer, so that a trained model is
+// served by the absorbed latent cache). Legend: B batch, S tokens, N = B*S, d hidden, H heads,
+// Dn/Dr/Dv nope/rope/value head widths, Dqk = Dn + Dr, R kv_lora_rank, Rq q_lora_rank.
+//
+//   q    = RoPE_Dr( q_b(RMSNorm(q_a x)) )  or  RoPE_Dr(q_proj x)      (N, H, Dqk)
+//   kv   = kv_a x                                                      (N, R + Dr)
+//   ckv  = RMSNorm(kv[:, :R]);  kpe = RoPE(kv[:, R:])  (one rotary key shared by all heads)
+//   kvb  = kv_b ckv                            (N, H, Dn + Dv): per head k_nope then v
+//   k_h  = [kvb_h[:Dn] ; kpe],  v_h = kvb_h[Dn:]
+//   out  = o_proj( causal_attention(q, k, v) )
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "mla/config.h"
+#include "train/attention.h"
+#include "train/buffers.h"
+
+namespace mla::train {
+
+// Pointers into a parameter (or gradient) buffer; the unused query path stays null.
+template <typename T>
+struct MlaTensors {
+  T* wq = nullptr;       // (H*Dqk, d)    without query compression
+  T* wq_a = nullptr;     // (Rq, d)
+  T* q_norm = nullptr;   // (Rq)
+  T* wq_b = nullptr;     // (H*Dqk, Rq)
+  T* wkv_a = nullptr;    // (R+Dr, d)
+  T* kv_norm = nullptr;  // (R)
+  T* wkv_b = nullptr;    // (H*(Dn+Dv), R)
+  T* wo = nullptr;       // (d, H*Dv)
+};
+
+template <typename T>
+class MlaBlock {
+ public:
+  // Gradients of intermediate activations: needed only during one block's backward, so one set
+  // is shared by all layers of a model.
+  struct Scratch {
+    std::vector<T> d_o, dq, dk, dkvb, dkv, dckv, dcqn, dcq;
+  };
+
+  explicit MlaBlock(const MlaConfig& config);
+
+  // out (N, d) from x (N, d). Keeps the activations backward needs.
+  void forward(T* out, const T* x, const MlaTensors<T>& w, int64_t batch, int64_t seq);
+  // dx (N, d) += d/dx, g += d/dweights, for the last forward's x (passed again, not copied).
+  void backward(T* dx, const MlaTensors<T>& g, const T* dout, const T* x, const MlaTensors<T>& w,
+                Scratch& scratch);
+
+ private:
+  AttentionLayout layout() const;
+
+  MlaConfig c_;
+  std::vector<float> rope_;  // (S, Dr)
+  int64_t batch_ = 0, seq_ = 0;
+  std::vector<T> cq_, cq_rstd_, cqn_;  // (N, Rq), (N), (N, Rq)
+  std::vector<T> q_;                   // (N, H, Dqk) after RoPE
+  std::vector<T> kv_;                  // (N, R+Dr): raw c_kv part, roped k_pe part
+  std::vector<T> ckv_, ckv_rstd_;      // (N, R), (N)
+  std::vector<T> kvb_;                 // (N, H, Dn+Dv)
+  std::vector<T> k_;                   // (N, H, Dqk)
+  std::vector<T> probs_;               // (B, H, S, S)
+  std::vector<T> o_;                   // (N, H, Dv)
+};
+
+}  // namespace mla::train
