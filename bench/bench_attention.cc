@@ -3,7 +3,7 @@
 //   ./build/bench/bench_attention --benchmark_counters_tabular=true
 // Arguments of the decode benchmarks: heads, context, batch, threads, bf16 cache (0/1). The
 // pct_peak counter divides by the FMA peak (f32 cache) or the VDPBF16PS peak (bf16 cache) of
-// the same thread count, measured in this run (bench/ceilings.h).
+// the same thread count, measured in this run (src/perf/ceilings.h).
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -12,7 +12,6 @@
 #include <random>
 #include <vector>
 
-#include "ceilings.h"
 #include "mla/dtype.h"
 #include "mla/kv_cache.h"
 #include "mla/layer.h"
@@ -20,6 +19,7 @@
 #include "ops/cpu_features.h"
 #include "ops/flash_attention.h"
 #include "ops/latent_attention.h"
+#include "perf/ceilings.h"
 
 namespace {
 
@@ -74,7 +74,7 @@ void report(benchmark::State& state, double flops, double cache_bytes, bool bf16
   state.counters["GFLOP/s"] = Counter(flops * 1e-9, Counter::kIsIterationInvariantRate);
   state.counters["cache_GB/s"] = Counter(cache_bytes * 1e-9, Counter::kIsIterationInvariantRate);
   const double peak =
-      bf16 ? mla::bench::bf16_peak_gflops(threads) : mla::bench::f32_peak_gflops(threads);
+      bf16 ? mla::perf::bf16_peak_gflops(threads) : mla::perf::f32_peak_gflops(threads);
   if (peak > 0)
     state.counters["pct_peak"] =
         Counter(flops * 1e-9 * 100.0 / peak, Counter::kIsIterationInvariantRate);

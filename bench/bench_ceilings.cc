@@ -6,8 +6,8 @@
 
 #include <vector>
 
-#include "ceilings.h"
 #include "ops/gemm.h"
+#include "perf/ceilings.h"
 
 namespace {
 
@@ -32,17 +32,17 @@ void peak(benchmark::State& state, double (*loop)(int64_t), const char* what) {
 }
 
 void BM_FmaPeakAvx512(benchmark::State& state) {
-  peak(state, mla::bench::fma_loop_avx512, "no AVX-512 on this CPU");
+  peak(state, mla::perf::fma_loop_avx512, "no AVX-512 on this CPU");
 }
 BENCHMARK(BM_FmaPeakAvx512)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 void BM_FmaPeakAvx2(benchmark::State& state) {
-  peak(state, mla::bench::fma_loop_avx2, "no AVX2+FMA on this CPU");
+  peak(state, mla::perf::fma_loop_avx2, "no AVX2+FMA on this CPU");
 }
 BENCHMARK(BM_FmaPeakAvx2)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 void BM_DotPeakBf16(benchmark::State& state) {
-  peak(state, mla::bench::dot_loop_bf16, "no AVX512-BF16 on this CPU");
+  peak(state, mla::perf::dot_loop_bf16, "no AVX512-BF16 on this CPU");
 }
 BENCHMARK(BM_DotPeakBf16)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
@@ -64,7 +64,7 @@ void BM_ReadBandwidth(benchmark::State& state) {
   set_threads(state, static_cast<int>(state.range(0)));
   const int64_t n = int64_t{1} << 27;  // 512 MiB of floats: far beyond every cache
   std::vector<float> data(n, 1.0f);
-  for (auto _ : state) benchmark::DoNotOptimize(mla::bench::read_sum(data.data(), n));
+  for (auto _ : state) benchmark::DoNotOptimize(mla::perf::read_sum(data.data(), n));
   state.counters["GB/s"] = Counter(n * 4.0 * 1e-9, Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_ReadBandwidth)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);

@@ -5,6 +5,44 @@
 #include "mla/layer.h"
 
 namespace mla::cli {
+namespace {
+
+// Keys seen by `new_tokens` causal queries after `before` cached tokens: sum of before + t + 1.
+double keys_seen(int64_t before, int64_t new_tokens) {
+  const double t = static_cast<double>(new_tokens);
+  return t * static_cast<double>(before) + t * (t + 1) / 2;
+}
+
+// mla-math.md, "Work and bytes": per token, the query projection, kv_a, and per key of each head
+// the attention products; the absorbed form adds the absorption of q_nope and the value
+// up-projection, the naive form expands each new latent through kv_b instead.
+double mla_step_flops(const MlaConfig& c, AttentionPath path, int64_t before, int64_t tokens) {
+  const double d = static_cast<double>(c.hidden_size), h = static_cast<double>(c.num_heads);
+  const double dc = static_cast<double>(c.kv_lora_rank),
+               dr = static_cast<double>(c.qk_rope_head_dim);
+  const double dn = static_cast<double>(c.qk_nope_head_dim), dv = static_cast<double>(c.v_head_dim);
+  const double dq = static_cast<double>(c.q_lora_rank);
+  const double q = c.has_q_lora() ? 2 * d * dq + 2 * dq * h * (dn + dr) : 2 * d * h * (dn + dr);
+  double per_token = q + 2 * d * (dc + dr) + 2 * h * dv * d;
+  double per_key = 0;
+  if (path == AttentionPath::kAbsorbed) {
+    per_token += 2 * h * dn * dc + 2 * h * dc * dv;
+    per_key = h * (2 * (dc + dr) + 2 * dc);
+  } else {
+    per_token += 2 * h * dc * (dn + dv);
+    per_key = h * (2 * (dn + dr) + 2 * dv);
+  }
+  return static_cast<double>(tokens) * per_token + keys_seen(before, tokens) * per_key;
+}
+
+double gqa_step_flops(const GqaConfig& c, int64_t before, int64_t tokens) {
+  const double d = static_cast<double>(c.hidden_size), h = static_cast<double>(c.num_heads);
+  const double g = static_cast<double>(c.num_kv_heads), dh = static_cast<double>(c.head_dim);
+  const double per_token = 2 * d * (h + 2 * g) * dh + 2 * h * dh * d;
+  return static_cast<double>(tokens) * per_token + keys_seen(before, tokens) * h * 4 * dh;
+}
+
+}  // namespace
 
 BenchVariant make_bench_variant(const std::string& name, const MlaConfig& config, uint64_t seed) {
   BenchVariant v;
@@ -16,6 +54,9 @@ BenchVariant make_bench_variant(const std::string& name, const MlaConfig& config
     v.token_width = layer->paged_token_width(path);
     v.step = [layer, path](auto x, auto seqs, auto counts, PagedKvPool& pool, auto y) {
       layer->forward(x, seqs, counts, pool, path, y);
+    };
+    v.flops = [config, path](int64_t before, int64_t tokens) {
+      return mla_step_flops(config, path, before, tokens);
     };
     v.layer = layer;
     return v;
@@ -42,6 +83,7 @@ BenchVariant make_bench_variant(const std::string& name, const MlaConfig& config
   v.step = [layer](auto x, auto seqs, auto counts, PagedKvPool& pool, auto y) {
     layer->forward(x, seqs, counts, pool, y);
   };
+  v.flops = [gc](int64_t before, int64_t tokens) { return gqa_step_flops(gc, before, tokens); };
   v.layer = layer;
   return v;
 }

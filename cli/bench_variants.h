@@ -20,6 +20,9 @@ struct BenchVariant {
   std::function<void(std::span<const float>, std::span<const PagedKvPool::SeqId>,
                      std::span<const int64_t>, PagedKvPool&, std::span<float>)>
       step;
+  // FLOPs of one sequence's step that appends `new_tokens` to `context_before` cached tokens,
+  // counted with mla-math.md's formulas (causal: token t sees context_before + t + 1 keys).
+  std::function<double(int64_t context_before, int64_t new_tokens)> flops;
   std::shared_ptr<void> layer;  // keeps the layer alive
 };
 

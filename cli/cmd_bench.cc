@@ -19,6 +19,7 @@
 #include "mla/error.h"
 #include "mla/plot.h"
 #include "model_dir.h"
+#include "perf/ceilings.h"
 
 namespace mla::cli {
 namespace {
@@ -42,6 +43,8 @@ struct Point {
   int64_t context = 0;
   double decode_seconds = 0.0;
   double prefill_tokens_per_second = 0.0;
+  double decode_gflops = 0.0;   // the whole batch's step, mla-math.md's count
+  double prefill_gflops = 0.0;  // the timed prefill of every sequence
   int64_t cache_bytes = 0;
   int64_t peak_rss_bytes = 0;
 };
@@ -121,7 +124,9 @@ Point measure(BenchVariant& v, int64_t context, const BenchOptions& opt, std::mt
   }
   auto start = std::chrono::steady_clock::now();
   v.step(x, seqs, counts, pool, y);
-  point.prefill_tokens_per_second = static_cast<double>(batch * prefill) / seconds_since(start);
+  const double prefill_seconds = seconds_since(start);
+  point.prefill_tokens_per_second = static_cast<double>(batch * prefill) / prefill_seconds;
+  point.prefill_gflops = static_cast<double>(batch) * v.flops(0, prefill) / prefill_seconds * 1e-9;
   if (context > prefill) {
     std::vector<int64_t> rest(static_cast<size_t>(batch), context - prefill);
     pool.reserve(seqs, rest);
@@ -150,6 +155,8 @@ Point measure(BenchVariant& v, int64_t context, const BenchOptions& opt, std::mt
   }
   std::sort(times.begin(), times.end());
   point.decode_seconds = times[times.size() / 2];
+  point.decode_gflops =
+      static_cast<double>(batch) * v.flops(context, 1) / point.decode_seconds * 1e-9;
   point.cache_bytes = pool.bytes_used();
   point.peak_rss_bytes = peak_rss_bytes();
   return point;
@@ -199,6 +206,13 @@ int run_bench(const BenchOptions& opt) {
   std::fprintf(stderr, "mla bench: %s, batch %lld, %d threads, %s cache, contexts %s\n",
                opt.model.empty() ? opt.preset.c_str() : opt.model.c_str(),
                static_cast<long long>(opt.batch), threads, opt.dtype.c_str(), opt.contexts.c_str());
+  // The ceiling each point is reported against: the FMA peak for a float32 cache, the bf16 dot
+  // peak (VDPBF16PS) for a bf16 cache, measured now with the same threads.
+  const double f32_peak = perf::f32_peak_gflops(threads);
+  const double bf16_peak = perf::bf16_peak_gflops(threads);
+  const double peak = opt.dtype == "bf16" && bf16_peak > 0 ? bf16_peak : f32_peak;
+  std::fprintf(stderr, "peaks: f32 FMA %.0f GFLOP/s, bf16 dot %.0f GFLOP/s\n", f32_peak, bf16_peak);
+  const auto percent = [peak](double gflops) { return 100.0 * gflops / peak; };
   std::mt19937_64 rng(1);
   std::vector<std::vector<Point>> results(variants.size());
   const size_t total = variants.size() * contexts.size();
@@ -210,20 +224,22 @@ int run_bench(const BenchOptions& opt) {
       std::fflush(stderr);
       results[i].push_back(measure(variants[i], context, opt, rng));
       const Point& p = results[i].back();
-      std::fprintf(stderr, " prefill %8.0f tok/s, decode %8.3f ms/step\n",
-                   p.prefill_tokens_per_second, p.decode_seconds * 1e3);
+      std::fprintf(stderr, " prefill %8.0f tok/s, decode %8.3f ms/step (%.0f GFLOP/s)\n",
+                   p.prefill_tokens_per_second, p.decode_seconds * 1e3, p.decode_gflops);
     }
   }
 
-  std::printf("%-10s %14s %9s %16s %16s %12s %12s\n", "variant", "cache B/token", "context",
-              "prefill tok/s", "decode ms/step", "cache MiB", "peak RSS MiB");
+  std::printf("%-10s %14s %9s %16s %16s %12s %8s %12s %12s\n", "variant", "cache B/token",
+              "context", "prefill tok/s", "decode ms/step", "decode GF/s", "% peak", "cache MiB",
+              "peak RSS MiB");
   for (size_t i = 0; i < variants.size(); ++i) {
     for (const Point& p : results[i]) {
-      std::printf("%-10s %14lld %9lld %16.0f %16.3f %12.1f %12.1f\n", variants[i].name.c_str(),
-                  static_cast<long long>(variants[i].token_width * element_bytes(opt)),
-                  static_cast<long long>(p.context), p.prefill_tokens_per_second,
-                  p.decode_seconds * 1e3, static_cast<double>(p.cache_bytes) / (1 << 20),
-                  static_cast<double>(p.peak_rss_bytes) / (1 << 20));
+      std::printf(
+          "%-10s %14lld %9lld %16.0f %16.3f %12.1f %8.1f %12.1f %12.1f\n", variants[i].name.c_str(),
+          static_cast<long long>(variants[i].token_width * element_bytes(opt)),
+          static_cast<long long>(p.context), p.prefill_tokens_per_second, p.decode_seconds * 1e3,
+          p.decode_gflops, percent(p.decode_gflops), static_cast<double>(p.cache_bytes) / (1 << 20),
+          static_cast<double>(p.peak_rss_bytes) / (1 << 20));
     }
   }
 
@@ -237,6 +253,7 @@ int run_bench(const BenchOptions& opt) {
     j["page_size"] = opt.page_size;
     j["repeats"] = opt.repeats;
     j["prefill_tokens"] = opt.prefill_tokens;
+    j["peak_gflops"] = {{"f32_fma", f32_peak}, {"bf16_dot", bf16_peak}, {"reference", peak}};
     j["variants"] = nlohmann::json::array();
     for (size_t i = 0; i < variants.size(); ++i) {
       nlohmann::json v;
@@ -248,6 +265,10 @@ int run_bench(const BenchOptions& opt) {
                                {"batch", opt.batch},
                                {"decode_seconds_per_token", p.decode_seconds},
                                {"prefill_tokens_per_second", p.prefill_tokens_per_second},
+                               {"gflops", p.decode_gflops},
+                               {"percent_of_peak", percent(p.decode_gflops)},
+                               {"prefill_gflops", p.prefill_gflops},
+                               {"prefill_percent_of_peak", percent(p.prefill_gflops)},
                                {"cache_bytes", p.cache_bytes},
                                {"peak_rss_bytes", p.peak_rss_bytes}});
       }

@@ -37,6 +37,23 @@ def test_json_plot_and_table(tmp_path):
             # Exact accounting: whole pages of 16 tokens for context + warm-up + repeats per sequence.
             tokens = p["context"] + 1 + 3
             assert p["cache_bytes"] == 2 * -(-tokens // 16) * 16 * v["cache_bytes_per_token"]
+    # gflops counts mla-math.md's FLOPs of the decode step (the batch of 2, each token seeing
+    # context + 1 keys); percent_of_peak divides by the f32 FMA peak measured in the same run.
+    d, h, dq, dc, dn, dr, dv = 64, 4, 32, 32, 16, 8, 16  # the tiny preset
+    proj = 2 * d * dq + 2 * dq * h * (dn + dr) + 2 * d * (dc + dr) + 2 * h * dv * d
+    per_token = {"mla": proj + 2 * h * dn * dc + 2 * h * dc * dv, "mla-naive": proj + 2 * h * dc * (dn + dv)}
+    per_key = {"mla": h * (2 * (dc + dr) + 2 * dc), "mla-naive": h * (2 * (dn + dr) + 2 * dv)}
+    for g, name in [(4, "mha"), (2, "gqa2"), (1, "mqa")]:
+        per_token[name] = 2 * d * (h + 2 * g) * dv + 2 * h * dv * d
+        per_key[name] = h * 4 * dv
+    peak = data["peak_gflops"]["f32_fma"]
+    assert peak > 0 and data["peak_gflops"]["reference"] == peak
+    for v in data["variants"]:
+        for p in v["points"]:
+            flops = 2 * (per_token[v["name"]] + (p["context"] + 1) * per_key[v["name"]])
+            assert p["gflops"] == pytest.approx(flops / p["decode_seconds_per_token"] * 1e-9, rel=1e-9)
+            assert p["percent_of_peak"] == pytest.approx(100 * p["gflops"] / peak, rel=1e-9)
+            assert 0 < p["prefill_percent_of_peak"] < 100
     assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert "[10/10]" in r.stderr  # progress
     assert "decode ms/step" in r.stdout

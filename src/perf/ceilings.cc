@@ -1,4 +1,4 @@
-#include "ceilings.h"
+#include "perf/ceilings.h"
 
 #include <immintrin.h>
 #include <omp.h>
@@ -8,7 +8,7 @@
 #include <map>
 #include <mutex>
 
-namespace mla::bench {
+namespace mla::perf {
 namespace {
 
 // Enough independent accumulators to cover latency x throughput of both pipes (FMA: 4 cycles
@@ -124,4 +124,4 @@ float read_sum(const float* data, int64_t n) {
   return sum;
 }
 
-}  // namespace mla::bench
+}  // namespace mla::perf

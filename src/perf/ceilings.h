@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-namespace mla::bench {
+namespace mla::perf {
 
 // FLOPs done by `iters` rounds of a register-only loop on this thread: FMA counts 2 per lane,
 // VDPBF16PS 4 per f32 lane (two products, two adds). Return 0 when the CPU lacks the ISA.
@@ -22,4 +22,4 @@ double bf16_peak_gflops(int threads);
 // not optimised away.
 float read_sum(const float* data, int64_t n);
 
-}  // namespace mla::bench
+}  // namespace mla::perf
