@@ -1,5 +1,6 @@
 // mla attention --model DIR --layer L --input IN.safetensors --output OUT.safetensors
-//               [--path naive|absorbed] [--prefill P]
+//               [--path naive|absorbed] [--prefill P] [--weight-dtype f32|bf16]
+//               [--cache-dtype f32|bf16]
 // Runs one MLA layer over x [batch, seq, hidden] and writes y [batch, seq, hidden] (F32). With
 // --prefill P the first P tokens go at once and each later token goes alone through the cache.
 #include <algorithm>
@@ -24,7 +25,15 @@ struct AttentionOptions {
   std::string output;
   std::string path = "absorbed";
   int64_t prefill = -1;  // -1: the whole sequence at once
+  std::string weight_dtype = "f32";
+  std::string cache_dtype = "f32";
 };
+
+DType parse_precision(const std::string& option, const std::string& value) {
+  if (value == "f32") return DType::kF32;
+  if (value == "bf16") return DType::kBF16;
+  throw Error(option + ": unknown value '" + value + "' (use f32 or bf16)");
+}
 
 struct Input {
   std::vector<float> x;
@@ -88,21 +97,52 @@ void run_with_cache(MlaLayer& layer, const Input& in, int64_t prefill, std::vect
   }
 }
 
+// The same through a paged pool, whose rows may be stored in bf16. (B, count, d) is already the
+// packed layout of B sequences with `count` new tokens each.
+void run_with_pool(MlaLayer& layer, const Input& in, int64_t prefill, AttentionPath path,
+                   DType dtype, std::vector<float>& y) {
+  const int64_t d = layer.config().hidden_size, page = 64;
+  PagedKvPool pool(layer.paged_token_width(path), page, in.batch * ((in.seq + page - 1) / page),
+                   dtype);
+  std::vector<PagedKvPool::SeqId> seqs;
+  for (int64_t b = 0; b < in.batch; ++b) seqs.push_back(pool.add_sequence());
+  std::vector<float> x_part(static_cast<size_t>(in.batch * std::max<int64_t>(prefill, 1) * d));
+  std::vector<float> y_part(x_part.size());
+  int64_t t = 0;
+  while (t < in.seq) {
+    const int64_t count = (t == 0 && prefill > 0) ? prefill : 1;
+    const auto n = static_cast<size_t>(in.batch * count * d);
+    gather_tokens(in.x.data(), in.batch, in.seq, d, t, count, x_part.data());
+    const std::vector<int64_t> counts(static_cast<size_t>(in.batch), count);
+    layer.forward(std::span<const float>(x_part.data(), n), seqs, counts, pool, path,
+                  std::span<float>(y_part.data(), n));
+    scatter_tokens(y_part.data(), in.batch, in.seq, d, t, count, y.data());
+    t += count;
+  }
+}
+
 int run_attention(const AttentionOptions& opt) {
   if (opt.path != "naive" && opt.path != "absorbed") {
     throw Error("--path: unknown value '" + opt.path + "' (use naive or absorbed)");
   }
   if (opt.layer < 0) throw Error("--layer: must not be negative, got " + std::to_string(opt.layer));
+  const DType weight_dtype = parse_precision("--weight-dtype", opt.weight_dtype);
+  const DType cache_dtype = parse_precision("--cache-dtype", opt.cache_dtype);
   ModelDir model = open_model_dir(opt.model);
   Input in = read_input(opt.input, model.config);
   if (opt.prefill > in.seq) {
     throw Error("--prefill: " + std::to_string(opt.prefill) + " is larger than the input's seq " +
                 std::to_string(in.seq));
   }
-  MlaLayer layer(model.config, load_layer_weights(model.checkpoint, model.config, opt.layer));
+  MlaLayer layer(model.config, load_layer_weights(model.checkpoint, model.config, opt.layer),
+                 weight_dtype);
   std::vector<float> y(in.x.size());
   const int64_t prefill = opt.prefill < 0 ? in.seq : opt.prefill;
-  if (opt.path == "absorbed") {
+  if (cache_dtype == DType::kBF16) {
+    run_with_pool(layer, in, prefill,
+                  opt.path == "absorbed" ? AttentionPath::kAbsorbed : AttentionPath::kNaive,
+                  cache_dtype, y);
+  } else if (opt.path == "absorbed") {
     run_with_cache<LatentCache>(layer, in, prefill, y);
   } else {
     run_with_cache<NaiveKVCache>(layer, in, prefill, y);
@@ -111,6 +151,8 @@ int run_attention(const AttentionOptions& opt) {
   writer.add("y", {in.batch, in.seq, model.config.hidden_size}, y, DType::kF32);
   writer.set_metadata("path", opt.path);
   writer.set_metadata("layer", std::to_string(opt.layer));
+  writer.set_metadata("weight_dtype", opt.weight_dtype);
+  writer.set_metadata("cache_dtype", opt.cache_dtype);
   writer.write(opt.output);
   return 0;
 }
@@ -130,6 +172,10 @@ Runner add_attention_command(CLI::App& app) {
   cmd->add_option("--output", opt->output, "safetensors file to write y [batch, seq, hidden] (F32)")
       ->required();
   cmd->add_option("--path", opt->path, "naive or absorbed (default absorbed)");
+  cmd->add_option("--weight-dtype", opt->weight_dtype,
+                  "Projection weights stored as f32 (default) or bf16; accumulation is f32");
+  cmd->add_option("--cache-dtype", opt->cache_dtype,
+                  "KV cache stored as f32 (default) or bf16 (bf16 goes through a paged pool)");
   cmd->add_option(
          "--prefill", opt->prefill,
          "Tokens to prefill at once; later tokens are decoded one at a time through the cache")

@@ -24,6 +24,7 @@ namespace mla {
 namespace detail {
 struct Workspace;
 struct SeqSlice;
+struct Bf16Projections;
 }  // namespace detail
 
 enum class AttentionPath { kNaive, kAbsorbed };
@@ -31,13 +32,18 @@ enum class AttentionPath { kNaive, kAbsorbed };
 class MlaLayer {
  public:
   // Validates the config and the weight shapes (throws mla::Error naming the tensor).
-  MlaLayer(const MlaConfig& config, MlaWeights weights);
+  // weight_dtype BF16 stores the projection matrices (q_proj or q_a/q_b, kv_a, o_proj) as bf16
+  // and multiplies them with float32 accumulation: half the bytes a decode step streams. Their
+  // float32 copies are then released (weights() keeps kv_b, which the absorbed path slices per
+  // head, and the norms). F32 (the default) keeps everything float32.
+  MlaLayer(const MlaConfig& config, MlaWeights weights, DType weight_dtype = DType::kF32);
   ~MlaLayer();
   MlaLayer(MlaLayer&&) noexcept;
   MlaLayer& operator=(MlaLayer&&) noexcept;
 
   const MlaConfig& config() const { return config_; }
   const MlaWeights& weights() const { return weights_; }
+  DType weight_dtype() const { return weight_dtype_; }
 
   // Appends `seq` new tokens to each of the `batch` sequences in the cache and computes their
   // outputs; the new tokens attend causally to everything cached before them and to each other.
@@ -77,8 +83,14 @@ class MlaLayer {
   void attend(std::span<const detail::SeqSlice> slices, AttentionPath path);
   void project_output(int64_t n, AttentionPath path, float* y);  // (W_UV then) W_O
 
+  // y = x W^T through the bf16 copy of W when there is one, else the float32 W.
+  void linear(const float* x, int64_t n, int64_t in, const std::vector<float>& w,
+              const std::vector<uint16_t>& w_bf16, int64_t out, float* y) const;
+
   MlaConfig config_;
   MlaWeights weights_;
+  DType weight_dtype_ = DType::kF32;
+  std::unique_ptr<detail::Bf16Projections> bf16_;
   std::unique_ptr<detail::Workspace> ws_;
 };
 

@@ -20,6 +20,12 @@ struct SeqSlice {
   ops::KvView v;
 };
 
+// bf16 copies of the projection matrices when the layer stores its weights in bf16; empty
+// vectors otherwise.
+struct Bf16Projections {
+  std::vector<uint16_t> wq, wq_a, wq_b, wkv_a, wo;
+};
+
 struct Workspace {
   std::vector<float> rope_freqs;  // (Dr/2)
   float rope_amplitude = 1.0f;

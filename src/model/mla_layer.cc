@@ -11,6 +11,7 @@
 #include "ops/flash_attention.h"
 #include "ops/gemm.h"
 #include "ops/latent_attention.h"
+#include "ops/linear_bf16.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
 
@@ -19,10 +20,28 @@ namespace mla {
 using detail::SeqSlice;
 using detail::Workspace;
 
-MlaLayer::MlaLayer(const MlaConfig& config, MlaWeights weights)
-    : config_(config), weights_(std::move(weights)), ws_(std::make_unique<Workspace>()) {
+MlaLayer::MlaLayer(const MlaConfig& config, MlaWeights weights, DType weight_dtype)
+    : config_(config),
+      weights_(std::move(weights)),
+      weight_dtype_(weight_dtype),
+      bf16_(std::make_unique<detail::Bf16Projections>()),
+      ws_(std::make_unique<Workspace>()) {
   config_.validate();
   weights_.check_shapes(config_);
+  if (weight_dtype != DType::kF32 && weight_dtype != DType::kBF16) {
+    throw Error("MlaLayer: weight dtype " + std::string(dtype_name(weight_dtype)) +
+                " is not supported for computation (use F32 or BF16)");
+  }
+  if (weight_dtype == DType::kBF16) {
+    for (auto [f32, bf16] : {std::pair{&weights_.wq, &bf16_->wq},
+                             {&weights_.wq_a, &bf16_->wq_a},
+                             {&weights_.wq_b, &bf16_->wq_b},
+                             {&weights_.wkv_a, &bf16_->wkv_a},
+                             {&weights_.wo, &bf16_->wo}}) {
+      *bf16 = ops::to_bf16(*f32);
+      std::vector<float>().swap(*f32);
+    }
+  }
   ws_->rope_freqs = ops::rope_frequencies(config_);
   ws_->rope_amplitude = ops::rope_amplitude(config_);
   ws_->cos_sin.resize(static_cast<size_t>(config_.qk_rope_head_dim));
@@ -31,6 +50,15 @@ MlaLayer::MlaLayer(const MlaConfig& config, MlaWeights weights)
 MlaLayer::~MlaLayer() = default;
 MlaLayer::MlaLayer(MlaLayer&&) noexcept = default;
 MlaLayer& MlaLayer::operator=(MlaLayer&&) noexcept = default;
+
+void MlaLayer::linear(const float* x, int64_t n, int64_t in, const std::vector<float>& w,
+                      const std::vector<uint16_t>& w_bf16, int64_t out, float* y) const {
+  if (!w_bf16.empty()) {
+    ops::linear_bf16(x, n, in, w_bf16.data(), out, y);
+  } else {
+    ops::linear(x, n, in, w.data(), out, y);
+  }
+}
 
 int64_t MlaLayer::paged_token_width(AttentionPath path) const {
   const MlaConfig& c = config_;
@@ -72,16 +100,16 @@ void MlaLayer::project_inputs(const float* x, int64_t n) {
   Workspace::reserve(ws.q, n * h * dqk);
   if (c.has_q_lora()) {
     Workspace::reserve(ws.q_latent, n * c.q_lora_rank);
-    ops::linear(x, n, d, weights_.wq_a.data(), c.q_lora_rank, ws.q_latent.data());
+    linear(x, n, d, weights_.wq_a, bf16_->wq_a, c.q_lora_rank, ws.q_latent.data());
     ops::rms_norm_rows(ws.q_latent.data(), n, c.q_lora_rank, c.q_lora_rank, weights_.q_norm.data(),
                        eps);
-    ops::linear(ws.q_latent.data(), n, c.q_lora_rank, weights_.wq_b.data(), h * dqk, ws.q.data());
+    linear(ws.q_latent.data(), n, c.q_lora_rank, weights_.wq_b, bf16_->wq_b, h * dqk, ws.q.data());
   } else {
-    ops::linear(x, n, d, weights_.wq.data(), h * dqk, ws.q.data());
+    linear(x, n, d, weights_.wq, bf16_->wq, h * dqk, ws.q.data());
   }
 
   Workspace::reserve(ws.latent, n * (r + dr));
-  ops::linear(x, n, d, weights_.wkv_a.data(), r + dr, ws.latent.data());
+  linear(x, n, d, weights_.wkv_a, bf16_->wkv_a, r + dr, ws.latent.data());
   ops::rms_norm_rows(ws.latent.data(), n, r, r + dr, weights_.kv_norm.data(), eps);
 
   if (dr == 0) return;
@@ -184,7 +212,7 @@ void MlaLayer::project_output(int64_t n, AttentionPath path, float* y) {
                 ws.o.data() + head * dv, h * dv);
     }
   }
-  ops::linear(ws.o.data(), n, h * dv, weights_.wo.data(), c.hidden_size, y);
+  linear(ws.o.data(), n, h * dv, weights_.wo, bf16_->wo, c.hidden_size, y);
 }
 
 void MlaLayer::set_uniform_positions(int64_t batch, int64_t seq, int64_t first_position) {

@@ -225,3 +225,9 @@ def test_info_errors(case):
     os.makedirs(case["model"])
     json.dump(dict(cases.BASE), open(os.path.join(case["model"], "config.json"), "w"))
     assert_error(run("info", "--model", case["model"]), "no .safetensors")
+
+
+@pytest.mark.parametrize("option", ["--weight-dtype", "--cache-dtype"])
+def test_unknown_precision(case, option):
+    line = assert_error(attention(case, **{option: "f64"}), option, "f64")
+    assert line.endswith("(use f32 or bf16)")

@@ -206,6 +206,41 @@ TEST(Layer, RejectsWrongWeightShapes) {
   }
 }
 
+// bf16 projection weights: the f32 copies are released, kv_b stays, the output moves by a
+// bf16-sized amount (~4e-3), and naive == absorbed == incremental decode still hold to well
+// below it. Not to float32 rounding: the attention output is rounded to bf16 on its way into
+// o_proj, and a float32-sized difference between the forms can flip that rounding (1e-4).
+TEST_P(LayerEquivalence, Bf16WeightsKeepTheEquivalences) {
+  const MlaConfig& c = GetParam().config;
+  MlaLayer f32(c, MlaWeights::random(c, 11));
+  MlaLayer bf16(c, MlaWeights::random(c, 11), DType::kBF16);
+  EXPECT_EQ(bf16.weight_dtype(), DType::kBF16);
+  EXPECT_TRUE(bf16.weights().wq_a.empty() && bf16.weights().wq.empty() &&
+              bf16.weights().wkv_a.empty() && bf16.weights().wo.empty());
+  EXPECT_EQ(bf16.weights().wkv_b, f32.weights().wkv_b);
+  const int64_t batch = 2, seq = 19;
+  auto x = random_normal(batch * seq * c.hidden_size, 3);
+  auto y32 = run_prefill(f32, x, batch, seq, AttentionPath::kAbsorbed);
+  auto y_abs = run_prefill(bf16, x, batch, seq, AttentionPath::kAbsorbed);
+  auto y_naive = run_prefill(bf16, x, batch, seq, AttentionPath::kNaive);
+  auto y_steps = run_incremental<LatentCache>(bf16, x, batch, seq, 5, 1);
+  EXPECT_GT(rel_error(y_abs, y32), 1e-3);
+  EXPECT_LT(rel_error(y_abs, y32), 2e-2);
+  EXPECT_LT(rel_error(y_abs, y_naive), 5e-4);
+  EXPECT_LT(rel_error(y_abs, y_steps), 5e-4);
+}
+
+TEST(Layer, RejectsWeightDtypesItCannotComputeWith) {
+  MlaConfig c = preset_config("tiny");
+  try {
+    MlaLayer layer(c, MlaWeights::random(c, 1), DType::kF16);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "MlaLayer: weight dtype F16 is not supported for computation (use F32 or BF16)");
+  }
+}
+
 TEST(Layer, CacheSizes) {
   MlaConfig c = preset_config("deepseek-v2-lite");
   LatentCache latent(c, 1, 2);

@@ -1,0 +1,108 @@
+#include "ops/linear_bf16.h"
+
+#include <algorithm>
+#include <map>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+
+#include "mla/dtype.h"
+#include "mla/error.h"
+#include "ops/gemm.h"
+
+namespace mla::ops {
+namespace {
+
+using dnnl::memory;
+
+// oneDNN primitives are costly to create and cheap to run: one per (rows, in, out), per thread.
+struct MatmulCache {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  struct Entry {
+    memory::desc src, weights, dst;
+    dnnl::matmul matmul;
+    memory src_mem, weights_mem, dst_mem;  // re-pointed per call: no allocation once warm
+    std::unordered_map<int, memory> args;
+    bool widen = false;  // oneDNN has no bf16 matmul for this CPU: widen blocks to f32 instead
+  };
+  std::map<std::tuple<int64_t, int64_t, int64_t>, Entry> entries;
+  std::vector<uint16_t> x_bf16;
+  std::vector<float> x_f32, w_f32;  // the widening fallback's scratch
+
+  Entry& get(int64_t rows, int64_t in, int64_t out) {
+    auto key = std::make_tuple(rows, in, out);
+    auto it = entries.find(key);
+    if (it != entries.end()) return it->second;
+    if (entries.size() >= 64) entries.clear();  // prefill lengths vary; keep the cache bounded
+    Entry e;
+    e.src = memory::desc({rows, in}, memory::data_type::bf16, memory::format_tag::ab);
+    // w is (out, in) row-major, i.e. the (in, out) weights matrix in column-major "ba" order.
+    e.weights = memory::desc({in, out}, memory::data_type::bf16, memory::format_tag::ba);
+    e.dst = memory::desc({rows, out}, memory::data_type::f32, memory::format_tag::ab);
+    try {
+      e.matmul = dnnl::matmul(
+          dnnl::matmul::primitive_desc(dnnl::matmul::desc(e.src, e.weights, e.dst), engine));
+    } catch (const dnnl::error&) {
+      e.widen = true;  // e.g. a CPU without AVX-512 (or DNNL_MAX_CPU_ISA=AVX2)
+      return entries.emplace(key, std::move(e)).first->second;
+    }
+    e.src_mem = memory(e.src, engine, DNNL_MEMORY_NONE);
+    e.weights_mem = memory(e.weights, engine, DNNL_MEMORY_NONE);
+    e.dst_mem = memory(e.dst, engine, DNNL_MEMORY_NONE);
+    e.args = {
+        {DNNL_ARG_SRC, e.src_mem}, {DNNL_ARG_WEIGHTS, e.weights_mem}, {DNNL_ARG_DST, e.dst_mem}};
+    return entries.emplace(key, std::move(e)).first->second;
+  }
+};
+
+// The same products (x and w both rounded to bf16, float32 sums) through sgemm, widening w in
+// blocks of kBlock rows so the scratch stays small.
+void widen_and_multiply(MatmulCache& cache, int64_t rows, int64_t in, const uint16_t* w,
+                        int64_t out, float* y) {
+  constexpr int64_t kBlock = 256;
+  cache.x_f32.resize(cache.x_bf16.size());
+  convert_to_f32(cache.x_bf16.data(), DType::kBF16, cache.x_f32.size(), cache.x_f32.data());
+  cache.w_f32.resize(static_cast<size_t>(std::min(out, kBlock) * in));
+  for (int64_t o0 = 0; o0 < out; o0 += kBlock) {
+    const int64_t n = std::min(kBlock, out - o0);
+    convert_to_f32(w + o0 * in, DType::kBF16, static_cast<size_t>(n * in), cache.w_f32.data());
+    gemm(false, true, rows, n, in, 1.0f, cache.x_f32.data(), in, cache.w_f32.data(), in, 0.0f,
+         y + o0, out);
+  }
+}
+
+}  // namespace
+
+std::vector<uint16_t> to_bf16(const std::vector<float>& w) {
+  std::vector<uint16_t> out(w.size());
+  convert_from_f32(w.data(), w.size(), DType::kBF16, out.data());
+  return out;
+}
+
+void linear_bf16(const float* x, int64_t rows, int64_t in, const uint16_t* w, int64_t out,
+                 float* y) {
+  if (rows == 0 || out == 0) return;
+  thread_local MatmulCache cache;
+  try {
+    MatmulCache::Entry& e = cache.get(rows, in, out);
+    cache.x_bf16.resize(static_cast<size_t>(rows * in));
+    convert_from_f32(x, cache.x_bf16.size(), DType::kBF16, cache.x_bf16.data());
+    if (e.widen) {
+      widen_and_multiply(cache, rows, in, w, out, y);
+      return;
+    }
+    e.src_mem.set_data_handle(cache.x_bf16.data());
+    e.weights_mem.set_data_handle(const_cast<uint16_t*>(w));
+    e.dst_mem.set_data_handle(y);
+    e.matmul.execute(cache.stream, e.args);
+    cache.stream.wait();
+  } catch (const dnnl::error& err) {
+    throw Error("linear_bf16: oneDNN matmul failed (" + std::string(err.what()) +
+                ", rows=" + std::to_string(rows) + ", in=" + std::to_string(in) +
+                ", out=" + std::to_string(out) + ")");
+  }
+}
+
+}  // namespace mla::ops
