@@ -24,10 +24,10 @@ VARIANTS = [("mla", []), ("mha", []), ("gqa", ["--ffn-hidden", "773"]), ("mqa", 
 COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
 
 
-def common(a):
+def common(a, steps=None, eval_batches=16):
     return ["--d-model", "256", "--layers", "4", "--heads", "8", "--seq", "128", "--batch", "16", "--steps",
-            str(a.steps), "--lr", "3e-3", "--eval-every", "200", "--eval-batches", "16", "--seed", "1", "--threads",
-            str(a.threads), "--data", a.data, "--log-every", "100"]
+            str(steps or a.steps), "--lr", "3e-3", "--eval-every", "200", "--eval-batches", str(eval_batches),
+            "--seed", "1", "--threads", str(a.threads), "--data", a.data, "--log-every", "100"]
 
 
 def run_variant(a, name, extra):
@@ -42,8 +42,8 @@ def run_variant(a, name, extra):
                          check=True, capture_output=True, text=True, env=env)
     with open(metrics) as f:
         rows = [json.loads(line) for line in f]
-    info = subprocess.run([a.mla, "train", "--attention", name, *extra, *common(a), "--steps", "1", "--eval-batches",
-                           "1"], check=True, capture_output=True, text=True, env=env).stdout
+    info = subprocess.run([a.mla, "train", "--attention", name, *extra, *common(a, steps=1, eval_batches=1)],
+                          check=True, capture_output=True, text=True, env=env).stdout
     params = int(re.search(r"(\d+) parameters", info).group(1))
     numbers = int(re.search(r"cache (\d+) numbers", info).group(1))
     return {

@@ -42,15 +42,29 @@ double gqa_step_flops(const GqaConfig& c, int64_t before, int64_t tokens) {
   return static_cast<double>(tokens) * per_token + keys_seen(before, tokens) * h * 4 * dh;
 }
 
+// Bytes of the weights as the layer stores them: with bf16 weights the projections (q, kv_a,
+// o_proj) take 2 bytes per number, kv_b and the norms stay float32.
+int64_t mla_weight_bytes(const MlaConfig& c, DType weight_dtype) {
+  const int64_t d = c.hidden_size, h = c.num_heads, r = c.kv_lora_rank;
+  const int64_t q =
+      c.has_q_lora() ? c.q_lora_rank * (d + h * c.qk_head_dim()) : d * h * c.qk_head_dim();
+  const int64_t projections = q + d * c.latent_dim() + h * c.v_head_dim * d;
+  const int64_t f32_numbers = c.q_lora_rank + r + h * (c.qk_nope_head_dim + c.v_head_dim) * r;
+  return (weight_dtype == DType::kBF16 ? 2 : 4) * projections + 4 * f32_numbers;
+}
+
 }  // namespace
 
-BenchVariant make_bench_variant(const std::string& name, const MlaConfig& config, uint64_t seed) {
+BenchVariant make_bench_variant(const std::string& name, const MlaConfig& config, uint64_t seed,
+                                DType weight_dtype) {
   BenchVariant v;
   v.name = name;
   v.hidden_size = config.hidden_size;
   if (name == "mla" || name == "mla-naive") {
     const AttentionPath path = name == "mla" ? AttentionPath::kAbsorbed : AttentionPath::kNaive;
-    auto layer = std::make_shared<MlaLayer>(config, MlaWeights::random(config, seed));
+    auto layer = std::make_shared<MlaLayer>(config, MlaWeights::random(config, seed), weight_dtype);
+    v.weight_dtype = weight_dtype;
+    v.weight_bytes = mla_weight_bytes(config, weight_dtype);
     v.token_width = layer->paged_token_width(path);
     v.step = [layer, path](auto x, auto seqs, auto counts, PagedKvPool& pool, auto y) {
       layer->forward(x, seqs, counts, pool, path, y);
@@ -83,6 +97,7 @@ BenchVariant make_bench_variant(const std::string& name, const MlaConfig& config
   v.step = [layer](auto x, auto seqs, auto counts, PagedKvPool& pool, auto y) {
     layer->forward(x, seqs, counts, pool, y);
   };
+  v.weight_bytes = 4 * gc.hidden_size * gc.head_dim * 2 * (gc.num_heads + gc.num_kv_heads);
   v.flops = [gc](int64_t before, int64_t tokens) { return gqa_step_flops(gc, before, tokens); };
   v.layer = layer;
   return v;

@@ -16,6 +16,8 @@ struct BenchVariant {
   std::string name;         // mla, mla-naive, mha, gqa<N>, mqa
   int64_t token_width = 0;  // numbers per cached token
   int64_t hidden_size = 0;
+  DType weight_dtype = DType::kF32;
+  int64_t weight_bytes = 0;  // the layer's weights as stored (what a decode step streams)
   // One batched step: packed x (sum counts, hidden) -> y, appending to the pool.
   std::function<void(std::span<const float>, std::span<const PagedKvPool::SeqId>,
                      std::span<const int64_t>, PagedKvPool&, std::span<float>)>
@@ -27,6 +29,8 @@ struct BenchVariant {
 };
 
 // Throws mla::Error naming an unknown variant or a group count that does not divide the heads.
-BenchVariant make_bench_variant(const std::string& name, const MlaConfig& config, uint64_t seed);
+// weight_dtype (F32 or BF16) applies to the MLA variants; the baselines keep float32 weights.
+BenchVariant make_bench_variant(const std::string& name, const MlaConfig& config, uint64_t seed,
+                                DType weight_dtype = DType::kF32);
 
 }  // namespace mla::cli

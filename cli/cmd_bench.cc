@@ -31,6 +31,7 @@ struct BenchOptions {
   int64_t batch = 1;
   int threads = 0;
   std::string dtype = "f32";
+  std::string weight_dtype = "f32";
   std::string variants = "mla,mla-naive,mha,gqa8,mqa";
   std::string json;
   std::string plot;
@@ -184,6 +185,8 @@ void write_plot(const std::string& path, const std::vector<BenchVariant>& varian
 int run_bench(const BenchOptions& opt) {
   if (opt.dtype != "f32" && opt.dtype != "bf16")
     throw Error("--dtype: unknown value '" + opt.dtype + "' (use f32 or bf16)");
+  if (opt.weight_dtype != "f32" && opt.weight_dtype != "bf16")
+    throw Error("--weight-dtype: unknown value '" + opt.weight_dtype + "' (use f32 or bf16)");
   if (opt.batch < 1 || opt.batch > 4096) throw Error("--batch: must be between 1 and 4096");
   if (opt.repeats < 1 || opt.repeats > 1000) throw Error("--repeats: must be between 1 and 1000");
   if (opt.prefill_tokens < 1) throw Error("--prefill-tokens: must be at least 1");
@@ -200,7 +203,8 @@ int run_bench(const BenchOptions& opt) {
 
   std::vector<BenchVariant> variants;
   for (const std::string& name : split(opt.variants))
-    variants.push_back(make_bench_variant(name, config, 1));
+    variants.push_back(make_bench_variant(name, config, 1,
+                                          opt.weight_dtype == "bf16" ? DType::kBF16 : DType::kF32));
   if (variants.empty()) throw Error("--variants: give at least one variant");
 
   std::fprintf(stderr, "mla bench: %s, batch %lld, %d threads, %s cache, contexts %s\n",
@@ -211,7 +215,9 @@ int run_bench(const BenchOptions& opt) {
   const double f32_peak = perf::f32_peak_gflops(threads);
   const double bf16_peak = perf::bf16_peak_gflops(threads);
   const double peak = opt.dtype == "bf16" && bf16_peak > 0 ? bf16_peak : f32_peak;
-  std::fprintf(stderr, "peaks: f32 FMA %.0f GFLOP/s, bf16 dot %.0f GFLOP/s\n", f32_peak, bf16_peak);
+  const double bandwidth = perf::read_bandwidth_gbs();
+  std::fprintf(stderr, "peaks: f32 FMA %.0f GFLOP/s, bf16 dot %.0f GFLOP/s, read %.1f GB/s\n",
+               f32_peak, bf16_peak, bandwidth);
   const auto percent = [peak](double gflops) { return 100.0 * gflops / peak; };
   std::mt19937_64 rng(1);
   std::vector<std::vector<Point>> results(variants.size());
@@ -254,11 +260,15 @@ int run_bench(const BenchOptions& opt) {
     j["repeats"] = opt.repeats;
     j["prefill_tokens"] = opt.prefill_tokens;
     j["peak_gflops"] = {{"f32_fma", f32_peak}, {"bf16_dot", bf16_peak}, {"reference", peak}};
+    j["read_bandwidth_gb_per_s"] = bandwidth;
+    j["weight_dtype"] = opt.weight_dtype;
     j["variants"] = nlohmann::json::array();
     for (size_t i = 0; i < variants.size(); ++i) {
       nlohmann::json v;
       v["name"] = variants[i].name;
       v["cache_bytes_per_token"] = variants[i].token_width * element_bytes(opt);
+      v["weight_bytes"] = variants[i].weight_bytes;
+      v["weight_dtype"] = std::string(dtype_name(variants[i].weight_dtype));
       v["points"] = nlohmann::json::array();
       for (const Point& p : results[i]) {
         v["points"].push_back({{"context", p.context},
@@ -296,6 +306,8 @@ Runner add_bench_command(CLI::App& app) {
   cmd->add_option("--threads", opt->threads, "Threads (default: all cores)");
   cmd->add_option("--dtype", opt->dtype,
                   "KV cache precision: f32 (default) or bf16 (weights and accumulation stay f32)");
+  cmd->add_option("--weight-dtype", opt->weight_dtype,
+                  "MLA projection weights: f32 (default) or bf16 (baselines stay f32)");
   cmd->add_option("--variants", opt->variants,
                   "Comma-separated: mla,mla-naive,mha,gqa8,mqa (default all)");
   cmd->add_option("--json", opt->json, "Write the results as JSON to this file");

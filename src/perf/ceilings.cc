@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <vector>
 
 namespace mla::perf {
 namespace {
@@ -122,6 +123,21 @@ float read_sum(const float* data, int64_t n) {
 #pragma omp parallel for simd reduction(+ : sum)
   for (int64_t i = 0; i < n; ++i) sum += data[i];
   return sum;
+}
+
+double read_bandwidth_gbs() {
+  const int64_t n = int64_t{1} << 27;
+  std::vector<float> data(static_cast<size_t>(n), 1.0f);
+  double best = 0;
+  for (int pass = 0; pass < 4; ++pass) {
+    const auto start = std::chrono::steady_clock::now();
+    const float sum = read_sum(data.data(), n);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (sum < 0) return 0;  // never: keeps the sum observable
+    best = std::max(best, static_cast<double>(n) * 4 / seconds * 1e-9);
+  }
+  return best;
 }
 
 }  // namespace mla::perf

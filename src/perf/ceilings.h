@@ -18,8 +18,12 @@ double dot_loop_bf16(int64_t iters);
 double f32_peak_gflops(int threads);
 double bf16_peak_gflops(int threads);
 
-// Sums `n` floats (bandwidth probe) with the calling OpenMP team; returns the sum so the loop is
-// not optimised away.
+// Read bandwidth in GB/s of the current OpenMP thread count summing a 512 MiB buffer (far
+// beyond every cache), best of several passes.
+double read_bandwidth_gbs();
+
+// Sums `n` floats (bandwidth probe) in a parallel loop of the current OpenMP thread count; returns
+// the sum so the loop is not optimised away.
 float read_sum(const float* data, int64_t n);
 
 }  // namespace mla::perf

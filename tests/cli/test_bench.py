@@ -65,6 +65,7 @@ def test_json_plot_and_table(tmp_path):
     (["--contexts", "10,abc"], "abc"),
     (["--contexts", "0"], "--contexts"),
     (["--dtype", "f64"], "f64"),
+    (["--weight-dtype", "f16"], "--weight-dtype"),
     (["--page-size", "0"], "page size"),
     (["--batch", "0"], "--batch"),
     (["--preset", "gpt"], "gpt"),
@@ -87,3 +88,19 @@ def test_bf16_cache_halves_the_bytes(tmp_path):
     assert r.returncode == 0, r.stderr
     widths = {v["name"]: v["cache_bytes_per_token"] for v in json.load(open(out))["variants"]}
     assert widths == {"mla": 80, "mqa": 64}
+
+
+def test_bf16_weights_halve_the_projection_bytes(tmp_path):
+    out = str(tmp_path / "w.json")
+    sizes = {}
+    for wd in ("f32", "bf16"):
+        r = run("--preset", "tiny", "--contexts", "32", "--threads", "1", "--repeats", "1", "--variants", "mla,mqa",
+                "--weight-dtype", wd, "--json", out)
+        assert r.returncode == 0, r.stderr
+        data = json.load(open(out))
+        assert data["weight_dtype"] == wd and data["read_bandwidth_gb_per_s"] > 0
+        sizes[wd] = {v["name"]: (v["weight_bytes"], v["weight_dtype"]) for v in data["variants"]}
+    # tiny: projections q_a 32x64 + q_b 96x32 + kv_a 40x64 + o 64x64 = 11776 numbers; kv_b 128x32 and
+    # the norms (32 + 32) = 4160 numbers stay f32. MQA (64x64 q, 2 x 16x64 k/v, 64x64 o) stays f32.
+    assert sizes["f32"] == {"mla": (4 * (11776 + 4160), "F32"), "mqa": (4 * 10240, "F32")}
+    assert sizes["bf16"] == {"mla": (2 * 11776 + 4 * 4160, "BF16"), "mqa": (4 * 10240, "F32")}
