@@ -145,6 +145,13 @@ int run_train(TrainCli& o) {
       static_cast<long long>(opt.seq), opt.lr, omp_get_max_threads());
   std::fflush(stdout);
 
+  // Output files may name folders that do not exist yet (runs/copy.jsonl): create them.
+  for (const std::string& file : {o.metrics, o.plot}) {
+    const std::filesystem::path parent = std::filesystem::path(file).parent_path();
+    std::error_code ec;
+    if (!file.empty() && !parent.empty()) std::filesystem::create_directories(parent, ec);
+    if (ec) throw Error(file + ": cannot create its folder: " + ec.message());
+  }
   std::ofstream metrics;
   if (!o.metrics.empty()) {
     metrics.open(o.metrics, resuming ? std::ios::app : std::ios::trunc);

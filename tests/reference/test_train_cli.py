@@ -128,3 +128,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     assert_one_line_error(run("train", "--data", short, check=False), "short.txt", "too few")
     assert_one_line_error(run("train", "--attention", "xla", check=False), "--attention")
     assert_one_line_error(run("train", "--preset", "huge", check=False), "unknown model preset 'huge'")
+
+
+def test_output_files_may_name_new_folders(tmp_path):
+    m, png = tmp_path / "a" / "m.jsonl", tmp_path / "b" / "c" / "loss.png"
+    run("train", *TINY, "--steps", 2, "--metrics", m, "--plot", png)
+    assert len(metrics(m)) == 2 and png.read_bytes()[:4] == b"\x89PNG"
