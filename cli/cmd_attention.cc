@@ -81,18 +81,18 @@ void scatter_tokens(const float* src, int64_t batch, int64_t seq, int64_t d, int
 // Prefill of the first `prefill` tokens, then one token at a time through `cache`.
 template <typename Cache>
 void run_with_cache(MlaLayer& layer, const Input& in, int64_t prefill, std::vector<float>& y) {
-  const int64_t d = layer.config().hidden_size;
+  const int64_t d = layer.config().hidden_size, d_out = layer.config().out_size();
   Cache cache(layer.config(), in.batch, in.seq);
   std::vector<float> x_part(static_cast<size_t>(in.batch * std::max<int64_t>(prefill, 1) * d));
-  std::vector<float> y_part(x_part.size());
+  std::vector<float> y_part(static_cast<size_t>(in.batch * std::max<int64_t>(prefill, 1) * d_out));
   int64_t t = 0;
   while (t < in.seq) {
     const int64_t count = (t == 0 && prefill > 0) ? prefill : 1;
     const auto n = static_cast<size_t>(in.batch * count * d);
     gather_tokens(in.x.data(), in.batch, in.seq, d, t, count, x_part.data());
     layer.forward(std::span<const float>(x_part.data(), n), in.batch, count, cache,
-                  std::span<float>(y_part.data(), n));
-    scatter_tokens(y_part.data(), in.batch, in.seq, d, t, count, y.data());
+                  std::span<float>(y_part.data(), static_cast<size_t>(in.batch * count * d_out)));
+    scatter_tokens(y_part.data(), in.batch, in.seq, d_out, t, count, y.data());
     t += count;
   }
 }
@@ -101,13 +101,13 @@ void run_with_cache(MlaLayer& layer, const Input& in, int64_t prefill, std::vect
 // packed layout of B sequences with `count` new tokens each.
 void run_with_pool(MlaLayer& layer, const Input& in, int64_t prefill, AttentionPath path,
                    DType dtype, std::vector<float>& y) {
-  const int64_t d = layer.config().hidden_size, page = 64;
+  const int64_t d = layer.config().hidden_size, d_out = layer.config().out_size(), page = 64;
   PagedKvPool pool(layer.paged_token_width(path), page, in.batch * ((in.seq + page - 1) / page),
                    dtype);
   std::vector<PagedKvPool::SeqId> seqs;
   for (int64_t b = 0; b < in.batch; ++b) seqs.push_back(pool.add_sequence());
   std::vector<float> x_part(static_cast<size_t>(in.batch * std::max<int64_t>(prefill, 1) * d));
-  std::vector<float> y_part(x_part.size());
+  std::vector<float> y_part(static_cast<size_t>(in.batch * std::max<int64_t>(prefill, 1) * d_out));
   int64_t t = 0;
   while (t < in.seq) {
     const int64_t count = (t == 0 && prefill > 0) ? prefill : 1;
@@ -115,8 +115,8 @@ void run_with_pool(MlaLayer& layer, const Input& in, int64_t prefill, AttentionP
     gather_tokens(in.x.data(), in.batch, in.seq, d, t, count, x_part.data());
     const std::vector<int64_t> counts(static_cast<size_t>(in.batch), count);
     layer.forward(std::span<const float>(x_part.data(), n), seqs, counts, pool, path,
-                  std::span<float>(y_part.data(), n));
-    scatter_tokens(y_part.data(), in.batch, in.seq, d, t, count, y.data());
+                  std::span<float>(y_part.data(), static_cast<size_t>(in.batch * count * d_out)));
+    scatter_tokens(y_part.data(), in.batch, in.seq, d_out, t, count, y.data());
     t += count;
   }
 }
@@ -136,7 +136,7 @@ int run_attention(const AttentionOptions& opt) {
   }
   MlaLayer layer(model.config, load_layer_weights(model.checkpoint, model.config, opt.layer),
                  weight_dtype);
-  std::vector<float> y(in.x.size());
+  std::vector<float> y(static_cast<size_t>(in.batch * in.seq * model.config.out_size()));
   const int64_t prefill = opt.prefill < 0 ? in.seq : opt.prefill;
   if (cache_dtype == DType::kBF16) {
     run_with_pool(layer, in, prefill,
@@ -148,7 +148,7 @@ int run_attention(const AttentionOptions& opt) {
     run_with_cache<NaiveKVCache>(layer, in, prefill, y);
   }
   SafetensorsWriter writer;
-  writer.add("y", {in.batch, in.seq, model.config.hidden_size}, y, DType::kF32);
+  writer.add("y", {in.batch, in.seq, model.config.out_size()}, y, DType::kF32);
   writer.set_metadata("path", opt.path);
   writer.set_metadata("layer", std::to_string(opt.layer));
   writer.set_metadata("weight_dtype", opt.weight_dtype);

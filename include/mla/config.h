@@ -10,6 +10,11 @@ namespace mla {
 
 enum class RopeScalingType { kNone, kYarn };
 
+// The normalisation of the latents (c_kv, and the query latent under query compression).
+// DeepSeek uses RMSNorm; seed 004 (RopelessMLA) uses LayerNorm; others use none.
+enum class LatentNorm { kRmsNorm, kLayerNorm, kNone };
+const char* latent_norm_name(LatentNorm norm);  // "rmsnorm", "layernorm", "none"
+
 struct RopeScaling {
   RopeScalingType type = RopeScalingType::kNone;
   double factor = 1.0;
@@ -32,7 +37,13 @@ struct MlaConfig {
   double rope_theta = 10000.0;
   int64_t max_position_embeddings = 4096;  // the run's maximum length (decides YaRN)
   RopeScaling rope_scaling;
+  // Beyond DeepSeek (the seed systems need them; defaults are DeepSeek's).
+  LatentNorm latent_norm = LatentNorm::kRmsNorm;  // its epsilon is rms_norm_eps whatever its kind
+  bool projection_bias = false;    // a bias on every projection: q/q_a/q_b, kv_a, kv_b, o
+  int64_t output_size = 0;         // o_proj's output width; 0 means hidden_size
+  double attention_dropout = 0.0;  // on the attention probabilities, training only
 
+  int64_t out_size() const { return output_size > 0 ? output_size : hidden_size; }
   int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
   int64_t latent_dim() const { return kv_lora_rank + qk_rope_head_dim; }  // cached per token
   bool has_q_lora() const { return q_lora_rank > 0; }

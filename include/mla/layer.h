@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "mla/config.h"
 #include "mla/kv_cache.h"
@@ -43,6 +44,10 @@ class MlaLayer {
 
   const MlaConfig& config() const { return config_; }
   const MlaWeights& weights() const { return weights_; }
+  // The float32 weights the layer computes with, for writing in place (the Python module's
+  // weight arrays view them); a write takes effect at the next call. Shapes must not change.
+  // Throws for a BF16 layer, whose projections are separate bf16 copies.
+  MlaWeights& mutable_weights();
   DType weight_dtype() const { return weight_dtype_; }
 
   // Appends `seq` new tokens to each of the `batch` sequences in the cache and computes their
@@ -67,8 +72,16 @@ class MlaLayer {
   int64_t paged_token_width(AttentionPath path) const;
 
   // Causal prefill with no cache kept: positions start_position .. start_position + seq - 1.
+  // y is (batch, seq, config.out_size()).
   void prefill(std::span<const float> x, int64_t batch, int64_t seq, std::span<float> y,
                AttentionPath path, int64_t start_position = 0);
+
+  // The causal attention probabilities of a prefill of x (batch, seq, hidden) from
+  // start_position: (batch, H, seq, seq), row i of a head sums to 1 over keys 0..i and is zero
+  // after i (what need_weights returns in PyTorch, per head). Computed from the absorbed
+  // scores; dropout is not applied (inference).
+  std::vector<float> attention_weights(std::span<const float> x, int64_t batch, int64_t seq,
+                                       int64_t start_position = 0);
 
  private:
   void check_io(std::span<const float> x, int64_t batch, int64_t seq, std::span<float> y,
@@ -83,9 +96,14 @@ class MlaLayer {
   void attend(std::span<const detail::SeqSlice> slices, AttentionPath path);
   void project_output(int64_t n, AttentionPath path, float* y);  // (W_UV then) W_O
 
-  // y = x W^T through the bf16 copy of W when there is one, else the float32 W.
+  // y = x W^T (+ bias when not empty) through the bf16 copy of W when there is one, else the
+  // float32 W.
   void linear(const float* x, int64_t n, int64_t in, const std::vector<float>& w,
-              const std::vector<uint16_t>& w_bf16, int64_t out, float* y) const;
+              const std::vector<uint16_t>& w_bf16, const std::vector<float>& bias, int64_t out,
+              float* y) const;
+  // The configured latent norm on n rows of width dim (row stride `stride`), in place.
+  void norm_latent(float* x, int64_t n, int64_t dim, int64_t stride, const std::vector<float>& w,
+                   const std::vector<float>& b) const;
 
   MlaConfig config_;
   MlaWeights weights_;

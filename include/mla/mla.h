@@ -7,4 +7,5 @@
 #include "mla/kv_cache.h"
 #include "mla/layer.h"
 #include "mla/safetensors.h"
+#include "mla/seed_presets.h"
 #include "mla/weights.h"

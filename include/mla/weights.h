@@ -23,7 +23,13 @@ struct MlaWeights {
   std::vector<float> wkv_a;    // (R+Dr, d)
   std::vector<float> kv_norm;  // (R)
   std::vector<float> wkv_b;    // (H*(Dn+Dv), R): per head Dn rows of W_UK then Dv rows of W_UV
-  std::vector<float> wo;       // (d, H*Dv)
+  std::vector<float> wo;       // (d_out, H*Dv), d_out = config.out_size()
+  // Only under config.latent_norm == kLayerNorm: the norms' biases (q_norm_bias under query
+  // compression). Under kNone there is no q_norm / kv_norm at all.
+  std::vector<float> q_norm_bias;   // (Rq)
+  std::vector<float> kv_norm_bias;  // (R)
+  // Only under config.projection_bias: one bias per projection, the width of its output.
+  std::vector<float> bq, bq_a, bq_b, bkv_a, bkv_b, bo;
 
   // Visits every tensor the config uses, with its Hugging Face name suffix
   // ("q_a_proj.weight", ...) and expected shape. One list drives load, save and checks.

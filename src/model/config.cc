@@ -57,6 +57,17 @@ void validate_config(const MlaConfig& c, const std::string& source) {
     fail_field(source, "rope_theta", "must be a finite number greater than 1");
   }
   require_positive(source, "max_position_embeddings", c.max_position_embeddings);
+  if (c.output_size < 0) {
+    fail_field(source, "output_size", "must be positive, got " + std::to_string(c.output_size));
+  }
+  if (c.output_size > kMaxWidth) {
+    fail_field(source, "output_size", "too large (> 2^20), got " + std::to_string(c.output_size));
+  }
+  if (!(c.attention_dropout >= 0.0 && c.attention_dropout < 1.0)) {
+    std::ostringstream value;
+    value << c.attention_dropout;
+    fail_field(source, "attention_dropout", "must be in [0, 1), got " + value.str());
+  }
   const RopeScaling& r = c.rope_scaling;
   if (r.type == RopeScalingType::kYarn) {
     if (!(r.factor >= 1.0) || !std::isfinite(r.factor)) {
@@ -139,6 +150,25 @@ RopeScaling read_rope_scaling(const nlohmann::json& j, const std::string& source
   return r;
 }
 
+LatentNorm read_latent_norm(const nlohmann::json& j, const std::string& source) {
+  auto it = j.find("latent_norm");
+  if (it == j.end() || it->is_null()) return LatentNorm::kRmsNorm;
+  const std::string choices = "must be one of rmsnorm, layernorm, none";
+  if (!it->is_string()) fail_field(source, "latent_norm", choices + ", got " + json_text(*it));
+  const std::string name = it->get<std::string>();
+  for (LatentNorm n : {LatentNorm::kRmsNorm, LatentNorm::kLayerNorm, LatentNorm::kNone}) {
+    if (name == latent_norm_name(n)) return n;
+  }
+  fail_field(source, "latent_norm", choices + ", got '" + name + "'");
+}
+
+bool read_bool(const nlohmann::json& j, const std::string& source, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return false;
+  if (!it->is_boolean()) fail_field(source, key, "must be true or false, got " + json_text(*it));
+  return it->get<bool>();
+}
+
 MlaConfig base_deepseek() {
   MlaConfig c;
   c.kv_lora_rank = 512;
@@ -157,6 +187,18 @@ MlaConfig base_deepseek() {
 }
 
 }  // namespace
+
+const char* latent_norm_name(LatentNorm norm) {
+  switch (norm) {
+    case LatentNorm::kRmsNorm:
+      return "rmsnorm";
+    case LatentNorm::kLayerNorm:
+      return "layernorm";
+    case LatentNorm::kNone:
+      return "none";
+  }
+  return "?";
+}
 
 bool MlaConfig::yarn_active() const {
   return rope_scaling.type == RopeScalingType::kYarn && rope_scaling.factor > 1.0 &&
@@ -197,6 +239,10 @@ std::string MlaConfig::to_string() const {
   } else {
     out << "rope_scaling: none\n";
   }
+  out << "latent_norm: " << latent_norm_name(latent_norm) << "\n"
+      << "projection_bias: " << (projection_bias ? "true" : "false") << "\n"
+      << "output_size: " << out_size() << "\n"
+      << "attention_dropout: " << attention_dropout << "\n";
   out << "softmax_scale: " << softmax_scale() << "\n";
   return out.str();
 }
@@ -223,6 +269,20 @@ MlaConfig parse_unchecked(const std::string& text, const std::string& source) {
   c.rope_theta = read_number(j, source, "rope_theta", "rope_theta", 10000.0);
   c.max_position_embeddings = read_int(j, source, "max_position_embeddings", false, 4096);
   c.rope_scaling = read_rope_scaling(j, source);
+  c.latent_norm = read_latent_norm(j, source);
+  c.projection_bias = read_bool(j, source, "projection_bias");
+  // Hugging Face DeepSeek configs carry "attention_bias" (always false in released models); its
+  // biases are not the same set as ours, so a true value is refused rather than misread.
+  if (read_bool(j, source, "attention_bias")) {
+    fail_field(source, "attention_bias", "true is not supported (use projection_bias)");
+  }
+  if (j.contains("output_size")) {
+    c.output_size = read_int(j, source, "output_size", false, 0);
+    if (c.output_size <= 0) {
+      fail_field(source, "output_size", "must be positive, got " + json_text(j["output_size"]));
+    }
+  }
+  c.attention_dropout = read_number(j, source, "attention_dropout", "attention_dropout", 0.0);
   if (j.contains("q_lora_rank") && !j["q_lora_rank"].is_null() && c.q_lora_rank <= 0) {
     fail_field(source, "q_lora_rank",
                "must be null or positive, got " + json_text(j["q_lora_rank"]));
@@ -274,6 +334,11 @@ std::string config_to_json(const MlaConfig& c) {
   } else {
     j["rope_scaling"] = nullptr;
   }
+  // Written only when they differ from DeepSeek's, so DeepSeek configs keep their fields.
+  if (c.latent_norm != LatentNorm::kRmsNorm) j["latent_norm"] = latent_norm_name(c.latent_norm);
+  if (c.projection_bias) j["projection_bias"] = true;
+  if (c.output_size > 0) j["output_size"] = c.output_size;
+  if (c.attention_dropout != 0.0) j["attention_dropout"] = c.attention_dropout;
   return j.dump(2);
 }
 

@@ -52,12 +52,38 @@ MlaLayer::MlaLayer(MlaLayer&&) noexcept = default;
 MlaLayer& MlaLayer::operator=(MlaLayer&&) noexcept = default;
 
 void MlaLayer::linear(const float* x, int64_t n, int64_t in, const std::vector<float>& w,
-                      const std::vector<uint16_t>& w_bf16, int64_t out, float* y) const {
+                      const std::vector<uint16_t>& w_bf16, const std::vector<float>& bias,
+                      int64_t out, float* y) const {
   if (!w_bf16.empty()) {
     ops::linear_bf16(x, n, in, w_bf16.data(), out, y);
   } else {
     ops::linear(x, n, in, w.data(), out, y);
   }
+  if (!bias.empty()) ops::add_bias_rows(y, n, out, bias.data());
+}
+
+void MlaLayer::norm_latent(float* x, int64_t n, int64_t dim, int64_t stride,
+                           const std::vector<float>& w, const std::vector<float>& b) const {
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  switch (config_.latent_norm) {
+    case LatentNorm::kRmsNorm:
+      ops::rms_norm_rows(x, n, dim, stride, w.data(), eps);
+      break;
+    case LatentNorm::kLayerNorm:
+      ops::layer_norm_rows(x, n, dim, stride, w.data(), b.data(), eps);
+      break;
+    case LatentNorm::kNone:
+      break;
+  }
+}
+
+MlaWeights& MlaLayer::mutable_weights() {
+  if (weight_dtype_ != DType::kF32) {
+    throw Error(
+        "mutable_weights: the layer computes with bf16 copies of its projections; "
+        "writes to the float32 weights would not reach them");
+  }
+  return weights_;
 }
 
 int64_t MlaLayer::paged_token_width(AttentionPath path) const {
@@ -75,17 +101,18 @@ void MlaLayer::check_io(std::span<const float> x, int64_t batch, int64_t seq, st
     throw Error("forward: batch " + std::to_string(batch) + " does not match the cache's batch " +
                 std::to_string(cache_batch));
   }
-  const int64_t d = config_.hidden_size;
-  if (seq > (int64_t{1} << 40) / (batch * d))
+  const int64_t d = config_.hidden_size, d_out = config_.out_size();
+  if (seq > (int64_t{1} << 40) / (batch * std::max(d, d_out)))
     throw Error("forward: batch x seq x hidden is too large");
   const auto expected = static_cast<size_t>(batch * seq * d);
   if (x.size() != expected) {
     throw Error("forward: x has " + std::to_string(x.size()) +
                 " values, expected batch x seq x hidden = " + std::to_string(expected));
   }
-  if (y.size() != expected) {
+  const auto expected_y = static_cast<size_t>(batch * seq * d_out);
+  if (y.size() != expected_y) {
     throw Error("forward: y has " + std::to_string(y.size()) +
-                " values, expected batch x seq x hidden = " + std::to_string(expected));
+                " values, expected batch x seq x output_size = " + std::to_string(expected_y));
   }
 }
 
@@ -95,22 +122,22 @@ void MlaLayer::project_inputs(const float* x, int64_t n) {
   const int64_t d = c.hidden_size, h = c.num_heads, dn = c.qk_nope_head_dim,
                 dr = c.qk_rope_head_dim;
   const int64_t r = c.kv_lora_rank, dqk = c.qk_head_dim();
-  const float eps = static_cast<float>(c.rms_norm_eps);
+  const MlaWeights& w = weights_;
 
   Workspace::reserve(ws.q, n * h * dqk);
   if (c.has_q_lora()) {
-    Workspace::reserve(ws.q_latent, n * c.q_lora_rank);
-    linear(x, n, d, weights_.wq_a, bf16_->wq_a, c.q_lora_rank, ws.q_latent.data());
-    ops::rms_norm_rows(ws.q_latent.data(), n, c.q_lora_rank, c.q_lora_rank, weights_.q_norm.data(),
-                       eps);
-    linear(ws.q_latent.data(), n, c.q_lora_rank, weights_.wq_b, bf16_->wq_b, h * dqk, ws.q.data());
+    const int64_t rq = c.q_lora_rank;
+    Workspace::reserve(ws.q_latent, n * rq);
+    linear(x, n, d, w.wq_a, bf16_->wq_a, w.bq_a, rq, ws.q_latent.data());
+    norm_latent(ws.q_latent.data(), n, rq, rq, w.q_norm, w.q_norm_bias);
+    linear(ws.q_latent.data(), n, rq, w.wq_b, bf16_->wq_b, w.bq_b, h * dqk, ws.q.data());
   } else {
-    linear(x, n, d, weights_.wq, bf16_->wq, h * dqk, ws.q.data());
+    linear(x, n, d, w.wq, bf16_->wq, w.bq, h * dqk, ws.q.data());
   }
 
   Workspace::reserve(ws.latent, n * (r + dr));
-  linear(x, n, d, weights_.wkv_a, bf16_->wkv_a, r + dr, ws.latent.data());
-  ops::rms_norm_rows(ws.latent.data(), n, r, r + dr, weights_.kv_norm.data(), eps);
+  linear(x, n, d, w.wkv_a, bf16_->wkv_a, w.bkv_a, r + dr, ws.latent.data());
+  norm_latent(ws.latent.data(), n, r, r + dr, w.kv_norm, w.kv_norm_bias);
 
   if (dr == 0) return;
   for (int64_t row = 0; row < n; ++row) {
@@ -127,7 +154,9 @@ void MlaLayer::absorb_queries(int64_t n) {
   const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim,
                 dv = c.v_head_dim;
   const int64_t r = c.kv_lora_rank, dqk = c.qk_head_dim(), row = r + dr;
-  // Fold W_UK into the query: q~_h (N, R) = q_nope_h (N, Dn) * W_UK_h (Dn, R).
+  // Fold W_UK into the query: q~_h (N, R) = q_nope_h (N, Dn) * W_UK_h (Dn, R). kv_b's key bias
+  // is left out on purpose: q_nope_h . b_UK_h is the same for every key of a query, and softmax
+  // does not change when a row of scores is shifted by a constant.
   Workspace::reserve(ws.q_absorbed, n * h * row);
   for (int64_t head = 0; head < h; ++head) {
     ops::gemm(false, false, n, r, dn, 1.0f, ws.q.data() + head * dqk, h * dqk,
@@ -147,6 +176,8 @@ void MlaLayer::expand_kv(int64_t n) {
   Workspace::reserve(ws.kv, n * h * (dn + dv));
   ops::gemm(false, true, n, h * (dn + dv), r, 1.0f, ws.latent.data(), c.latent_dim(),
             weights_.wkv_b.data(), r, 0.0f, ws.kv.data(), h * (dn + dv));
+  if (!weights_.bkv_b.empty())
+    ops::add_bias_rows(ws.kv.data(), n, h * (dn + dv), weights_.bkv_b.data());
 }
 
 void MlaLayer::write_naive_rows(int64_t row, float* keys, float* values) const {
@@ -211,8 +242,19 @@ void MlaLayer::project_output(int64_t n, AttentionPath path, float* y) {
                 weights_.wkv_b.data() + (head * (dn + dv) + dn) * r, r, 0.0f,
                 ws.o.data() + head * dv, h * dv);
     }
+    // The value bias passes through attention unchanged (the weights of a row sum to 1), so it
+    // is added after W_UV: o_h += b_UV_h.
+    if (!weights_.bkv_b.empty()) {
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t head = 0; head < h; ++head) {
+          const float* b = weights_.bkv_b.data() + head * (dn + dv) + dn;
+          float* o = ws.o.data() + (i * h + head) * dv;
+          for (int64_t k = 0; k < dv; ++k) o[k] += b[k];
+        }
+      }
+    }
   }
-  linear(ws.o.data(), n, h * dv, weights_.wo, bf16_->wo, c.hidden_size, y);
+  linear(ws.o.data(), n, h * dv, weights_.wo, bf16_->wo, weights_.bo, c.out_size(), y);
 }
 
 void MlaLayer::set_uniform_positions(int64_t batch, int64_t seq, int64_t first_position) {
@@ -304,7 +346,7 @@ void MlaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::Se
                        std::span<const int64_t> new_tokens, PagedKvPool& pool, AttentionPath path,
                        std::span<float> y) {
   const MlaConfig& c = config_;
-  const int64_t n = detail::check_paged_step(x, y, seqs, new_tokens, c.hidden_size);
+  const int64_t n = detail::check_paged_step(x, y, seqs, new_tokens, c.hidden_size, c.out_size());
   if (pool.token_width() != paged_token_width(path)) {
     throw Error("forward: the page pool holds rows of " + std::to_string(pool.token_width()) +
                 " numbers, the " + (path == AttentionPath::kAbsorbed ? "absorbed" : "naive") +

@@ -68,17 +68,30 @@ std::string layer_prefix(int64_t layer) {
 
 void MlaWeights::for_each_tensor(const MlaConfig& c, const Visitor& visit) {
   const int64_t h = c.num_heads, d = c.hidden_size, dqk = c.qk_head_dim();
+  const bool bias = c.projection_bias;
+  // A norm's gain, and its bias under LayerNorm; nothing without a norm.
+  auto norm = [&](const std::string& name, int64_t width, std::vector<float>& w,
+                  std::vector<float>& b) {
+    if (c.latent_norm == LatentNorm::kNone) return;
+    visit(name + ".weight", {width}, w);
+    if (c.latent_norm == LatentNorm::kLayerNorm) visit(name + ".bias", {width}, b);
+  };
+  auto proj = [&](const std::string& name, int64_t out, int64_t in, std::vector<float>& w,
+                  std::vector<float>& b) {
+    visit(name + ".weight", {out, in}, w);
+    if (bias) visit(name + ".bias", {out}, b);
+  };
   if (c.has_q_lora()) {
-    visit("q_a_proj.weight", {c.q_lora_rank, d}, wq_a);
-    visit("q_a_layernorm.weight", {c.q_lora_rank}, q_norm);
-    visit("q_b_proj.weight", {h * dqk, c.q_lora_rank}, wq_b);
+    proj("q_a_proj", c.q_lora_rank, d, wq_a, bq_a);
+    norm("q_a_layernorm", c.q_lora_rank, q_norm, q_norm_bias);
+    proj("q_b_proj", h * dqk, c.q_lora_rank, wq_b, bq_b);
   } else {
-    visit("q_proj.weight", {h * dqk, d}, wq);
+    proj("q_proj", h * dqk, d, wq, bq);
   }
-  visit("kv_a_proj_with_mqa.weight", {c.kv_lora_rank + c.qk_rope_head_dim, d}, wkv_a);
-  visit("kv_a_layernorm.weight", {c.kv_lora_rank}, kv_norm);
-  visit("kv_b_proj.weight", {h * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank}, wkv_b);
-  visit("o_proj.weight", {d, h * c.v_head_dim}, wo);
+  proj("kv_a_proj_with_mqa", c.kv_lora_rank + c.qk_rope_head_dim, d, wkv_a, bkv_a);
+  norm("kv_a_layernorm", c.kv_lora_rank, kv_norm, kv_norm_bias);
+  proj("kv_b_proj", h * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank, wkv_b, bkv_b);
+  proj("o_proj", c.out_size(), h * c.v_head_dim, wo, bo);
 }
 
 void MlaWeights::check_shapes(const MlaConfig& config) const {
@@ -100,8 +113,9 @@ MlaWeights MlaWeights::random(const MlaConfig& config, uint64_t seed) {
   w.for_each_tensor(config, [&](const std::string& name, const std::vector<int64_t>& shape,
                                 std::vector<float>& data) {
     data.resize(static_cast<size_t>(numel(shape)));
-    if (shape.size() == 1) {  // norm gains around 1
-      std::uniform_real_distribution<float> dist(0.8f, 1.2f);
+    if (shape.size() == 1) {  // norm gains around 1, biases small but not zero (tested)
+      const bool is_bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+      std::uniform_real_distribution<float> dist(is_bias ? -0.2f : 0.8f, is_bias ? 0.2f : 1.2f);
       for (float& v : data) v = dist(rng);
       return;
     }
@@ -109,7 +123,6 @@ MlaWeights MlaWeights::random(const MlaConfig& config, uint64_t seed) {
     const float bound = std::sqrt(3.0f / static_cast<float>(shape[1]));
     std::uniform_real_distribution<float> dist(-bound, bound);
     for (float& v : data) v = dist(rng);
-    (void)name;
   });
   return w;
 }

@@ -39,8 +39,23 @@ MlaConfig tiny_variant(int64_t q_lora, int64_t heads, int64_t dn, int64_t dr, in
   return c;
 }
 
+// The options beyond DeepSeek (the seed systems use them) on top of a tiny variant.
+MlaConfig with_options(MlaConfig c, LatentNorm norm, bool bias, int64_t output_size) {
+  c.latent_norm = norm;
+  c.projection_bias = bias;
+  c.output_size = output_size;
+  c.validate();
+  return c;
+}
+
 std::vector<Shape> shapes() {
-  return {{"q_lora", tiny_variant(32, 4, 16, 8, 16, false)},
+  const MlaConfig q_lora = tiny_variant(32, 4, 16, 8, 16, false);
+  const MlaConfig no_rope_no_q = tiny_variant(0, 4, 16, 0, 16, false);
+  return {{"layernorm_bias", with_options(q_lora, LatentNorm::kLayerNorm, true, 0)},
+          {"no_norm_out_ne_hidden", with_options(q_lora, LatentNorm::kNone, false, 40)},
+          {"ropeless_layernorm", with_options(no_rope_no_q, LatentNorm::kLayerNorm, false, 0)},
+          {"bias_out_ne_hidden", with_options(no_rope_no_q, LatentNorm::kNone, true, 96)},
+          {"q_lora", tiny_variant(32, 4, 16, 8, 16, false)},
           {"no_q_lora", tiny_variant(0, 4, 16, 8, 16, false)},
           {"dv_ne_dn", tiny_variant(32, 4, 16, 8, 24, false)},
           {"odd_heads", tiny_variant(0, 3, 12, 8, 8, false)},
@@ -56,7 +71,7 @@ class LayerEquivalence : public ::testing::TestWithParam<Shape> {};
 
 std::vector<float> run_prefill(MlaLayer& layer, const std::vector<float>& x, int64_t b, int64_t s,
                                AttentionPath path, int64_t start = 0) {
-  std::vector<float> y(x.size());
+  std::vector<float> y(static_cast<size_t>(b * s * layer.config().out_size()));
   layer.prefill(x, b, s, y, path, start);
   return y;
 }
@@ -65,17 +80,17 @@ std::vector<float> run_prefill(MlaLayer& layer, const std::vector<float>& x, int
 template <typename Cache>
 std::vector<float> run_incremental(MlaLayer& layer, const std::vector<float>& x, int64_t batch,
                                    int64_t seq, int64_t first, int64_t step) {
-  const int64_t d = layer.config().hidden_size;
+  const int64_t d = layer.config().hidden_size, d_out = layer.config().out_size();
   Cache cache(layer.config(), batch, seq);
-  std::vector<float> y(x.size());
+  std::vector<float> y(static_cast<size_t>(batch * seq * d_out));
   for (int64_t t = 0; t < seq;) {
     const int64_t n = std::min(t == 0 ? first : step, seq - t);
-    std::vector<float> xs(batch * n * d), ys(xs.size());
+    std::vector<float> xs(batch * n * d), ys(batch * n * d_out);
     for (int64_t b = 0; b < batch; ++b)
       std::copy_n(x.begin() + (b * seq + t) * d, n * d, xs.begin() + b * n * d);
     layer.forward(xs, batch, n, cache, ys);
     for (int64_t b = 0; b < batch; ++b)
-      std::copy_n(ys.begin() + b * n * d, n * d, y.begin() + (b * seq + t) * d);
+      std::copy_n(ys.begin() + b * n * d_out, n * d_out, y.begin() + (b * seq + t) * d_out);
     t += n;
   }
   EXPECT_EQ(cache.length(), seq);
@@ -111,12 +126,12 @@ TEST_P(LayerEquivalence, PrefillEqualsIncrementalDecode) {
 TEST_P(LayerEquivalence, BatchRowsAreIndependent) {
   const MlaConfig& c = GetParam().config;
   MlaLayer layer(c, MlaWeights::random(c, 13));
-  const int64_t seq = 9, d = c.hidden_size;
+  const int64_t seq = 9, d = c.hidden_size, d_out = c.out_size();
   auto x = random_normal(2 * seq * d, 5);
   auto both = run_prefill(layer, x, 2, seq, AttentionPath::kAbsorbed);
   std::vector<float> x1(x.begin() + seq * d, x.end());
   auto second = run_prefill(layer, x1, 1, seq, AttentionPath::kAbsorbed);
-  EXPECT_LT(rel_error(std::vector<float>(both.begin() + seq * d, both.end()), second), 1e-6);
+  EXPECT_LT(rel_error(std::vector<float>(both.begin() + seq * d_out, both.end()), second), 1e-6);
 }
 
 TEST_P(LayerEquivalence, OutputDependsOnlyOnRelativePositions) {
