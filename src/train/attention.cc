@@ -4,9 +4,24 @@
 #include <cmath>
 #include <vector>
 
+#include "train/activation.h"
 #include "train/gemm_t.h"
 
 namespace mla::train {
+namespace {
+
+// P' = dropout(P) of one (sequence, head) into `buffer`; returns P itself without dropout.
+template <typename T>
+const T* dropped_probs(const T* p, int64_t b, int64_t h, const AttentionLayout& l,
+                       std::vector<T>& buffer) {
+  if (l.dropout <= 0.0) return p;
+  const int64_t n = l.seq * l.seq;
+  if (buffer.size() < static_cast<size_t>(n)) buffer.resize(static_cast<size_t>(n));
+  dropout_forward(buffer.data(), p, n, l.dropout, dropout_key(l.dropout_key, b * l.heads + h, 0));
+  return buffer.data();
+}
+
+}  // namespace
 
 template <typename T>
 void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v,
@@ -15,6 +30,7 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v,
 #pragma omp parallel for schedule(dynamic, 1) collapse(2)
   for (int64_t b = 0; b < l.batch; ++b) {
     for (int64_t h = 0; h < l.heads; ++h) {
+      thread_local std::vector<T> dropped;
       const int64_t g = h / group;
       const T* qh = q + b * s * l.q_token + h * l.q_head;
       const T* kg = k + b * s * l.k_token + g * l.k_head;
@@ -35,8 +51,8 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v,
         for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
         std::fill(row + i + 1, row + s, T(0));
       }
-      gemm(false, false, s, l.v_dim, s, T(1), p, s, vg, l.v_token, T(0),
-           out + b * s * l.o_token + h * l.o_head, l.o_token);
+      gemm(false, false, s, l.v_dim, s, T(1), dropped_probs(p, b, h, l, dropped), s, vg, l.v_token,
+           T(0), out + b * s * l.o_token + h * l.o_head, l.o_token);
     }
   }
 }
@@ -50,8 +66,10 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, cons
   {
     // dP, then dS in place. Kept per thread across calls: a fresh S x S vector per call is a
     // fresh mmap, and its page faults cost more than the products for S >= 256.
-    thread_local std::vector<T> ds;
+    thread_local std::vector<T> ds, dropped, d_dropped;
     if (ds.size() < static_cast<size_t>(s * s)) ds.resize(static_cast<size_t>(s * s));
+    if (l.dropout > 0.0 && d_dropped.size() < static_cast<size_t>(s * s))
+      d_dropped.resize(static_cast<size_t>(s * s));
 #pragma omp for schedule(dynamic, 1) collapse(2)
     for (int64_t b = 0; b < l.batch; ++b) {
       for (int64_t g = 0; g < l.kv_heads; ++g) {
@@ -64,8 +82,19 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, cons
           const T* qh = q + b * s * l.q_token + h * l.q_head;
           const T* doh = dout + b * s * l.o_token + h * l.o_head;
           T* dqh = dq + b * s * l.q_token + h * l.q_head;
-          gemm(false, true, s, s, l.v_dim, T(1), doh, l.o_token, vg, l.v_token, T(0), ds.data(), s);
-          gemm(true, false, s, l.v_dim, s, T(1), p, s, doh, l.o_token, T(1), dvg, l.v_token);
+          if (l.dropout > 0.0) {
+            // dP' = dO V^T, then through the mask: dP = mask * dP' / (1 - p).
+            gemm(false, true, s, s, l.v_dim, T(1), doh, l.o_token, vg, l.v_token, T(0),
+                 d_dropped.data(), s);
+            std::fill(ds.begin(), ds.begin() + s * s, T(0));
+            dropout_backward(ds.data(), d_dropped.data(), s * s, l.dropout,
+                             dropout_key(l.dropout_key, b * l.heads + h, 0));
+          } else {
+            gemm(false, true, s, s, l.v_dim, T(1), doh, l.o_token, vg, l.v_token, T(0), ds.data(),
+                 s);
+          }
+          gemm(true, false, s, l.v_dim, s, T(1), dropped_probs(p, b, h, l, dropped), s, doh,
+               l.o_token, T(1), dvg, l.v_token);
           for (int64_t i = 0; i < s; ++i) {  // softmax backward, row by row
             const T* pr = p + i * s;
             T* dr = ds.data() + i * s;

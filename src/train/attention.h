@@ -13,11 +13,15 @@
 //   forward   S = scale Q K^T (S,S), causal softmax -> P, O = P V
 //   backward  dP = dO V^T, dV += P^T dO, dS = P o (dP - rowsum(P o dP)) scale,
 //             dQ += dS K, dK += dS^T Q
+// With attention dropout p (training only) the product uses P' = dropout(P): O = P' V,
+// dV += P'^T dO, dP = dropout_backward(dO V^T). P' is not stored: its mask is a pure function of
+// (key, head, index), so backward recomputes P' from the saved P.
 // Work is split over (sequence, KV head) pairs, so the heads that share a K/V group add into
 // its dK/dV on one thread, in a fixed order: no races and thread-count independent results.
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace mla::train {
 
@@ -32,6 +36,8 @@ struct AttentionLayout {
   int64_t v_token = 0, v_head = 0;
   int64_t o_token = 0, o_head = 0;
   double scale = 1.0;
+  double dropout = 0.0;      // attention dropout probability; 0 in inference and evaluation
+  uint64_t dropout_key = 0;  // differs per step and per layer
 };
 
 // out = attention(q, k, v); probs (B, H, S, S) receives P (zero above the diagonal).

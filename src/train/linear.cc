@@ -40,6 +40,26 @@ void embedding_backward(T* dwte, const T* dout, const int32_t* tokens, int64_t n
   }
 }
 
+template <typename T>
+void bias_forward(T* out, const T* b, int64_t n, int64_t oc) {
+  if (b == nullptr) return;
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t o = 0; o < oc; ++o) out[i * oc + o] += b[o];
+  }
+}
+
+template <typename T>
+void bias_backward(T* db, const T* dout, int64_t n, int64_t oc) {
+  if (db == nullptr) return;
+  for (int64_t i = 0; i < n; ++i) {  // rows in order: thread-count independent sums
+    for (int64_t o = 0; o < oc; ++o) db[o] += dout[i * oc + o];
+  }
+}
+
+template void bias_forward<float>(float*, const float*, int64_t, int64_t);
+template void bias_forward<double>(double*, const double*, int64_t, int64_t);
+template void bias_backward<float>(float*, const float*, int64_t, int64_t);
+template void bias_backward<double>(double*, const double*, int64_t, int64_t);
 template void linear_forward<float>(float*, const float*, const float*, int64_t, int64_t, int64_t);
 template void linear_forward<double>(double*, const double*, const double*, int64_t, int64_t,
                                      int64_t);

@@ -19,6 +19,12 @@ template <typename T>
 void linear_backward(T* dinp, T* dw, const T* dout, const T* inp, const T* w, int64_t n, int64_t c,
                      int64_t oc);
 
+// out (N,OC) += b (OC) on every row; nothing when b is null (a projection without bias).
+template <typename T>
+void bias_forward(T* out, const T* b, int64_t n, int64_t oc);
+// db (OC) += column sums of dout (N,OC); nothing when db is null.
+template <typename T>
+void bias_backward(T* db, const T* dout, int64_t n, int64_t oc);
 // out (N,C) = wte[tokens[n]], wte (V,C). Tokens must already be checked to lie in [0, V).
 template <typename T>
 void embedding_forward(T* out, const int32_t* tokens, const T* wte, int64_t n, int64_t c);

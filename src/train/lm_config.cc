@@ -94,6 +94,11 @@ void LmConfig::validate() const {
            "must equal d_model (" + std::to_string(d_model) + "), got " +
                std::to_string(mla.hidden_size));
     }
+    if (mla.out_size() != d_model) {
+      fail(src, "mla.output_size",
+           "must equal d_model (" + std::to_string(d_model) + ", the residual stream), got " +
+               std::to_string(mla.out_size()));
+    }
   } else {
     gqa.validate();
     if (gqa.hidden_size != d_model) {

@@ -109,7 +109,15 @@ detail::LayerPtrs<T> bind_layer(const LmConfig& c, int64_t layer, T* base,
            at(a + "kv_a_proj_with_mqa.weight"),
            at(a + "kv_a_layernorm.weight"),
            at(a + "kv_b_proj.weight"),
-           at(a + "o_proj.weight")};
+           at(a + "o_proj.weight"),
+           at(a + "q_a_layernorm.bias"),
+           at(a + "kv_a_layernorm.bias"),
+           at(a + "q_proj.bias"),
+           at(a + "q_a_proj.bias"),
+           at(a + "q_b_proj.bias"),
+           at(a + "kv_a_proj_with_mqa.bias"),
+           at(a + "kv_b_proj.bias"),
+           at(a + "o_proj.bias")};
   l.gqa = {at(a + "q_proj.weight"), at(a + "k_proj.weight"), at(a + "v_proj.weight"),
            at(a + "o_proj.weight")};
   l.ffn = {at(p + "mlp.gate_proj.weight"), at(p + "mlp.up_proj.weight"),
@@ -221,7 +229,9 @@ double LmModelT<T>::forward(std::span<const int32_t> tokens, std::span<const int
     norm_forward(c, ln1, s.ln1_mean.data() + l * n, s.ln1_rstd.data() + l * n, x, w.ln1_w, w.ln1_b,
                  n);
     if (c.attention == AttentionKind::kMla) {
-      s.mla[static_cast<size_t>(l)].forward(s.branch.data(), ln1, w.mla, batch, seq);
+      // Attention dropout follows `training` alone: the residual dropout may be 0 without it.
+      s.mla[static_cast<size_t>(l)].forward(s.branch.data(), ln1, w.mla, batch, seq, training,
+                                            train::dropout_key(dropout_key, l, 2));
     } else {
       s.gqa[static_cast<size_t>(l)].forward(s.branch.data(), ln1, w.gqa, batch, seq);
     }

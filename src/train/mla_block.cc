@@ -34,42 +34,95 @@ AttentionLayout MlaBlock<T>::layout() const {
   l.o_token = h * dv;
   l.o_head = dv;
   l.scale = c_.softmax_scale();
+  l.dropout = training_ ? c_.attention_dropout : 0.0;
+  l.dropout_key = dropout_key_;
   return l;
 }
 
 template <typename T>
-void MlaBlock<T>::forward(T* out, const T* x, const MlaTensors<T>& w, int64_t batch, int64_t seq) {
+void MlaBlock<T>::norm_forward(T* out, T* mean, T* rstd, std::vector<T>& raw, const T* inp,
+                               const T* w, const T* b, int64_t n, int64_t c, int64_t stride) const {
+  switch (c_.latent_norm) {
+    case LatentNorm::kRmsNorm:
+      rmsnorm_forward(out, rstd, inp, w, n, c, c_.rms_norm_eps, stride, c);
+      return;
+    case LatentNorm::kLayerNorm:
+      // layernorm_forward reads contiguous rows and backward needs its input: keep a copy.
+      grow(raw, n * c);
+      for (int64_t i = 0; i < n; ++i) std::copy_n(inp + i * stride, c, raw.data() + i * c);
+      layernorm_forward(out, mean, rstd, raw.data(), w, b, n, c, c_.rms_norm_eps);
+      return;
+    case LatentNorm::kNone:
+      for (int64_t i = 0; i < n; ++i) std::copy_n(inp + i * stride, c, out + i * c);
+      return;
+  }
+}
+
+template <typename T>
+void MlaBlock<T>::norm_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp,
+                                const std::vector<T>& raw, std::vector<T>& draw, const T* w,
+                                const T* mean, const T* rstd, int64_t n, int64_t c,
+                                int64_t stride) const {
+  switch (c_.latent_norm) {
+    case LatentNorm::kRmsNorm:
+      rmsnorm_backward(dinp, dw, dout, inp, w, rstd, n, c, stride, c);
+      return;
+    case LatentNorm::kLayerNorm:
+      zero_first(draw, n * c);
+      layernorm_backward(draw.data(), dw, db, dout, raw.data(), w, mean, rstd, n, c);
+      dout = draw.data();
+      break;
+    case LatentNorm::kNone:
+      break;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t k = 0; k < c; ++k) dinp[i * stride + k] += dout[i * c + k];
+  }
+}
+
+template <typename T>
+void MlaBlock<T>::forward(T* out, const T* x, const MlaTensors<T>& w, int64_t batch, int64_t seq,
+                          bool training, uint64_t dropout_key) {
   const int64_t n = batch * seq, d = c_.hidden_size, h = c_.num_heads;
   const int64_t dn = c_.qk_nope_head_dim, dr = c_.qk_rope_head_dim, dv = c_.v_head_dim;
   const int64_t r = c_.kv_lora_rank, rq = c_.q_lora_rank, dqk = dn + dr;
   batch_ = batch;
   seq_ = seq;
+  training_ = training;
+  dropout_key_ = dropout_key;
   if (static_cast<int64_t>(rope_.size()) < seq * dr) rope_ = rope_table(c_, seq);
 
   grow(q_, n * h * dqk);
   if (c_.has_q_lora()) {
     grow(cq_, n * rq);
+    grow(cq_mean_, n);
     grow(cq_rstd_, n);
     grow(cqn_, n * rq);
     linear_forward(cq_.data(), x, w.wq_a, n, d, rq);
-    rmsnorm_forward(cqn_.data(), cq_rstd_.data(), cq_.data(), w.q_norm, n, rq, c_.rms_norm_eps, rq,
-                    rq);
+    bias_forward(cq_.data(), w.bq_a, n, rq);
+    norm_forward(cqn_.data(), cq_mean_.data(), cq_rstd_.data(), cq_raw_, cq_.data(), w.q_norm,
+                 w.q_norm_b, n, rq, rq);
     linear_forward(q_.data(), cqn_.data(), w.wq_b, n, rq, h * dqk);
+    bias_forward(q_.data(), w.bq_b, n, h * dqk);
   } else {
     linear_forward(q_.data(), x, w.wq, n, d, h * dqk);
+    bias_forward(q_.data(), w.bq, n, h * dqk);
   }
   grow(kv_, n * (r + dr));
   grow(ckv_, n * r);
+  grow(ckv_mean_, n);
   grow(ckv_rstd_, n);
   linear_forward(kv_.data(), x, w.wkv_a, n, d, r + dr);
-  rmsnorm_forward(ckv_.data(), ckv_rstd_.data(), kv_.data(), w.kv_norm, n, r, c_.rms_norm_eps,
-                  r + dr, r);
+  bias_forward(kv_.data(), w.bkv_a, n, r + dr);
+  norm_forward(ckv_.data(), ckv_mean_.data(), ckv_rstd_.data(), ckv_raw_, kv_.data(), w.kv_norm,
+               w.kv_norm_b, n, r, r + dr);
   if (dr > 0) {
     rope_forward(q_.data() + dn, rope_.data(), RopeLayout{batch, seq, h, h * dqk, dqk, dr});
     rope_forward(kv_.data() + r, rope_.data(), RopeLayout{batch, seq, 1, r + dr, 0, dr});
   }
   grow(kvb_, n * h * (dn + dv));
   linear_forward(kvb_.data(), ckv_.data(), w.wkv_b, n, r, h * (dn + dv));
+  bias_forward(kvb_.data(), w.bkv_b, n, h * (dn + dv));
 
   grow(k_, n * h * dqk);
   for (int64_t row = 0; row < n; ++row) {
@@ -82,7 +135,8 @@ void MlaBlock<T>::forward(T* out, const T* x, const MlaTensors<T>& w, int64_t ba
   grow(probs_, batch * h * seq * seq);
   grow(o_, n * h * dv);
   attention_forward(o_.data(), probs_.data(), q_.data(), k_.data(), kvb_.data() + dn, layout());
-  linear_forward(out, o_.data(), w.wo, n, h * dv, d);
+  linear_forward(out, o_.data(), w.wo, n, h * dv, c_.out_size());
+  bias_forward(out, w.bo, n, c_.out_size());
 }
 
 template <typename T>
@@ -93,7 +147,8 @@ void MlaBlock<T>::backward(T* dx, const MlaTensors<T>& g, const T* dout, const T
   const int64_t r = c_.kv_lora_rank, rq = c_.q_lora_rank, dqk = dn + dr;
 
   zero_first(s.d_o, n * h * dv);
-  linear_backward(s.d_o.data(), g.wo, dout, o_.data(), w.wo, n, h * dv, d);
+  linear_backward(s.d_o.data(), g.wo, dout, o_.data(), w.wo, n, h * dv, c_.out_size());
+  bias_backward(g.bo, dout, n, c_.out_size());
 
   zero_first(s.dq, n * h * dqk);
   zero_first(s.dk, n * h * dqk);
@@ -118,8 +173,10 @@ void MlaBlock<T>::backward(T* dx, const MlaTensors<T>& g, const T* dout, const T
 
   zero_first(s.dckv, n * r);
   linear_backward(s.dckv.data(), g.wkv_b, s.dkvb.data(), ckv_.data(), w.wkv_b, n, r, h * (dn + dv));
-  rmsnorm_backward(s.dkv.data(), g.kv_norm, s.dckv.data(), kv_.data(), w.kv_norm, ckv_rstd_.data(),
-                   n, r, r + dr, r);
+  bias_backward(g.bkv_b, s.dkvb.data(), n, h * (dn + dv));
+  norm_backward(s.dkv.data(), g.kv_norm, g.kv_norm_b, s.dckv.data(), kv_.data(), ckv_raw_,
+                s.dnorm_raw, w.kv_norm, ckv_mean_.data(), ckv_rstd_.data(), n, r, r + dr);
+  bias_backward(g.bkv_a, s.dkv.data(), n, r + dr);
   linear_backward(dx, g.wkv_a, s.dkv.data(), x, w.wkv_a, n, d, r + dr);
 
   if (dr > 0)
@@ -127,11 +184,14 @@ void MlaBlock<T>::backward(T* dx, const MlaTensors<T>& g, const T* dout, const T
   if (c_.has_q_lora()) {
     zero_first(s.dcqn, n * rq);
     linear_backward(s.dcqn.data(), g.wq_b, s.dq.data(), cqn_.data(), w.wq_b, n, rq, h * dqk);
+    bias_backward(g.bq_b, s.dq.data(), n, h * dqk);
     zero_first(s.dcq, n * rq);
-    rmsnorm_backward(s.dcq.data(), g.q_norm, s.dcqn.data(), cq_.data(), w.q_norm, cq_rstd_.data(),
-                     n, rq, rq, rq);
+    norm_backward(s.dcq.data(), g.q_norm, g.q_norm_b, s.dcqn.data(), cq_.data(), cq_raw_,
+                  s.dnorm_raw, w.q_norm, cq_mean_.data(), cq_rstd_.data(), n, rq, rq);
+    bias_backward(g.bq_a, s.dcq.data(), n, rq);
     linear_backward(dx, g.wq_a, s.dcq.data(), x, w.wq_a, n, d, rq);
   } else {
+    bias_backward(g.bq, s.dq.data(), n, h * dqk);
     linear_backward(dx, g.wq, s.dq.data(), x, w.wq, n, d, h * dqk);
   }
 }

@@ -3,12 +3,15 @@
 // served by the absorbed latent cache). Legend: B batch, S tokens, N = B*S, d hidden, H heads,
 // Dn/Dr/Dv nope/rope/value head widths, Dqk = Dn + Dr, R kv_lora_rank, Rq q_lora_rank.
 //
-//   q    = RoPE_Dr( q_b(RMSNorm(q_a x)) )  or  RoPE_Dr(q_proj x)      (N, H, Dqk)
+//   q    = RoPE_Dr( q_b(Norm(q_a x)) )  or  RoPE_Dr(q_proj x)         (N, H, Dqk)
 //   kv   = kv_a x                                                      (N, R + Dr)
-//   ckv  = RMSNorm(kv[:, :R]);  kpe = RoPE(kv[:, R:])  (one rotary key shared by all heads)
+//   ckv  = Norm(kv[:, :R]);  kpe = RoPE(kv[:, R:])  (one rotary key shared by all heads)
 //   kvb  = kv_b ckv                            (N, H, Dn + Dv): per head k_nope then v
 //   k_h  = [kvb_h[:Dn] ; kpe],  v_h = kvb_h[Dn:]
-//   out  = o_proj( causal_attention(q, k, v) )
+//   out  = o_proj( causal_attention(q, k, v) )                         (N, d_out)
+// Norm is the config's latent_norm (RMSNorm, LayerNorm or none); every projection may carry a
+// bias (projection_bias); in training the attention probabilities may be dropped
+// (attention_dropout).
 #pragma once
 
 #include <cstdint>
@@ -30,7 +33,17 @@ struct MlaTensors {
   T* wkv_a = nullptr;    // (R+Dr, d)
   T* kv_norm = nullptr;  // (R)
   T* wkv_b = nullptr;    // (H*(Dn+Dv), R)
-  T* wo = nullptr;       // (d, H*Dv)
+  T* wo = nullptr;       // (d_out, H*Dv)
+  // LayerNorm latents only.
+  T* q_norm_b = nullptr;   // (Rq)
+  T* kv_norm_b = nullptr;  // (R)
+  // projection_bias only: one per projection, the width of its output.
+  T* bq = nullptr;
+  T* bq_a = nullptr;
+  T* bq_b = nullptr;
+  T* bkv_a = nullptr;
+  T* bkv_b = nullptr;
+  T* bo = nullptr;
 };
 
 template <typename T>
@@ -39,31 +52,45 @@ class MlaBlock {
   // Gradients of intermediate activations: needed only during one block's backward, so one set
   // is shared by all layers of a model.
   struct Scratch {
-    std::vector<T> d_o, dq, dk, dkvb, dkv, dckv, dcqn, dcq;
+    std::vector<T> d_o, dq, dk, dkvb, dkv, dckv, dnorm_raw, dcqn, dcq;
   };
 
   explicit MlaBlock(const MlaConfig& config);
 
-  // out (N, d) from x (N, d). Keeps the activations backward needs.
-  void forward(T* out, const T* x, const MlaTensors<T>& w, int64_t batch, int64_t seq);
+  // out (N, d_out) from x (N, d). Keeps the activations backward needs. training applies the
+  // config's attention_dropout with masks keyed by dropout_key.
+  void forward(T* out, const T* x, const MlaTensors<T>& w, int64_t batch, int64_t seq,
+               bool training = false, uint64_t dropout_key = 0);
   // dx (N, d) += d/dx, g += d/dweights, for the last forward's x (passed again, not copied).
   void backward(T* dx, const MlaTensors<T>& g, const T* dout, const T* x, const MlaTensors<T>& w,
                 Scratch& scratch);
 
  private:
   AttentionLayout layout() const;
+  // The latent norm of n rows of width c: inp has row stride `stride`, out is contiguous. raw
+  // receives a contiguous copy of inp when the norm needs one (LayerNorm).
+  void norm_forward(T* out, T* mean, T* rstd, std::vector<T>& raw, const T* inp, const T* w,
+                    const T* b, int64_t n, int64_t c, int64_t stride) const;
+  // dinp (row stride `stride`) += ..., dw, db += ... for the forward call with the same inp,
+  // raw, mean and rstd; draw is scratch.
+  void norm_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp, const std::vector<T>& raw,
+                     std::vector<T>& draw, const T* w, const T* mean, const T* rstd, int64_t n,
+                     int64_t c, int64_t stride) const;
 
   MlaConfig c_;
   std::vector<float> rope_;  // (S, Dr)
   int64_t batch_ = 0, seq_ = 0;
-  std::vector<T> cq_, cq_rstd_, cqn_;  // (N, Rq), (N), (N, Rq)
-  std::vector<T> q_;                   // (N, H, Dqk) after RoPE
-  std::vector<T> kv_;                  // (N, R+Dr): raw c_kv part, roped k_pe part
-  std::vector<T> ckv_, ckv_rstd_;      // (N, R), (N)
-  std::vector<T> kvb_;                 // (N, H, Dn+Dv)
-  std::vector<T> k_;                   // (N, H, Dqk)
-  std::vector<T> probs_;               // (B, H, S, S)
-  std::vector<T> o_;                   // (N, H, Dv)
+  bool training_ = false;
+  uint64_t dropout_key_ = 0;
+  std::vector<T> cq_, cq_raw_, cq_mean_, cq_rstd_, cqn_;  // (N, Rq), (N, Rq), (N), (N), (N, Rq)
+  std::vector<T> q_;                                      // (N, H, Dqk) after RoPE
+  std::vector<T> kv_;                         // (N, R+Dr): raw c_kv part, roped k_pe part
+  std::vector<T> ckv_raw_;                    // (N, R) kv[:, :R] contiguous (LayerNorm's input)
+  std::vector<T> ckv_, ckv_mean_, ckv_rstd_;  // (N, R), (N), (N)
+  std::vector<T> kvb_;                        // (N, H, Dn+Dv)
+  std::vector<T> k_;                          // (N, H, Dqk)
+  std::vector<T> probs_;                      // (B, H, S, S)
+  std::vector<T> o_;                          // (N, H, Dv)
 };
 
 }  // namespace mla::train
