@@ -1,0 +1,56 @@
+// mla.LatentCache (absorbed path) and mla.NaiveKVCache (naive path): the caches a Layer appends
+// to in step-by-step decoding.
+#include <pybind11/numpy.h>
+
+#include "bindings.h"
+#include "mla/error.h"
+#include "mla/kv_cache.h"
+
+namespace py = pybind11;
+
+namespace mla::python {
+
+void bind_cache(py::module_& m) {
+  py::class_<LatentCache>(m, "LatentCache",
+                          "Latent KV cache of one layer: per token c_kv then k_pe (R + Dr "
+                          "numbers), shared by all heads.")
+      .def(py::init<const MlaConfig&, int64_t, int64_t, int64_t>(), py::arg("config"),
+           py::arg("batch"), py::arg("capacity"), py::arg("start_position") = 0)
+      .def_property_readonly("batch", &LatentCache::batch)
+      .def_property_readonly("capacity", &LatentCache::capacity)
+      .def_property_readonly("length", &LatentCache::length)
+      .def_property_readonly("start_position", &LatentCache::start_position)
+      .def_property_readonly("row_width", &LatentCache::row_width)
+      .def_property_readonly("bytes", &LatentCache::bytes)
+      .def_property_readonly("bytes_per_token", &LatentCache::bytes_per_token)
+      .def("clear", &LatentCache::clear)
+      .def(
+          "rows",
+          [](py::object self) {
+            // A view (B, capacity, R + Dr) of the cache memory; the cache stays alive with it.
+            auto& c = self.cast<LatentCache&>();
+            return py::array_t<float>({c.batch(), c.capacity(), c.row_width()}, c.rows(0), self);
+          },
+          "A writable NumPy view (batch, capacity, R + Dr); rows [0, length) are filled.")
+      .def(
+          "_commit",
+          [](LatentCache& c, int64_t tokens) {
+            if (tokens < 0) throw Error("cache: token count must not be negative");
+            c.check_room(tokens);
+            c.commit(tokens);
+          },
+          py::arg("tokens"), "Marks `tokens` more rows as filled (after writing them via rows()).");
+  py::class_<NaiveKVCache>(m, "NaiveKVCache",
+                           "Per-head key and value cache of one layer (the naive path).")
+      .def(py::init<const MlaConfig&, int64_t, int64_t, int64_t>(), py::arg("config"),
+           py::arg("batch"), py::arg("capacity"), py::arg("start_position") = 0)
+      .def_property_readonly("batch", &NaiveKVCache::batch)
+      .def_property_readonly("capacity", &NaiveKVCache::capacity)
+      .def_property_readonly("length", &NaiveKVCache::length)
+      .def_property_readonly("start_position", &NaiveKVCache::start_position)
+      .def_property_readonly("bytes", &NaiveKVCache::bytes)
+      .def_property_readonly("bytes_per_token", &NaiveKVCache::bytes_per_token)
+      .def("clear", &NaiveKVCache::clear);
+}
+
+}  // namespace mla::python

@@ -1,0 +1,12 @@
+// The pieces of the `mla._mla` extension module, one function per binding file.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace mla::python {
+
+void bind_config(pybind11::module_& m);  // Config, the seed configs
+void bind_cache(pybind11::module_& m);   // LatentCache, NaiveKVCache
+void bind_layer(pybind11::module_& m);   // Layer
+
+}  // namespace mla::python
