@@ -24,6 +24,11 @@ class Config:
     rope_theta: float = 10000.0
     max_position_embeddings: int = 4096
     rope_scaling: dict = field(default_factory=dict)
+    # Options beyond DeepSeek (the seed systems): the latents' norm ("rmsnorm", "layernorm",
+    # "none"), a bias on every projection, o_proj's output width (0: hidden_size).
+    latent_norm: str = "rmsnorm"
+    projection_bias: bool = False
+    output_size: int = 0
 
     @staticmethod
     def from_json(d):
@@ -39,6 +44,9 @@ class Config:
             rope_theta=d.get("rope_theta", 10000.0),
             max_position_embeddings=d.get("max_position_embeddings", 4096),
             rope_scaling=d.get("rope_scaling") or {},
+            latent_norm=d.get("latent_norm") or "rmsnorm",
+            projection_bias=bool(d.get("projection_bias", False)),
+            output_size=d.get("output_size") or 0,
         )
 
     def yarn(self):
@@ -109,6 +117,12 @@ def rms_norm(x, w, eps):
     return x / torch.sqrt((x * x).mean(-1, keepdim=True) + eps) * w
 
 
+def layer_norm(x, w, b, eps):
+    mean = x.mean(-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(-1, keepdim=True)  # biased, as torch.nn.LayerNorm
+    return (x - mean) / torch.sqrt(var + eps) * w + b
+
+
 class Layer:
     def __init__(self, cfg, weights, layer=0, dtype=torch.float64):
         p = f"model.layers.{layer}.self_attn."
@@ -116,21 +130,33 @@ class Layer:
         self.w = {k[len(p):]: torch.as_tensor(v, dtype=dtype) for k, v in weights.items() if k.startswith(p)}
         self.dtype = dtype
 
+    def _linear(self, x, name):
+        y = x @ self.w[name + ".weight"].T
+        return y + self.w[name + ".bias"] if self.cfg.projection_bias else y
+
+    def _norm(self, x, name):
+        kind, eps = self.cfg.latent_norm, self.cfg.rms_norm_eps
+        if kind == "none":
+            return x
+        if kind == "layernorm":
+            return layer_norm(x, self.w[name + ".weight"], self.w[name + ".bias"], eps)
+        return rms_norm(x, self.w[name + ".weight"], eps)
+
     def _project(self, x, start):
         """x [B, S, d] -> q_nope [B,S,H,Dn], q_pe [B,S,H,Dr], c_kv [B,S,R], k_pe [B,S,Dr]."""
         c, w = self.cfg, self.w
         B, S, _ = x.shape
         H, Dn, Dr, R = c.num_attention_heads, c.qk_nope_head_dim, c.qk_rope_head_dim, c.kv_lora_rank
         if c.q_lora_rank:
-            q = rms_norm(x @ w["q_a_proj.weight"].T, w["q_a_layernorm.weight"], c.rms_norm_eps) @ w["q_b_proj.weight"].T
+            q = self._linear(self._norm(self._linear(x, "q_a_proj"), "q_a_layernorm"), "q_b_proj")
         else:
-            q = x @ w["q_proj.weight"].T
+            q = self._linear(x, "q_proj")
         q = q.view(B, S, H, Dn + Dr)
         pos = torch.arange(start, start + S)
         q_nope = q[..., :Dn]
         q_pe = rope(q[..., Dn:].transpose(1, 2), pos, c).transpose(1, 2)
-        a = x @ w["kv_a_proj_with_mqa.weight"].T
-        c_kv = rms_norm(a[..., :R], w["kv_a_layernorm.weight"], c.rms_norm_eps)
+        a = self._linear(x, "kv_a_proj_with_mqa")
+        c_kv = self._norm(a[..., :R], "kv_a_layernorm")
         k_pe = rope(a[..., R:], pos, c)
         return q_nope, q_pe, c_kv, k_pe
 
@@ -140,7 +166,7 @@ class Layer:
         B, S, _ = x.shape
         H, Dn, Dr, Dv = c.num_attention_heads, c.qk_nope_head_dim, c.qk_rope_head_dim, c.v_head_dim
         q_nope, q_pe, c_kv, k_pe = self._project(x, start)
-        kv = (c_kv @ w["kv_b_proj.weight"].T).view(B, S, H, Dn + Dv)
+        kv = self._linear(c_kv, "kv_b_proj").view(B, S, H, Dn + Dv)
         k = torch.cat([kv[..., :Dn], k_pe[:, :, None, :].expand(B, S, H, Dr)], dim=-1)
         v = kv[..., Dn:]
         q = torch.cat([q_nope, q_pe], dim=-1)
@@ -148,11 +174,26 @@ class Layer:
         mask = torch.triu(torch.ones(S, S, dtype=torch.bool), diagonal=1)
         scores = scores.masked_fill(mask, float("-inf"))
         o = torch.einsum("bhst,bthd->bshd", scores.softmax(-1), v).reshape(B, S, H * Dv)
-        return o @ w["o_proj.weight"].T
+        return self._linear(o, "o_proj")
+
+    def attention_weights(self, x, start=0):
+        """The naive form's causal softmax probabilities [B, H, S, S]."""
+        c = self.cfg
+        x = torch.as_tensor(x, dtype=self.dtype)
+        B, S, _ = x.shape
+        H, Dn, Dr, Dv = c.num_attention_heads, c.qk_nope_head_dim, c.qk_rope_head_dim, c.v_head_dim
+        q_nope, q_pe, c_kv, k_pe = self._project(x, start)
+        kv = self._linear(c_kv, "kv_b_proj").view(B, S, H, Dn + Dv)
+        k = torch.cat([kv[..., :Dn], k_pe[:, :, None, :].expand(B, S, H, Dr)], dim=-1)
+        scores = torch.einsum("bshd,bthd->bhst", torch.cat([q_nope, q_pe], dim=-1), k) * c.softmax_scale()
+        mask = torch.triu(torch.ones(S, S, dtype=torch.bool), diagonal=1)
+        return scores.masked_fill(mask, float("-inf")).softmax(-1)
 
     def absorbed(self, x, start=0, cache=None):
         """cache: optional (c_kv [B,L,R], k_pe [B,L,Dr]) of earlier tokens; returns (y, cache)."""
         c, w = self.cfg, self.w
+        if c.projection_bias:
+            raise NotImplementedError("the reference's absorbed form has no biases; use naive()")
         x = torch.as_tensor(x, dtype=self.dtype)
         B, S, _ = x.shape
         H, Dn, Dv, R = c.num_attention_heads, c.qk_nope_head_dim, c.v_head_dim, c.kv_lora_rank
