@@ -25,7 +25,8 @@ std::vector<float> MlaLayer::attention_weights(std::span<const float> x, int64_t
   const MlaConfig& c = config_;
   const int64_t h = c.num_heads, row = c.latent_dim();
   // The (B, H, S, S) result must stay addressable; 2^34 floats is far beyond any useful call.
-  if (seq > (int64_t{1} << 17) || batch * h > ((int64_t{1} << 34) / seq) / seq) {
+  // Divisions, not products, so that no bound check itself can overflow.
+  if (seq > (int64_t{1} << 17) || batch > (int64_t{1} << 34) / (h * seq * seq)) {
     throw Error("attention_weights: batch x heads x seq x seq is too large");
   }
   if (x.size() != static_cast<size_t>(batch * seq * c.hidden_size)) {

@@ -202,6 +202,9 @@ TEST(LayerOptions, AttentionWeightsErrors) {
   EXPECT_THROW(layer.attention_weights(x, 1, 2), Error);
   EXPECT_THROW(layer.attention_weights(x, 0, 3), Error);
   EXPECT_THROW(layer.attention_weights(x, 1, 3, -1), Error);
+  // Sizes whose product would overflow are refused before anything is computed.
+  EXPECT_THROW(layer.attention_weights(x, int64_t{1} << 62, 1 << 16), Error);
+  EXPECT_THROW(layer.attention_weights(x, 1, int64_t{1} << 40), Error);
   try {
     layer.attention_weights(x, 1, 2);
   } catch (const Error& e) {
