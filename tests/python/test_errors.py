@@ -74,3 +74,26 @@ def test_bf16_layer_weights_are_not_writable():
     m = mla.Layer(mla.Config.preset("tiny"), weight_dtype="bf16")
     with pytest.raises(ValueError, match="mutable_weights: the layer computes with bf16 copies"):
         m.weights
+
+
+def test_concurrent_calls_on_one_layer_are_serialised():
+    # One layer's workspace serves one call at a time (a lock inside, taken without the GIL):
+    # threads sharing a layer get the serial results, and nothing crashes.
+    import threading
+
+    m = layer()
+    xs = [np.random.default_rng(i).standard_normal((2, 7, 64)).astype(np.float32) for i in range(8)]
+    expected = [m(x) for x in xs]
+    got = [None] * len(xs)
+
+    def work(i):
+        for _ in range(5):
+            got[i] = m(xs[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for e, g in zip(expected, got):
+        assert np.array_equal(e, g)
