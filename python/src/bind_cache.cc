@@ -14,8 +14,12 @@ void bind_cache(py::module_& m) {
   py::class_<LatentCache>(m, "LatentCache",
                           "Latent KV cache of one layer: per token c_kv then k_pe (R + Dr "
                           "numbers), shared by all heads.")
-      .def(py::init<const MlaConfig&, int64_t, int64_t, int64_t>(), py::arg("config"),
-           py::arg("batch"), py::arg("capacity"), py::arg("start_position") = 0)
+      .def(py::init([](const MlaConfig& config, int64_t batch, int64_t capacity,
+                       int64_t start_position) {
+             config.validate();  // its fields are writable from Python: check before sizing
+             return LatentCache(config, batch, capacity, start_position);
+           }),
+           py::arg("config"), py::arg("batch"), py::arg("capacity"), py::arg("start_position") = 0)
       .def_property_readonly("batch", &LatentCache::batch)
       .def_property_readonly("capacity", &LatentCache::capacity)
       .def_property_readonly("length", &LatentCache::length)
@@ -42,8 +46,12 @@ void bind_cache(py::module_& m) {
           py::arg("tokens"), "Marks `tokens` more rows as filled (after writing them via rows()).");
   py::class_<NaiveKVCache>(m, "NaiveKVCache",
                            "Per-head key and value cache of one layer (the naive path).")
-      .def(py::init<const MlaConfig&, int64_t, int64_t, int64_t>(), py::arg("config"),
-           py::arg("batch"), py::arg("capacity"), py::arg("start_position") = 0)
+      .def(py::init([](const MlaConfig& config, int64_t batch, int64_t capacity,
+                       int64_t start_position) {
+             config.validate();  // its fields are writable from Python: check before sizing
+             return NaiveKVCache(config, batch, capacity, start_position);
+           }),
+           py::arg("config"), py::arg("batch"), py::arg("capacity"), py::arg("start_position") = 0)
       .def_property_readonly("batch", &NaiveKVCache::batch)
       .def_property_readonly("capacity", &NaiveKVCache::capacity)
       .def_property_readonly("length", &NaiveKVCache::length)

@@ -9,7 +9,17 @@ def layer():
     return mla.Layer(mla.Config.preset("tiny"), seed=1)
 
 
+def bad_config():
+    c = mla.Config.preset("tiny")
+    c.kv_lora_rank = -1  # fields are writable; every user validates before use
+    return c
+
+
 @pytest.mark.parametrize("call, message", [
+    (lambda: mla.LatentCache(bad_config(), 1, 4), "config: kv_lora_rank: must be positive, got -1"),
+    (lambda: mla.NaiveKVCache(bad_config(), 1, 4), "config: kv_lora_rank: must be positive, got -1"),
+    (lambda: mla.Layer(bad_config()), "config: kv_lora_rank: must be positive, got -1"),
+    (lambda: mla.LatentCache(mla.Config.preset("tiny"), 0, 4), "cache: batch must be at least 1"),
     (lambda: mla.Config(hidden_size=0, num_heads=4, kv_lora_rank=8, qk_nope_head_dim=8,
                         v_head_dim=8), "config: hidden_size: must be positive, got 0"),
     (lambda: mla.Config(hidden_size=64, colour=3), "Config: unknown field 'colour'"),
