@@ -160,6 +160,48 @@ BENCHMARK(BM_LatentPrefill)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
+// Naive-path causal prefill of `tokens` tokens, one sequence, through the tiled flash kernel
+// (ops/flash_attention.h): per-head keys of width 192 (128 nope + 64 rope) and values of width
+// 128, DeepSeek's naive formulation. FLOPs: H * T (T + 1) / 2 * (2 * 192 + 2 * 128).
+void BM_NaivePrefill(benchmark::State& state) {
+  const int64_t heads = state.range(0), tokens = state.range(1);
+  const int threads = static_cast<int>(state.range(2));
+  omp_set_num_threads(threads);
+  constexpr int64_t kQk = 192, kV = 128;
+  std::mt19937 rng(4);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> q(tokens * heads * kQk), k(q.size()), v(tokens * heads * kV), out(v.size());
+  for (std::vector<float>* buffer : {&q, &k, &v})
+    for (float& value : *buffer) value = normal(rng);
+  mla::ops::AttentionParams p;
+  p.q = q.data();
+  p.q_token_stride = heads * kQk;
+  p.q_head_stride = kQk;
+  p.k = mla::ops::KvView::contiguous(k.data(), heads * kQk);
+  p.k_head_stride = kQk;
+  p.v = mla::ops::KvView::contiguous(v.data(), heads * kV);
+  p.v_head_stride = kV;
+  p.out = out.data();
+  p.out_token_stride = heads * kV;
+  p.out_head_stride = kV;
+  p.num_queries = tokens;
+  p.num_heads = heads;
+  p.num_kv_heads = heads;
+  p.qk_dim = kQk;
+  p.v_dim = kV;
+  p.scale = 0.07f;
+  mla::ops::FlashWorkspace ws;
+  for (auto _ : state) mla::ops::flash_attention({&p, 1}, ws);
+  const double seen = static_cast<double>(tokens) * static_cast<double>(tokens + 1) / 2.0;
+  report(state, heads * seen * (2.0 * kQk + 2.0 * kV),
+         static_cast<double>(tokens * heads * (kQk + kV)) * 4, false, threads);
+}
+BENCHMARK(BM_NaivePrefill)
+    ->ArgNames({"heads", "tokens", "thr"})
+    ->ArgsProduct({{16, 128}, {1024, 4096}, {1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
 // ops::attention_forward (the generic kernel) decoding one token of MHA with DeepSeek's naive
 // head widths (192 for scores, 128 for values) over `context` cached tokens, at a SIMD level
 // (0 scalar, 1 avx2, 2 avx512); FLOPs H * L * (2 * 192 + 2 * 128).
