@@ -19,13 +19,24 @@ the peak measured in the same bench run (FLOPs: H * L * (2 (R + Dr) + 2 R) per t
 import argparse
 import json
 import re
-import statistics
 import subprocess
 import time
 
 import torch
 
 R, DR = 512, 64
+
+
+def best_ms(step, repetitions):
+    """The best of `repetitions` timed runs after a warm-up: generous to the peer."""
+    with torch.inference_mode():
+        step()
+        times = []
+        for _ in range(repetitions):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+    return min(times) * 1e3
 
 
 def torch_decode_ms(heads, context, batch, threads, dtype, repetitions):
@@ -44,14 +55,7 @@ def torch_decode_ms(heads, context, batch, threads, dtype, repetitions):
         scores = scores.softmax(dim=-1, dtype=torch.float32).type_as(q_nope)
         return torch.einsum("bsht,btc->bshc", scores, kv_cache)
 
-    with torch.inference_mode():
-        step()
-        times = []
-        for _ in range(repetitions):
-            start = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - start)
-    return min(times) * 1e3  # the peer's best run: generous to it
+    return best_ms(step, repetitions)
 
 
 def torch_prefill_ms(heads, tokens, threads, repetitions):
@@ -68,14 +72,7 @@ def torch_prefill_ms(heads, tokens, threads, repetitions):
         scores = scores.softmax(dim=-1, dtype=torch.float32)
         return torch.einsum("bsht,bthd->bshd", scores, v)
 
-    with torch.inference_mode():
-        step()
-        times = []
-        for _ in range(repetitions):
-            start = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - start)
-    return min(times) * 1e3  # the peer's best run: generous to it
+    return best_ms(step, repetitions)
 
 
 def bench_json(bench, pattern, repetitions):
@@ -86,7 +83,10 @@ def bench_json(bench, pattern, repetitions):
                           "--benchmark_repetitions=%d" % repetitions,
                           "--benchmark_report_aggregates_only=true", "--benchmark_min_time=0.2"],
                          capture_output=True, text=True, check=True).stdout
-    return [b for b in json.loads(out)["benchmarks"] if b.get("aggregate_name") == "median"]
+    # One repetition gives no aggregates: take the run itself.
+    wanted = "iteration" if repetitions == 1 else "aggregate"
+    return [b for b in json.loads(out)["benchmarks"] if b.get("run_type") == wanted and
+            (repetitions == 1 or b.get("aggregate_name") == "median")]
 
 
 def ours(bench, heads, contexts, batches, threads, caches, repetitions):

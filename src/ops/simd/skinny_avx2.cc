@@ -1,11 +1,5 @@
 // The skinny paths of linear and linear_bf16 (bf16 weights widened in registers), AVX2 + FMA (built
 // with -mavx2 -mfma only; see skinny_kernels.h): used where the CPU has no AVX512_BF16.
-#if defined(__GNUC__) && !defined(__clang__)
-// GCC 12's AVX-512 intrinsics self-initialise their _mm512_undefined_* operands, which
-// -W(maybe-)uninitialized reports at inlined calls (GCC bug 105593).
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
 
 #include <immintrin.h>
 
