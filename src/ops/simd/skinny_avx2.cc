@@ -1,5 +1,6 @@
-// The skinny paths of linear and linear_bf16 (bf16 weights widened in registers), AVX2 + FMA (built
-// with -mavx2 -mfma only; see skinny_kernels.h): used where the CPU has no AVX512_BF16.
+// The skinny products of linear (f32 weights) and linear_bf16 (bf16 weights widened in
+// registers, for CPUs without AVX512_BF16): AVX2 + FMA, built with -mavx2 -mfma only
+// (skinny_kernels.h).
 
 #include <immintrin.h>
 

@@ -1,5 +1,6 @@
-// The skinny paths of linear and linear_bf16 (bf16 weights widened in registers), AVX-512 (built
-// with the AVX-512 flags only; see skinny_kernels.h): used where the CPU has no AVX512_BF16.
+// The skinny products of linear (f32 weights) and linear_bf16 (bf16 weights widened in
+// registers, for CPUs without AVX512_BF16): AVX-512, built with the AVX-512 flags only
+// (skinny_kernels.h).
 #if defined(__GNUC__) && !defined(__clang__)
 // GCC 12's AVX-512 intrinsics self-initialise their _mm512_undefined_* operands, which
 // -W(maybe-)uninitialized reports at inlined calls (GCC bug 105593).
