@@ -160,6 +160,63 @@ BENCHMARK(BM_LatentPrefill)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
+// MHA with DeepSeek's naive head widths (192 for scores, 128 for values): `queries` new tokens
+// after `context_before` cached ones, random contiguous q, k, v.
+struct NaiveMhaSetup {
+  static constexpr int64_t kQk = 192, kV = 128;
+  std::vector<float> q, k, v, out;
+  mla::ops::AttentionParams p;
+
+  NaiveMhaSetup(int64_t heads, int64_t queries, int64_t context_before, uint32_t seed)
+      : q(queries * heads * kQk),
+        k((context_before + queries) * heads * kQk),
+        v((context_before + queries) * heads * kV),
+        out(queries * heads * kV) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (std::vector<float>* buffer : {&q, &k, &v})
+      for (float& value : *buffer) value = normal(rng);
+    p.q = q.data();
+    p.q_token_stride = heads * kQk;
+    p.q_head_stride = kQk;
+    p.k = mla::ops::KvView::contiguous(k.data(), heads * kQk);
+    p.k_head_stride = kQk;
+    p.v = mla::ops::KvView::contiguous(v.data(), heads * kV);
+    p.v_head_stride = kV;
+    p.out = out.data();
+    p.out_token_stride = heads * kV;
+    p.out_head_stride = kV;
+    p.num_queries = queries;
+    p.num_heads = heads;
+    p.num_kv_heads = heads;
+    p.qk_dim = kQk;
+    p.v_dim = kV;
+    p.context_before = context_before;
+    p.scale = 0.07f;
+  }
+};
+
+// Naive-path causal prefill of `tokens` tokens, one sequence, through the tiled flash kernel
+// (ops/flash_attention.h): per-head keys of width 192 (128 nope + 64 rope) and values of width
+// 128, DeepSeek's naive formulation. FLOPs: H * T (T + 1) / 2 * (2 * 192 + 2 * 128).
+void BM_NaivePrefill(benchmark::State& state) {
+  const int64_t heads = state.range(0), tokens = state.range(1);
+  const int threads = static_cast<int>(state.range(2));
+  omp_set_num_threads(threads);
+  NaiveMhaSetup setup(heads, tokens, 0, 4);
+  constexpr int64_t kQk = NaiveMhaSetup::kQk, kV = NaiveMhaSetup::kV;
+  mla::ops::FlashWorkspace ws;
+  for (auto _ : state) mla::ops::flash_attention({&setup.p, 1}, ws);
+  const double seen = static_cast<double>(tokens) * static_cast<double>(tokens + 1) / 2.0;
+  report(state, heads * seen * (2.0 * kQk + 2.0 * kV),
+         static_cast<double>(tokens * heads * (kQk + kV)) * 4, false, threads);
+}
+BENCHMARK(BM_NaivePrefill)
+    ->ArgNames({"heads", "tokens", "thr"})
+    ->ArgsProduct({{16, 128}, {1024, 4096}, {1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
 // ops::attention_forward (the generic kernel) decoding one token of MHA with DeepSeek's naive
 // head widths (192 for scores, 128 for values) over `context` cached tokens, at a SIMD level
 // (0 scalar, 1 avx2, 2 avx512); FLOPs H * L * (2 * 192 + 2 * 128).
@@ -173,34 +230,9 @@ void BM_GenericMhaDecode(benchmark::State& state) {
     return;
   }
   omp_set_num_threads(threads);
-  constexpr int64_t kQk = 192, kV = 128;
-  std::mt19937 rng(3);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> q(heads * kQk), k(context * heads * kQk), v(context * heads * kV),
-      out(heads * kV);
-  for (float* buffer : {q.data(), k.data(), v.data()}) {
-    const size_t n = buffer == q.data() ? q.size() : buffer == k.data() ? k.size() : v.size();
-    for (size_t i = 0; i < n; ++i) buffer[i] = normal(rng);
-  }
-  mla::ops::AttentionParams p;
-  p.q = q.data();
-  p.q_token_stride = heads * kQk;
-  p.q_head_stride = kQk;
-  p.k = mla::ops::KvView::contiguous(k.data(), heads * kQk);
-  p.k_head_stride = kQk;
-  p.v = mla::ops::KvView::contiguous(v.data(), heads * kV);
-  p.v_head_stride = kV;
-  p.out = out.data();
-  p.out_token_stride = heads * kV;
-  p.out_head_stride = kV;
-  p.num_queries = 1;
-  p.num_heads = heads;
-  p.num_kv_heads = heads;
-  p.qk_dim = kQk;
-  p.v_dim = kV;
-  p.context_before = context - 1;
-  p.scale = 0.07f;
-  for (auto _ : state) mla::ops::attention_forward(p);
+  NaiveMhaSetup setup(heads, 1, context - 1, 3);
+  constexpr int64_t kQk = NaiveMhaSetup::kQk, kV = NaiveMhaSetup::kV;
+  for (auto _ : state) mla::ops::attention_forward(setup.p);
   mla::ops::set_simd_level(std::nullopt);
   const double flops = static_cast<double>(heads * context) * (2.0 * kQk + 2.0 * kV);
   report(state, flops, static_cast<double>(context * heads * (kQk + kV)) * 4, false, threads);

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,29 @@
 #include "ops/rope.h"
 
 namespace mla {
+
+namespace {
+
+// The per-head absorption products are small (Dn x R): one parallel region over the heads, each
+// product single-threaded inside it, costs one fork instead of one per head (oneDNN runs
+// sequentially inside a parallel region). An exception may not leave the region: the first is
+// kept and rethrown after it.
+template <class Fn>
+void for_each_head(int64_t heads, const Fn& fn) {
+  std::exception_ptr error;
+#pragma omp parallel for schedule(static)
+  for (int64_t head = 0; head < heads; ++head) {
+    try {
+      fn(head);
+    } catch (...) {
+#pragma omp critical(mla_for_each_head)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace
 
 using detail::SeqSlice;
 using detail::Workspace;
@@ -158,11 +182,11 @@ void MlaLayer::absorb_queries(int64_t n) {
   // is left out on purpose: q_nope_h . b_UK_h is the same for every key of a query, and softmax
   // does not change when a row of scores is shifted by a constant.
   Workspace::reserve(ws.q_absorbed, n * h * row);
-  for (int64_t head = 0; head < h; ++head) {
+  for_each_head(h, [&](int64_t head) {
     ops::gemm(false, false, n, r, dn, 1.0f, ws.q.data() + head * dqk, h * dqk,
               weights_.wkv_b.data() + head * (dn + dv) * r, r, 0.0f,
               ws.q_absorbed.data() + head * row, h * row);
-  }
+  });
   for (int64_t i = 0; i < n * h; ++i) {
     std::memcpy(ws.q_absorbed.data() + i * row + r, ws.q.data() + i * dqk + dn, sizeof(float) * dr);
   }
@@ -226,8 +250,13 @@ void MlaLayer::attend(std::span<const SeqSlice> slices, AttentionPath path) {
     p.scale = static_cast<float>(c.softmax_scale());
     ws.attention_params.push_back(p);
   }
-  // One call for the whole batch, so the kernel can balance sequences across threads.
-  ops::flash_attention(ws.attention_params, ws.flash_workspace);
+  // One call for the whole batch, so the kernel can balance sequences across threads. The
+  // absorbed layout (paged or not) takes the fused latent kernel, as the contiguous cache does.
+  if (absorbed) {
+    ops::latent_attention(ws.attention_params);
+  } else {
+    ops::flash_attention(ws.attention_params, ws.flash_workspace);
+  }
 }
 
 void MlaLayer::project_output(int64_t n, AttentionPath path, float* y) {
@@ -237,11 +266,11 @@ void MlaLayer::project_output(int64_t n, AttentionPath path, float* y) {
   if (path == AttentionPath::kAbsorbed) {
     // o_h (N, Dv) = o~_h (N, R) * W_UV_h^T, W_UV_h is (Dv, R).
     Workspace::reserve(ws.o, n * h * dv);
-    for (int64_t head = 0; head < h; ++head) {
+    for_each_head(h, [&](int64_t head) {
       ops::gemm(false, true, n, dv, r, 1.0f, ws.o_latent.data() + head * r, h * r,
                 weights_.wkv_b.data() + (head * (dn + dv) + dn) * r, r, 0.0f,
                 ws.o.data() + head * dv, h * dv);
-    }
+    });
     // The value bias passes through attention unchanged (the weights of a row sum to 1), so it
     // is added after W_UV: o_h += b_UV_h.
     if (!weights_.bkv_b.empty()) {

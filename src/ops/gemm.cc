@@ -5,6 +5,7 @@
 #include <string>
 
 #include "mla/error.h"
+#include "ops/skinny.h"
 
 namespace mla::ops {
 
@@ -21,6 +22,10 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
 }
 
 void linear(const float* x, int64_t rows, int64_t in, const float* w, int64_t out, float* y) {
+  if (rows <= kSkinnyMaxRows) {  // decode: oneDNN's sgemm is far from memory speed here
+    if (rows > 0) skinny_linear(x, rows, in, w, out, y);
+    return;
+  }
   gemm(false, true, rows, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
 }
 

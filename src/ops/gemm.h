@@ -10,7 +10,7 @@ namespace mla::ops {
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
-// y (rows, out) = x (rows, in) * w^T, w is (out, in).
+// y (rows, out) = x (rows, in) * w^T, w is (out, in). Up to 8 rows take ops/skinny.h.
 void linear(const float* x, int64_t rows, int64_t in, const float* w, int64_t out, float* y);
 
 }  // namespace mla::ops

@@ -10,6 +10,7 @@
 #include "mla/dtype.h"
 #include "mla/error.h"
 #include "ops/gemm.h"
+#include "ops/skinny.h"
 
 namespace mla::ops {
 namespace {
@@ -85,10 +86,20 @@ void linear_bf16(const float* x, int64_t rows, int64_t in, const uint16_t* w, in
                  float* y) {
   if (rows == 0 || out == 0) return;
   thread_local MatmulCache cache;
+  cache.x_bf16.resize(static_cast<size_t>(rows * in));
+  convert_from_f32(x, cache.x_bf16.size(), DType::kBF16, cache.x_bf16.data());
+  if (rows <= kSkinnyMaxRows) {
+    const float* x_rounded = nullptr;
+    if (skinny_bf16_widens()) {
+      cache.x_f32.resize(cache.x_bf16.size());
+      convert_to_f32(cache.x_bf16.data(), DType::kBF16, cache.x_f32.size(), cache.x_f32.data());
+      x_rounded = cache.x_f32.data();
+    }
+    skinny_linear_bf16(cache.x_bf16.data(), x_rounded, rows, in, w, out, y);
+    return;
+  }
   try {
     MatmulCache::Entry& e = cache.get(rows, in, out);
-    cache.x_bf16.resize(static_cast<size_t>(rows * in));
-    convert_from_f32(x, cache.x_bf16.size(), DType::kBF16, cache.x_bf16.data());
     if (e.widen) {
       widen_and_multiply(cache, rows, in, w, out, y);
       return;

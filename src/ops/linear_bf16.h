@@ -2,7 +2,9 @@
 // (out, in) like the checkpoints, x float32 (rounded to bf16 on the way in), float32
 // accumulation and output. Through oneDNN's matmul, which uses AVX512-BF16 (VDPBF16PS) or AMX
 // where the CPU has them; on CPUs where oneDNN has no bf16 matmul (AVX2), blocks of w are widened
-// to float32 and multiplied by sgemm: the same products, slower. Halves the weight bytes a
+// to float32 and multiplied by sgemm: the same products, slower. Up to 8 rows (decode) take our
+// own kernels instead (ops/simd/skinny_kernels.h: VDPBF16PS, or bf16 widened in registers on
+// AVX-512/AVX2/scalar), which stream the weights at memory speed. Halves the weight bytes a
 // decode step streams, which is what bounds it at small batch.
 #pragma once
 

@@ -1,0 +1,63 @@
+#include "ops/skinny.h"
+
+#include <algorithm>
+
+#include "ops/cpu_features.h"
+
+namespace mla::ops {
+namespace {
+
+// Outputs per block: small enough to balance two threads on the narrowest projection (576
+// outputs), large enough that each thread streams long contiguous runs of weight rows.
+constexpr int64_t kChunk = 32;
+
+template <class Kernel>
+void over_output_blocks(int64_t in, int64_t out, const Kernel& kernel) {
+  const int64_t chunks = (out + kChunk - 1) / kChunk;
+  // Tiny products are not worth a fork.
+#pragma omp parallel for schedule(static) if (out * in >= (int64_t{1} << 16))
+  for (int64_t c = 0; c < chunks; ++c) kernel(c * kChunk, std::min(out, (c + 1) * kChunk));
+}
+
+}  // namespace
+
+bool skinny_bf16_widens() {
+  return simd_level() != SimdLevel::kAvx512Bf16;
+}
+
+void skinny_linear(const float* x, int64_t rows, int64_t in, const float* w, int64_t out,
+                   float* y) {
+  const SimdLevel level = simd_level();
+  over_output_blocks(in, out, [&](int64_t o0, int64_t o1) {
+    if (level >= SimdLevel::kAvx512) {
+      simd::skinny_f32_avx512(x, rows, in, w, o0, o1, y, out);
+    } else if (level == SimdLevel::kAvx2) {
+      simd::skinny_f32_avx2(x, rows, in, w, o0, o1, y, out);
+    } else {
+      simd::skinny_f32_scalar(x, rows, in, w, o0, o1, y, out);
+    }
+  });
+}
+
+void skinny_linear_bf16(const uint16_t* x_bf16, const float* x_rounded, int64_t rows, int64_t in,
+                        const uint16_t* w, int64_t out, float* y) {
+  const SimdLevel level = simd_level();
+  over_output_blocks(in, out, [&](int64_t o0, int64_t o1) {
+    switch (level) {
+      case SimdLevel::kAvx512Bf16:
+        simd::skinny_bf16_dot_avx512bf16(x_bf16, rows, in, w, o0, o1, y, out);
+        break;
+      case SimdLevel::kAvx512:
+        simd::skinny_bf16_widen_avx512(x_rounded, rows, in, w, o0, o1, y, out);
+        break;
+      case SimdLevel::kAvx2:
+        simd::skinny_bf16_widen_avx2(x_rounded, rows, in, w, o0, o1, y, out);
+        break;
+      case SimdLevel::kScalar:
+        simd::skinny_bf16_widen_scalar(x_rounded, rows, in, w, o0, o1, y, out);
+        break;
+    }
+  });
+}
+
+}  // namespace mla::ops
