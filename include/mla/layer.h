@@ -18,6 +18,7 @@
 #include "mla/config.h"
 #include "mla/kv_cache.h"
 #include "mla/paged_cache.h"
+#include "mla/sparse.h"
 #include "mla/weights.h"
 
 namespace mla {
@@ -44,6 +45,12 @@ class MlaLayer {
   const MlaConfig& config() const { return config_; }
   const MlaWeights& weights() const { return weights_; }
   DType weight_dtype() const { return weight_dtype_; }
+
+  // Sparse attention for every later forward and prefill, on both paths (docs/sparse.md);
+  // dense by default. Validates the spec against the heads. DSA (SparseKind::kDsa) needs the
+  // lightning indexer's key pool and is served by the paged forward that takes it.
+  void set_sparse(const SparseSpec& spec);
+  const SparseSpec& sparse() const { return sparse_; }
 
   // Appends `seq` new tokens to each of the `batch` sequences in the cache and computes their
   // outputs; the new tokens attend causally to everything cached before them and to each other.
@@ -81,6 +88,10 @@ class MlaLayer {
   void expand_kv(int64_t n);       // naive path: per-head k_nope and v from c_kv
   void write_naive_rows(int64_t row, float* keys, float* values) const;
   void attend(std::span<const detail::SeqSlice> slices, AttentionPath path);
+  // Runs ws_->attention_params (one per slice, all heads): dense through the fused latent kernel
+  // (latent_kernel) or the tiled one, or split into dense heads and sparse heads per sparse_.
+  void run_attention(std::span<const detail::SeqSlice> slices, bool latent_kernel);
+  void build_key_lists(std::span<const detail::SeqSlice> slices);
   void project_output(int64_t n, AttentionPath path, float* y);  // (W_UV then) W_O
 
   // y = x W^T through the bf16 copy of W when there is one, else the float32 W.
@@ -90,6 +101,7 @@ class MlaLayer {
   MlaConfig config_;
   MlaWeights weights_;
   DType weight_dtype_ = DType::kF32;
+  SparseSpec sparse_;
   std::unique_ptr<detail::Bf16Projections> bf16_;
   std::unique_ptr<detail::Workspace> ws_;
 };

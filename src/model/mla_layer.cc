@@ -196,7 +196,7 @@ void MlaLayer::attend(std::span<const SeqSlice> slices, AttentionPath path) {
     ws.attention_params.push_back(p);
   }
   // One call for the whole batch, so the kernel can balance sequences across threads.
-  ops::flash_attention(ws.attention_params, ws.flash_workspace);
+  run_attention(slices, false);
 }
 
 void MlaLayer::project_output(int64_t n, AttentionPath path, float* y) {
@@ -233,6 +233,7 @@ void MlaLayer::forward(std::span<const float> x, int64_t batch, int64_t seq, Lat
                 std::to_string(config_.latent_dim()) + ")");
   }
   cache.check_room(seq);
+  if (sparse_.kind == SparseKind::kDsa) throw Error(detail::kDsaNeedsPool);
   Workspace& ws = *ws_;
   const int64_t n = batch * seq, row = config_.latent_dim(), cached = cache.length();
   set_uniform_positions(batch, seq, cache.start_position() + cached);
@@ -266,7 +267,7 @@ void MlaLayer::forward(std::span<const float> x, int64_t batch, int64_t seq, Lat
     p.scale = static_cast<float>(config_.softmax_scale());
     ws.attention_params.push_back(p);
   }
-  ops::latent_attention(ws.attention_params);
+  run_attention(ws.slices, true);
   cache.commit(seq);
   project_output(n, AttentionPath::kAbsorbed, y.data());
 }
@@ -280,6 +281,7 @@ void MlaLayer::forward(std::span<const float> x, int64_t batch, int64_t seq, Nai
     throw Error("forward: the K/V cache was made for another config");
   }
   cache.check_room(seq);
+  if (sparse_.kind == SparseKind::kDsa) throw Error(detail::kDsaNeedsPool);
   Workspace& ws = *ws_;
   const int64_t n = batch * seq, cached = cache.length();
   set_uniform_positions(batch, seq, cache.start_position() + cached);
