@@ -106,3 +106,53 @@ void MlaLayer::run_attention(std::span<const SeqSlice> slices, bool latent_kerne
 }
 
 }  // namespace mla
+
+namespace mla {
+
+void MlaLayer::set_indexer(DsaIndexer indexer) {
+  indexer_ = std::make_unique<DsaIndexer>(std::move(indexer));
+}
+
+void MlaLayer::check_index_pool(std::span<const PagedKvPool::SeqId> seqs, const PagedKvPool& pool,
+                                const PagedKvPool* index_pool) const {
+  if (index_pool == nullptr) throw Error(detail::kDsaNeedsPool);
+  if (!indexer_) throw Error("forward: DSA needs an indexer (MlaLayer::set_indexer)");
+  if (index_pool->token_width() != indexer_->key_width()) {
+    throw Error("forward: the index pool holds rows of " +
+                std::to_string(index_pool->token_width()) + " numbers, the indexer needs " +
+                std::to_string(indexer_->key_width()));
+  }
+  for (PagedKvPool::SeqId id : seqs) {
+    if (!index_pool->contains(id)) {
+      throw Error("forward: sequence " + std::to_string(id) + " is not in the index pool");
+    }
+    if (pool.contains(id) && index_pool->length(id) != pool.length(id)) {
+      throw Error("forward: sequence " + std::to_string(id) + " holds " +
+                  std::to_string(index_pool->length(id)) + " tokens in the index pool and " +
+                  std::to_string(pool.length(id)) + " in the cache");
+    }
+  }
+}
+
+void MlaLayer::select_with_indexer(const float* x, std::span<const PagedKvPool::SeqId> seqs,
+                                   std::span<const int64_t> new_tokens, const PagedKvPool& pool,
+                                   PagedKvPool& index_pool) {
+  Workspace& ws = *ws_;
+  int64_t longest = 0, tokens = 0;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    longest = std::max(longest, pool.length(seqs[i]) + new_tokens[i]);
+    tokens += new_tokens[i];
+  }
+  ws.key_capacity = std::max<int64_t>(1, std::min(sparse_.top_k, longest));
+  const auto total = static_cast<size_t>(tokens * ws.key_capacity);
+  if (ws.key_lists.size() < total) ws.key_lists.resize(total);
+  if (ws.key_counts.size() < static_cast<size_t>(tokens))
+    ws.key_counts.resize(static_cast<size_t>(tokens));
+  // The indexer reads the query latent c_q (after q_a_layernorm), or x without compression.
+  const float* c_q = config_.has_q_lora() ? ws.q_latent.data() : x;
+  indexer_->select(x, c_q, seqs, new_tokens, index_pool, sparse_.top_k, ws.key_capacity,
+                   ws.key_lists.data(), ws.key_counts.data());
+  ws.indexer_lists = true;
+}
+
+}  // namespace mla
