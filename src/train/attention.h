@@ -19,6 +19,8 @@
 
 #include <cstdint>
 
+#include "mla/sparse.h"
+
 namespace mla::train {
 
 struct AttentionLayout {
@@ -32,7 +34,17 @@ struct AttentionLayout {
   int64_t v_token = 0, v_head = 0;
   int64_t o_token = 0, o_head = 0;
   double scale = 1.0;
+  // Sparse attention (window, block or exact top-k; DSA is not trainable here): key j of query i
+  // outside the pattern gets probability exactly 0, heads below sparse.dense_heads stay dense.
+  // Backward needs nothing else: dS = P o (dP - rowsum(P o dP)) is 0 where P is. Top-k's choice
+  // is a constant of the step (it is piecewise constant in the scores), as in DeepSeek-V3.2.
+  SparseSpec sparse;
 };
+
+// Which keys 0..i query i of head h keeps under l.sparse; row holds its causal scores (i + 1),
+// and keep[j] is set for the kept keys. Used by forward and by tests.
+template <typename T>
+void sparse_keep(const AttentionLayout& l, int64_t h, int64_t i, const T* row, uint8_t* keep);
 
 // out = attention(q, k, v); probs (B, H, S, S) receives P (zero above the diagonal).
 template <typename T>

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "mla/error.h"
 #include "train/linear.h"
 #include "train/norm.h"
 #include "train/rope.h"
@@ -12,6 +13,13 @@ namespace mla::train {
 template <typename T>
 MlaBlock<T>::MlaBlock(const MlaConfig& config) : c_(config) {
   c_.validate();
+}
+
+template <typename T>
+void MlaBlock<T>::set_sparse(const SparseSpec& spec) {
+  spec.validate(c_.num_heads);
+  if (spec.kind == SparseKind::kDsa) throw Error("MlaBlock: DSA is not trainable here");
+  sparse_ = spec;
 }
 
 template <typename T>
@@ -34,6 +42,7 @@ AttentionLayout MlaBlock<T>::layout() const {
   l.o_token = h * dv;
   l.o_head = dv;
   l.scale = c_.softmax_scale();
+  l.sparse = sparse_;
   return l;
 }
 

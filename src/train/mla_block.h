@@ -43,6 +43,8 @@ class MlaBlock {
   };
 
   explicit MlaBlock(const MlaConfig& config);
+  // Sparse attention for later forward/backward calls (window, block or topk; see attention.h).
+  void set_sparse(const SparseSpec& spec);
 
   // out (N, d) from x (N, d). Keeps the activations backward needs.
   void forward(T* out, const T* x, const MlaTensors<T>& w, int64_t batch, int64_t seq);
@@ -54,6 +56,7 @@ class MlaBlock {
   AttentionLayout layout() const;
 
   MlaConfig c_;
+  SparseSpec sparse_;
   std::vector<float> rope_;  // (S, Dr)
   int64_t batch_ = 0, seq_ = 0;
   std::vector<T> cq_, cq_rstd_, cqn_;  // (N, Rq), (N), (N, Rq)
