@@ -24,7 +24,7 @@ namespace {
 
 struct TrainCli {
   std::string config_path, preset, attention = "mla", ffn = "swiglu", norm = "rmsnorm";
-  std::string sparse = "dense";
+  std::string sparse = "dense", mla_form = "naive";
   LmShape shape;
   bool untied = false;
   TrainOptions train;
@@ -88,6 +88,7 @@ LmConfig build_config(TrainCli& o) {
     }
   }
   if (given("--dense-layers")) s.dense_layers = o.shape.dense_layers;
+  if (given("--mla-form")) s.absorbed = o.mla_form == "absorbed";
   s.ffn = o.ffn == "gelu" ? FfnKind::kGelu : FfnKind::kSwiGlu;
   s.norm = o.norm == "layernorm" ? NormKind::kLayerNorm : NormKind::kRmsNorm;
   s.tied_embeddings = !o.untied;
@@ -267,6 +268,9 @@ Runner add_train_command(CLI::App& app) {
                         "topk:k=K, each optionally with ,dense-heads=N (default dense)"));
   model(cmd->add_option("--dense-layers", o->shape.dense_layers,
                         "With --sparse: the first N layers stay dense (default 0)"));
+  model(cmd->add_option("--mla-form", o->mla_form,
+                        "MLA layers train in the naive (default) or the absorbed form")
+            ->check(CLI::IsMember({"naive", "absorbed"})));
   auto run = [&](CLI::Option* f) { o->run_flags.push_back(f); };
   run(cmd->add_option("--batch", t.batch, "Sequences per step (default 16)")
           ->check(CLI::Range(1, 1 << 20)));

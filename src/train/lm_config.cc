@@ -92,6 +92,10 @@ void LmConfig::validate() const {
          "must be in [0, num_layers = " + std::to_string(num_layers) + "], got " +
              std::to_string(dense_layers));
   }
+  if (absorbed && attention != AttentionKind::kMla)
+    fail(src, "mla_form",
+         "absorbed is an MLA form (attention is " + std::string(attention_kind_name(attention)) +
+             ")");
   if (sparse.is_sparse()) {
     if (attention != AttentionKind::kMla) fail(src, "sparse", "only the mla attention is sparse");
     if (sparse.kind == SparseKind::kDsa) {
@@ -149,6 +153,7 @@ LmConfig lm_config_from_shape(const LmShape& s) {
   c.dropout = s.dropout;
   c.sparse = s.sparse;
   c.dense_layers = s.dense_layers;
+  c.absorbed = s.absorbed;
   const int64_t dh = s.head_dim > 0 ? s.head_dim : std::max<int64_t>(1, s.d_model / s.heads);
   if (s.attention == AttentionKind::kMla) {
     MlaConfig& m = c.mla;
@@ -215,6 +220,7 @@ std::string lm_config_to_json(const LmConfig& c) {
   j["dropout"] = c.dropout;
   if (c.sparse.is_sparse()) j["sparse"] = c.sparse.to_string();
   if (c.dense_layers > 0) j["dense_layers"] = c.dense_layers;
+  if (c.absorbed) j["mla_form"] = "absorbed";
   if (c.attention == AttentionKind::kMla) {
     j["mla"] = nlohmann::json::parse(config_to_json(c.mla));
   } else {
@@ -257,6 +263,9 @@ LmConfig parse_lm_config_json(const std::string& text, const std::string& source
     throw Error(source + ": " + e.what());
   }
   s.dense_layers = get_or<int64_t>(j, "dense_layers", 0, source);
+  const std::string form = get_or<std::string>(j, "mla_form", "naive", source);
+  if (form != "naive" && form != "absorbed") fail(source, "mla_form", "use naive or absorbed");
+  s.absorbed = form == "absorbed";
   s.vocab_size = get_or<int64_t>(j, "vocab_size", 256, source);
   s.max_seq_len = get_or<int64_t>(j, "max_seq_len", s.max_seq_len, source);
   if (j.contains("gqa") && j["gqa"].is_object())

@@ -135,6 +135,7 @@ LmModelT<T>::LmModelT(const LmConfig& config)
     if (config_.attention == AttentionKind::kMla) {
       s.mla.emplace_back(config_.mla);
       s.mla.back().set_sparse(config_.layer_sparse(l));
+      s.mla.back().set_absorbed(config_.absorbed);
     } else {
       s.gqa.emplace_back(config_.gqa);
     }

@@ -40,11 +40,16 @@ class MlaBlock {
   // is shared by all layers of a model.
   struct Scratch {
     std::vector<T> d_o, dq, dk, dkvb, dkv, dckv, dcqn, dcq;
+    std::vector<T> doa, dqa, dlat;  // absorbed form: d o~, d q~, d latent rows
   };
 
   explicit MlaBlock(const MlaConfig& config);
   // Sparse attention for later forward/backward calls (window, block or topk; see attention.h).
   void set_sparse(const SparseSpec& spec);
+  // The absorbed form instead of the naive one (same function, other order of products):
+  //   q~_h = W_UK_h^T q_nope_h, attention of [q~_h; q_pe_h] over the latent rows
+  //   [c_kv; k_pe] (one KV head, value = c_kv), o_h = W_UV_h o~_h.
+  void set_absorbed(bool absorbed) { absorbed_ = absorbed; }
 
   // out (N, d) from x (N, d). Keeps the activations backward needs.
   void forward(T* out, const T* x, const MlaTensors<T>& w, int64_t batch, int64_t seq);
@@ -54,9 +59,14 @@ class MlaBlock {
 
  private:
   AttentionLayout layout() const;
+  AttentionLayout absorbed_layout() const;
+  void absorbed_forward(const MlaTensors<T>& w);  // q_, ckv_, kv_ -> o_ (N, H, Dv)
+  // d_o (N, H, Dv) -> s.dq (N, H, Dqk), s.dlat (N, R + Dr), g.wkv_b accumulated.
+  void absorbed_backward(const MlaTensors<T>& g, const MlaTensors<T>& w, Scratch& s);
 
   MlaConfig c_;
   SparseSpec sparse_;
+  bool absorbed_ = false;
   std::vector<float> rope_;  // (S, Dr)
   int64_t batch_ = 0, seq_ = 0;
   std::vector<T> cq_, cq_rstd_, cqn_;  // (N, Rq), (N), (N, Rq)
@@ -67,6 +77,7 @@ class MlaBlock {
   std::vector<T> k_;                   // (N, H, Dqk)
   std::vector<T> probs_;               // (B, H, S, S)
   std::vector<T> o_;                   // (N, H, Dv)
+  std::vector<T> qa_, lat_, oa_;       // absorbed: (N, H, R+Dr), (N, R+Dr), (N, H, R)
 };
 
 }  // namespace mla::train

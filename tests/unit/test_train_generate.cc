@@ -42,6 +42,10 @@ std::vector<Case> cases() {
   };
   using A = AttentionKind;
   // Sparse MLA trains with the pattern in the naive form and decodes with it in the absorbed one.
+  auto absorbed = [](LmShape s) {
+    s.absorbed = true;
+    return s;
+  };
   auto sparse = [&](const char* spec, int64_t dense_layers) {
     LmShape s = shape(A::kMla, 16, -1, NormKind::kRmsNorm, true);
     s.sparse = parse_sparse_spec(spec);
@@ -51,6 +55,7 @@ std::vector<Case> cases() {
   return {{"mla_q_lora", shape(A::kMla, 16, -1, NormKind::kRmsNorm, true)},
           {"mla_sparse_window_after_a_dense_layer", sparse("window:size=6", 1)},
           {"mla_sparse_topk_with_dense_heads", sparse("topk:k=5,dense-heads=2", 0)},
+          {"mla_absorbed_form_block_sparse", absorbed(sparse("block:size=4,local=2,global=1", 0))},
           {"mla_ropeless_layernorm_untied", shape(A::kMla, 0, 0, NormKind::kLayerNorm, false)},
           {"mha", shape(A::kMha, 0, -1, NormKind::kRmsNorm, true)},
           {"gqa_partial_rope", shape(A::kGqa, 0, 6, NormKind::kRmsNorm, false)},

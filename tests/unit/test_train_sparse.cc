@@ -1,8 +1,9 @@
 // Sparse attention in training (train/attention.h with AttentionLayout::sparse, and the MLA
 // block): keys outside the pattern get probability exactly 0, a sliding window equals the
 // explicit mask, top-k with k >= the sequence is dense, and every sparse path's backward (window,
-// block, top-k, hybrid dense heads; the op and the whole MLA block) matches 4-point finite
-// differences in double. Configs: the sparse fields round-trip through JSON and are validated.
+// block, top-k, hybrid dense heads; the op and the whole MLA block in its naive and its absorbed
+// form) matches 4-point finite differences in double, and the two forms are the same function.
+// Configs: the sparse fields round-trip through JSON and are validated.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -185,25 +186,40 @@ TEST(TrainSparse, MlaBlockGradientsMatchFiniteDifferences) {
                               p("o_proj.weight")};
   };
   const int64_t b = 2, s = 7, n = b * s, d = c.hidden_size;
-  for (const char* spec :
-       {"window:size=3", "block:size=2,local=1,global=1", "topk:k=3,dense-heads=1"}) {
-    MlaBlock<double> block(c);
-    block.set_sparse(parse_sparse_spec(spec));
-    typename MlaBlock<double>::Scratch scratch;
-    auto x = random_doubles(n * d, 100), r = random_doubles(n * d, 101);
-    std::vector<double> out(n * d);
-    auto loss = [&] {
-      block.forward(out.data(), x.data(), bind(value), b, s);
-      return dot(out, r, out.size());
-    };
-    loss();
-    for (auto& [name, v] : value) grad[name].assign(v.size(), 0.0);
-    std::vector<double> dx(x.size(), 0.0);
-    block.backward(dx.data(), bind(grad), r.data(), x.data(), bind(value), scratch);
-    double worst = gradient_error(x, dx, loss);
-    for (auto& [name, v] : value) worst = std::max(worst, gradient_error(v, grad[name], loss, 40));
-    std::printf("[grad] sparse MLA block %-32s %.2e\n", spec, worst);
-    EXPECT_LT(worst, kTol) << spec;
+  std::map<bool, std::map<std::string, std::vector<double>>> outputs;
+  for (const bool absorbed : {false, true}) {
+    for (const char* spec :
+         {"dense", "window:size=3", "block:size=2,local=1,global=1", "topk:k=3,dense-heads=1"}) {
+      const std::string what = std::string(absorbed ? "absorbed " : "naive ") + spec;
+      MlaBlock<double> block(c);
+      block.set_sparse(parse_sparse_spec(spec));
+      block.set_absorbed(absorbed);
+      typename MlaBlock<double>::Scratch scratch;
+      auto x = random_doubles(n * d, 100), r = random_doubles(n * d, 101);
+      std::vector<double> out(n * d);
+      auto loss = [&] {
+        block.forward(out.data(), x.data(), bind(value), b, s);
+        return dot(out, r, out.size());
+      };
+      loss();
+      outputs[absorbed][spec] = out;
+      for (auto& [name, v] : value) grad[name].assign(v.size(), 0.0);
+      std::vector<double> dx(x.size(), 0.0);
+      block.backward(dx.data(), bind(grad), r.data(), x.data(), bind(value), scratch);
+      double worst = gradient_error(x, dx, loss);
+      for (auto& [name, v] : value)
+        worst = std::max(worst, gradient_error(v, grad[name], loss, 40));
+      std::printf("[grad] MLA block %-40s %.2e\n", what.c_str(), worst);
+      EXPECT_LT(worst, kTol) << what;
+    }
+  }
+  // The absorbed form is the same function as the naive one, under every pattern.
+  for (const auto& [spec, naive] : outputs[false]) {
+    const std::vector<double>& absorbed = outputs[true][spec];
+    double diff = 0;
+    for (size_t i = 0; i < naive.size(); ++i)
+      diff = std::max(diff, std::fabs(naive[i] - absorbed[i]));
+    EXPECT_LT(diff, 1e-12) << spec;
   }
 }
 
@@ -215,6 +231,8 @@ TEST(TrainSparse, ConfigsRoundTripAndAreValidated) {
   const LmConfig back = parse_lm_config_json(lm_config_to_json(c), "c.json");
   EXPECT_EQ(back.sparse.to_string(), "topk:k=8,dense-heads=1");
   EXPECT_EQ(back.dense_layers, 1);
+  EXPECT_FALSE(back.absorbed);
+  EXPECT_TRUE(parse_lm_config_json(R"({"mla_form": "absorbed"})", "c.json").absorbed);
   EXPECT_FALSE(back.layer_sparse(0).is_sparse());
   EXPECT_TRUE(back.layer_sparse(1).is_sparse());
   const auto error = [](const std::string& json) {
@@ -235,6 +253,9 @@ TEST(TrainSparse, ConfigsRoundTripAndAreValidated) {
   EXPECT_EQ(
       error(R"({"sparse": "wide"})"),
       "c.json: sparse: 'wide': unknown pattern 'wide' (use dense, window, block, topk or dsa)");
+  EXPECT_EQ(error(R"({"mla_form": "latent"})"), "c.json: mla_form: use naive or absorbed");
+  EXPECT_EQ(error(R"({"mla_form": "absorbed", "attention": "mqa"})"),
+            "c.json: lm config: mla_form: absorbed is an MLA form (attention is mqa)");
   EXPECT_EQ(error(R"({"dense_layers": 3})"),
             "c.json: lm config: dense_layers: must be in [0, num_layers = 2], got 3");
 }
