@@ -58,6 +58,7 @@ class DsaIndexer {
   DsaIndexer(const MlaConfig& model, const DsaConfig& dsa, DsaWeights weights);
 
   const DsaConfig& config() const { return dsa_; }
+  const MlaConfig& model_config() const { return model_; }
   int64_t key_width() const { return dsa_.head_dim; }  // numbers per token of the index pool
 
   // k (n, Di) of inputs x (n, d) at rotary positions pos (n).
@@ -70,7 +71,8 @@ class DsaIndexer {
   // position index_pool.length(seq) + t) has x row i and c_q row i. Writes the new keys into
   // index_pool (already reserved; the caller commits), then for every new token the ascending
   // top_k keys of its sequence of highest I(t, s), s <= t, to lists + i * capacity and their
-  // number to counts[i]; capacity must be at least min(top_k, longest sequence after the step).
+  // number to counts[i]; capacity must be at least min(top_k, longest sequence after the step)
+  // (checked, as are the counts, the pool's width and the sequences, before anything is written).
   void select(const float* x, const float* c_q, std::span<const PagedKvPool::SeqId> seqs,
               std::span<const int64_t> new_tokens, PagedKvPool& index_pool, int64_t top_k,
               int64_t capacity, int32_t* lists, int32_t* counts);

@@ -213,8 +213,23 @@ void DsaIndexer::select(const float* x, const float* c_q, std::span<const PagedK
     throw Error("dsa: the index pool holds rows of " + std::to_string(index_pool.token_width()) +
                 " numbers, the indexer needs " + std::to_string(di));
   }
-  int64_t n = 0;
-  for (int64_t c : new_tokens) n += c;
+  if (x == nullptr || c_q == nullptr || lists == nullptr || counts == nullptr)
+    throw Error("dsa: null input or output");
+  if (seqs.size() != new_tokens.size())
+    throw Error("dsa: one new-token count per sequence is needed");
+  if (top_k < 1) throw Error("dsa: top_k must be at least 1, got " + std::to_string(top_k));
+  int64_t n = 0, longest = 0;
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    if (new_tokens[s] < 1 || new_tokens[s] > (int64_t{1} << 30))
+      throw Error("dsa: every sequence needs at least 1 new token");
+    const int64_t end = index_pool.length(seqs[s]) + new_tokens[s];  // throws for unknown ids
+    longest = std::max(longest, end);
+    n += new_tokens[s];
+  }
+  if (capacity < std::min(top_k, longest)) {
+    throw Error("dsa: list capacity " + std::to_string(capacity) + " is below min(top_k, " +
+                "longest sequence) = " + std::to_string(std::min(top_k, longest)));
+  }
   pos_.resize(static_cast<size_t>(n));
   for (size_t s = 0, i = 0; s < seqs.size(); ++s) {
     for (int64_t t = 0; t < new_tokens[s]; ++t) pos_[i++] = index_pool.length(seqs[s]) + t;

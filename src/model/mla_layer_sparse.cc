@@ -110,6 +110,17 @@ void MlaLayer::run_attention(std::span<const SeqSlice> slices, bool latent_kerne
 namespace mla {
 
 void MlaLayer::set_indexer(DsaIndexer indexer) {
+  // The indexer reads this layer's x and query latent: their widths and the rotary width must
+  // be the ones it was built for.
+  const MlaConfig& m = indexer.model_config();
+  if (m.hidden_size != config_.hidden_size || m.q_lora_rank != config_.q_lora_rank ||
+      m.qk_rope_head_dim != config_.qk_rope_head_dim) {
+    throw Error("set_indexer: the indexer was made for another config (hidden " +
+                std::to_string(m.hidden_size) + ", q_lora_rank " + std::to_string(m.q_lora_rank) +
+                ", rope " + std::to_string(m.qk_rope_head_dim) + "; the layer has " +
+                std::to_string(config_.hidden_size) + ", " + std::to_string(config_.q_lora_rank) +
+                ", " + std::to_string(config_.qk_rope_head_dim) + ")");
+  }
   indexer_ = std::make_unique<DsaIndexer>(std::move(indexer));
 }
 

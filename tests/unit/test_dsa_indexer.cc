@@ -207,7 +207,32 @@ TEST(DsaLayer, BadPoolsAndConfigsAreRefused) {
   bad.head_dim = 6;
   EXPECT_EQ(error([&] { bad.validate(c); }), "dsa: head_dim: 6 cannot hold the 8 rotary entries");
   MlaLayer layer(c, MlaWeights::random(c, 7));
+  MlaConfig other = c;
+  other.q_lora_rank = 16;
+  EXPECT_EQ(error([&] {
+              layer.set_indexer(DsaIndexer(other, dsa(), DsaWeights::random(other, dsa(), 8)));
+            }),
+            "set_indexer: the indexer was made for another config (hidden 64, q_lora_rank 16, "
+            "rope 8; the layer has 64, 32, 8)");
   layer.set_sparse(parse_sparse_spec("dsa:k=4"));
+  {
+    DsaIndexer indexer(c, dsa(), DsaWeights::random(c, dsa(), 8));
+    PagedKvPool ipool(16, 8, 4);
+    const std::vector<PagedKvPool::SeqId> ids = {ipool.add_sequence()};
+    ipool.reserve(ids, std::vector<int64_t>{6});
+    std::vector<float> xs(6 * 64), cq(6 * 32);
+    std::vector<int32_t> lists(6 * 4), counts(6);
+    EXPECT_EQ(error([&] {
+                indexer.select(xs.data(), cq.data(), ids, std::vector<int64_t>{6}, ipool, 5, 4,
+                               lists.data(), counts.data());
+              }),
+              "dsa: list capacity 4 is below min(top_k, longest sequence) = 5");
+    EXPECT_EQ(error([&] {
+                indexer.select(xs.data(), cq.data(), ids, std::vector<int64_t>{6, 1}, ipool, 4, 4,
+                               lists.data(), counts.data());
+              }),
+              "dsa: one new-token count per sequence is needed");
+  }
   PagedKvPool pool(layer.paged_token_width(AttentionPath::kAbsorbed), 8, 4), index_pool(16, 8, 4);
   const std::vector<PagedKvPool::SeqId> seqs = {pool.add_sequence()};
   std::vector<float> x(c.hidden_size), y(x.size());
