@@ -10,7 +10,8 @@
 namespace mla::train {
 
 template <typename T>
-void sparse_keep(const AttentionLayout& l, int64_t h, int64_t i, const T* row, uint8_t* keep) {
+void sparse_keep(const AttentionLayout& l, int64_t b, int64_t h, int64_t i, const T* row,
+                 uint8_t* keep) {
   const SparseSpec& sp = l.sparse;
   const bool dense = !sp.is_sparse() || h < sp.dense_heads;
   for (int64_t j = 0; j <= i; ++j) {
@@ -24,6 +25,9 @@ void sparse_keep(const AttentionLayout& l, int64_t h, int64_t i, const T* row, u
         break;
       case SparseKind::kTopK:
         keep[j] = 0;
+        break;
+      case SparseKind::kDsa:
+        keep[j] = l.key_mask == nullptr || l.key_mask[(b * l.seq + i) * l.seq + j] != 0;
         break;
       default:
         keep[j] = 1;
@@ -40,7 +44,7 @@ void sparse_keep(const AttentionLayout& l, int64_t h, int64_t i, const T* row, u
   // The same order as inference's selection: larger score first, ties to the lower key.
   std::nth_element(
       order.begin(), order.begin() + sp.top_k, order.end(),
-      [row](int64_t a, int64_t b) { return row[a] != row[b] ? row[a] > row[b] : a < b; });
+      [row](int64_t x, int64_t y) { return row[x] != row[y] ? row[x] > row[y] : x < y; });
   for (int64_t n = 0; n < sp.top_k; ++n) keep[order[static_cast<size_t>(n)]] = 1;
 }
 
@@ -63,8 +67,8 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v,
         T* row = p + i * s;
         thread_local std::vector<uint8_t> keep;
         keep.assign(static_cast<size_t>(i + 1), 1);
-        if (sparse) sparse_keep(l, h, i, row, keep.data());
-        T mx = -INFINITY;  // every pattern keeps at least one key
+        if (sparse) sparse_keep(l, b, h, i, row, keep.data());
+        T mx = -INFINITY;
         for (int64_t j = 0; j <= i; ++j)
           if (keep[static_cast<size_t>(j)]) mx = std::max(mx, row[j]);
         T sum = 0;
@@ -72,7 +76,9 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v,
           row[j] = keep[static_cast<size_t>(j)] ? std::exp(row[j] - mx) : T(0);
           sum += row[j];
         }
-        const T inv = T(1) / sum;
+        // Only an explicit key_mask can empty a row; its query then attends to nothing (output 0)
+        // rather than producing NaN.
+        const T inv = sum > T(0) ? T(1) / sum : T(0);
         for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
         std::fill(row + i + 1, row + s, T(0));
       }
@@ -125,8 +131,9 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, cons
   }
 }
 
-template void sparse_keep<float>(const AttentionLayout&, int64_t, int64_t, const float*, uint8_t*);
-template void sparse_keep<double>(const AttentionLayout&, int64_t, int64_t, const double*,
+template void sparse_keep<float>(const AttentionLayout&, int64_t, int64_t, int64_t, const float*,
+                                 uint8_t*);
+template void sparse_keep<double>(const AttentionLayout&, int64_t, int64_t, int64_t, const double*,
                                   uint8_t*);
 template void attention_forward<float>(float*, float*, const float*, const float*, const float*,
                                        const AttentionLayout&);
