@@ -1,6 +1,10 @@
 #include "bench_variants.h"
 
+#include <algorithm>
+#include <random>
+
 #include "mla/baseline.h"
+#include "mla/dsa.h"
 #include "mla/error.h"
 #include "mla/layer.h"
 
@@ -35,6 +39,60 @@ double mla_step_flops(const MlaConfig& c, AttentionPath path, int64_t before, in
   return static_cast<double>(tokens) * per_token + keys_seen(before, tokens) * per_key;
 }
 
+// DSA: the absorbed step with each query attending to min(k, visible) keys, plus the indexer:
+// its projections per token and Hi * Di multiply-adds per visible key.
+double sparse_step_flops(const MlaConfig& c, const DsaConfig& dsa, int64_t before, int64_t tokens) {
+  const double h = static_cast<double>(c.num_heads), dc = static_cast<double>(c.kv_lora_rank),
+               dr = static_cast<double>(c.qk_rope_head_dim);
+  const double d = static_cast<double>(c.hidden_size), hi = static_cast<double>(dsa.num_heads),
+               di = static_cast<double>(dsa.head_dim);
+  const double q_in = static_cast<double>(c.has_q_lora() ? c.q_lora_rank : c.hidden_size);
+  double attended = 0;
+  for (int64_t t = 0; t < tokens; ++t)
+    attended += static_cast<double>(std::min(before + t + 1, dsa.top_k));
+  const double dense_tokens = mla_step_flops(c, AttentionPath::kAbsorbed, before, tokens) -
+                              keys_seen(before, tokens) * h * (2 * (dc + dr) + 2 * dc);
+  const double indexer = static_cast<double>(tokens) * (2 * q_in * hi * di + 2 * d * (di + hi)) +
+                         keys_seen(before, tokens) * 2 * hi * di;
+  return dense_tokens + attended * h * (2 * (dc + dr) + 2 * dc) + indexer;
+}
+
+// The index pool of a DSA variant kept in step with whatever pool the bench passes: a pool it
+// has not seen (or that went back) gets a fresh index pool, and tokens the bench wrote straight
+// into the cache get random index keys.
+struct IndexPoolMirror {
+  std::unique_ptr<PagedKvPool> index;
+  std::mt19937_64 rng{3};
+  void sync(const PagedKvPool& pool, std::span<const PagedKvPool::SeqId> seqs, int64_t width) {
+    bool fresh = !index || index->page_size() != pool.page_size() ||
+                 index->pages_total() < pool.pages_total();
+    for (PagedKvPool::SeqId id : seqs) {
+      if (!fresh && (!index->contains(id) || index->length(id) > pool.length(id))) fresh = true;
+    }
+    if (fresh) {
+      index =
+          std::make_unique<PagedKvPool>(width, pool.page_size(), pool.pages_total(), pool.dtype());
+      PagedKvPool::SeqId top = 0;
+      for (PagedKvPool::SeqId id : seqs) top = std::max(top, id);
+      for (PagedKvPool::SeqId i = 0; i <= top; ++i) index->add_sequence();
+    }
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> row(static_cast<size_t>(width));
+    for (PagedKvPool::SeqId id : seqs) {
+      const int64_t have = index->length(id), want = pool.length(id);
+      if (have == want) continue;
+      const std::vector<PagedKvPool::SeqId> one = {id};
+      const std::vector<int64_t> count = {want - have};
+      index->reserve(one, count);
+      for (int64_t t = have; t < want; ++t) {
+        for (float& v : row) v = normal(rng);
+        convert_from_f32(row.data(), row.size(), index->dtype(), index->writable_row(id, t));
+      }
+      index->commit(id, want - have);
+    }
+  }
+};
+
 double gqa_step_flops(const GqaConfig& c, int64_t before, int64_t tokens) {
   const double d = static_cast<double>(c.hidden_size), h = static_cast<double>(c.num_heads);
   const double g = static_cast<double>(c.num_kv_heads), dh = static_cast<double>(c.head_dim);
@@ -56,10 +114,36 @@ int64_t mla_weight_bytes(const MlaConfig& c, DType weight_dtype) {
 }  // namespace
 
 BenchVariant make_bench_variant(const std::string& name, const MlaConfig& config, uint64_t seed,
-                                DType weight_dtype) {
+                                DType weight_dtype, int64_t sparse_top_k) {
   BenchVariant v;
   v.name = name;
   v.hidden_size = config.hidden_size;
+  if (name == "mla-sparse") {
+    DsaConfig dsa;  // DeepSeek-V3.2: 64 heads of 128
+    dsa.top_k = sparse_top_k;
+    dsa.validate(config);
+    auto layer = std::make_shared<MlaLayer>(config, MlaWeights::random(config, seed), weight_dtype);
+    layer->set_indexer(DsaIndexer(config, dsa, DsaWeights::random(config, dsa, seed + 1)));
+    SparseSpec spec;
+    spec.kind = SparseKind::kDsa;
+    spec.top_k = sparse_top_k;
+    layer->set_sparse(spec);
+    auto mirror = std::make_shared<IndexPoolMirror>();
+    v.weight_dtype = weight_dtype;
+    v.weight_bytes = mla_weight_bytes(config, weight_dtype);
+    v.token_width = layer->paged_token_width(AttentionPath::kAbsorbed);
+    v.index_width = dsa.head_dim;
+    v.step = [layer, mirror, width = dsa.head_dim](auto x, auto seqs, auto counts,
+                                                   PagedKvPool& pool, auto y) {
+      mirror->sync(pool, seqs, width);
+      layer->forward(x, seqs, counts, pool, AttentionPath::kAbsorbed, y, *mirror->index);
+    };
+    v.flops = [config, dsa](int64_t before, int64_t tokens) {
+      return sparse_step_flops(config, dsa, before, tokens);
+    };
+    v.layer = layer;
+    return v;
+  }
   if (name == "mla" || name == "mla-naive") {
     const AttentionPath path = name == "mla" ? AttentionPath::kAbsorbed : AttentionPath::kNaive;
     auto layer = std::make_shared<MlaLayer>(config, MlaWeights::random(config, seed), weight_dtype);
@@ -85,7 +169,7 @@ BenchVariant make_bench_variant(const std::string& name, const MlaConfig& config
     groups = std::stoll(name.substr(3));
   } else {
     throw Error("--variants: unknown variant '" + name +
-                "' (use mla, mla-naive, mha, gqa<N>, mqa)");
+                "' (use mla, mla-naive, mla-sparse, mha, gqa<N>, mqa)");
   }
   if (groups < 1 || config.num_heads % groups != 0) {
     throw Error("--variants: " + name + ": " + std::to_string(groups) + " groups do not divide " +

@@ -1,11 +1,15 @@
 // mla attention --model DIR --layer L --input IN.safetensors --output OUT.safetensors
 //               [--path naive|absorbed] [--prefill P] [--weight-dtype f32|bf16]
-//               [--cache-dtype f32|bf16]
+//               [--cache-dtype f32|bf16] [--sparse SPEC]
 // Runs one MLA layer over x [batch, seq, hidden] and writes y [batch, seq, hidden] (F32). With
 // --prefill P the first P tokens go at once and each later token goes alone through the cache.
+// --sparse picks a sparse pattern (include/mla/sparse.h); dsa reads the layer's indexer.* tensors
+// and index_n_heads / index_head_dim from config.json (DeepSeek-V3.2 names).
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -27,6 +31,7 @@ struct AttentionOptions {
   int64_t prefill = -1;  // -1: the whole sequence at once
   std::string weight_dtype = "f32";
   std::string cache_dtype = "f32";
+  std::string sparse;
 };
 
 DType parse_precision(const std::string& option, const std::string& value) {
@@ -102,10 +107,16 @@ void run_with_cache(MlaLayer& layer, const Input& in, int64_t prefill, std::vect
 void run_with_pool(MlaLayer& layer, const Input& in, int64_t prefill, AttentionPath path,
                    DType dtype, std::vector<float>& y) {
   const int64_t d = layer.config().hidden_size, d_out = layer.config().out_size(), page = 64;
-  PagedKvPool pool(layer.paged_token_width(path), page, in.batch * ((in.seq + page - 1) / page),
-                   dtype);
+  const int64_t pages = in.batch * ((in.seq + page - 1) / page);
+  PagedKvPool pool(layer.paged_token_width(path), page, pages, dtype);
+  // DSA keeps the indexer's keys in a pool of their own, with the same sequence ids.
+  const bool dsa = layer.sparse().kind == SparseKind::kDsa;
+  PagedKvPool index_pool(dsa ? layer.indexer()->key_width() : 1, page, dsa ? pages : 1, dtype);
   std::vector<PagedKvPool::SeqId> seqs;
-  for (int64_t b = 0; b < in.batch; ++b) seqs.push_back(pool.add_sequence());
+  for (int64_t b = 0; b < in.batch; ++b) {
+    seqs.push_back(pool.add_sequence());
+    index_pool.add_sequence();
+  }
   std::vector<float> x_part(static_cast<size_t>(in.batch * std::max<int64_t>(prefill, 1) * d));
   std::vector<float> y_part(static_cast<size_t>(in.batch * std::max<int64_t>(prefill, 1) * d_out));
   int64_t t = 0;
@@ -114,11 +125,57 @@ void run_with_pool(MlaLayer& layer, const Input& in, int64_t prefill, AttentionP
     const auto n = static_cast<size_t>(in.batch * count * d);
     gather_tokens(in.x.data(), in.batch, in.seq, d, t, count, x_part.data());
     const std::vector<int64_t> counts(static_cast<size_t>(in.batch), count);
-    layer.forward(std::span<const float>(x_part.data(), n), seqs, counts, pool, path,
-                  std::span<float>(y_part.data(), static_cast<size_t>(in.batch * count * d_out)));
+    const std::span<float> y_out(y_part.data(), static_cast<size_t>(in.batch * count * d_out));
+    if (dsa) {
+      layer.forward(std::span<const float>(x_part.data(), n), seqs, counts, pool, path, y_out,
+                    index_pool);
+    } else {
+      layer.forward(std::span<const float>(x_part.data(), n), seqs, counts, pool, path, y_out);
+    }
     scatter_tokens(y_part.data(), in.batch, in.seq, d_out, t, count, y.data());
     t += count;
   }
+}
+
+// index_n_heads / index_head_dim of a DeepSeek-V3.2 config.json, when it has them.
+DsaConfig read_dsa_config(const std::string& model_dir, const MlaConfig& config) {
+  DsaConfig dsa;
+  const std::string path = model_dir + "/config.json";
+  std::ifstream in(path);
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_object()) {
+    for (auto [field, target] :
+         {std::pair{"index_n_heads", &dsa.num_heads}, {"index_head_dim", &dsa.head_dim}}) {
+      if (!j.contains(field)) continue;
+      if (!j[field].is_number_integer()) throw Error(path + ": " + field + ": expected an integer");
+      *target = j[field].get<int64_t>();
+    }
+  }
+  try {
+    dsa.validate(config);
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
+  }
+  return dsa;
+}
+
+void configure_sparse(MlaLayer& layer, const AttentionOptions& opt, const ModelDir& model) {
+  SparseSpec spec;
+  try {
+    spec = parse_sparse_spec(opt.sparse);
+    spec.validate(layer.config().num_heads);
+  } catch (const Error& e) {
+    std::string why = e.what();  // "sparse: <reason>" -> "--sparse: <reason>"
+    if (why.rfind("sparse: ", 0) == 0) why = why.substr(8);
+    throw Error("--sparse: " + why);
+  }
+  if (spec.kind == SparseKind::kDsa) {
+    DsaConfig dsa = read_dsa_config(opt.model, model.config);
+    dsa.top_k = spec.top_k;
+    layer.set_indexer(DsaIndexer(model.config, dsa,
+                                 load_dsa_weights(model.checkpoint, model.config, dsa, opt.layer)));
+  }
+  layer.set_sparse(spec);
 }
 
 int run_attention(const AttentionOptions& opt) {
@@ -136,9 +193,10 @@ int run_attention(const AttentionOptions& opt) {
   }
   MlaLayer layer(model.config, load_layer_weights(model.checkpoint, model.config, opt.layer),
                  weight_dtype);
+  if (!opt.sparse.empty()) configure_sparse(layer, opt, model);
   std::vector<float> y(static_cast<size_t>(in.batch * in.seq * model.config.out_size()));
   const int64_t prefill = opt.prefill < 0 ? in.seq : opt.prefill;
-  if (cache_dtype == DType::kBF16) {
+  if (cache_dtype == DType::kBF16 || layer.sparse().kind == SparseKind::kDsa) {
     run_with_pool(layer, in, prefill,
                   opt.path == "absorbed" ? AttentionPath::kAbsorbed : AttentionPath::kNaive,
                   cache_dtype, y);
@@ -153,6 +211,7 @@ int run_attention(const AttentionOptions& opt) {
   writer.set_metadata("layer", std::to_string(opt.layer));
   writer.set_metadata("weight_dtype", opt.weight_dtype);
   writer.set_metadata("cache_dtype", opt.cache_dtype);
+  writer.set_metadata("sparse", layer.sparse().to_string());
   writer.write(opt.output);
   return 0;
 }
@@ -176,6 +235,9 @@ Runner add_attention_command(CLI::App& app) {
                   "Projection weights stored as f32 (default) or bf16; accumulation is f32");
   cmd->add_option("--cache-dtype", opt->cache_dtype,
                   "KV cache stored as f32 (default) or bf16 (bf16 goes through a paged pool)");
+  cmd->add_option("--sparse", opt->sparse,
+                  "Sparse attention: window:size=W, block:size=B,local=L,global=G, topk:k=K or "
+                  "dsa:k=K, each optionally with ,dense-heads=N (default dense)");
   cmd->add_option(
          "--prefill", opt->prefill,
          "Tokens to prefill at once; later tokens are decoded one at a time through the cache")

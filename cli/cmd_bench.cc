@@ -38,14 +38,17 @@ struct BenchOptions {
   int repeats = 7;
   int64_t prefill_tokens = 512;
   int64_t page_size = 64;
+  int64_t sparse_top_k = 2048;
+  int64_t prefill_chunk = 0;
 };
 
 struct Point {
   int64_t context = 0;
   double decode_seconds = 0.0;
   double prefill_tokens_per_second = 0.0;
-  double decode_gflops = 0.0;   // the whole batch's step, mla-math.md's count
-  double prefill_gflops = 0.0;  // the timed prefill of every sequence
+  double chunk_tokens_per_second = 0.0;  // --prefill-chunk tokens appended at the context
+  double decode_gflops = 0.0;            // the whole batch's step, mla-math.md's count
+  double prefill_gflops = 0.0;           // the timed prefill of every sequence
   int64_t cache_bytes = 0;
   int64_t peak_rss_bytes = 0;
 };
@@ -98,7 +101,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 Point measure(BenchVariant& v, int64_t context, const BenchOptions& opt, std::mt19937_64& rng) {
   const int64_t batch = opt.batch, d = v.hidden_size;
-  const int64_t per_seq = context + opt.repeats + 1;
+  const int64_t per_seq = context + opt.repeats + 1 + opt.prefill_chunk;
   const int64_t pages = batch * ((per_seq + opt.page_size - 1) / opt.page_size);
   PagedKvPool pool(v.token_width, opt.page_size, pages, cache_dtype(opt));
   std::vector<PagedKvPool::SeqId> seqs;
@@ -156,6 +159,18 @@ Point measure(BenchVariant& v, int64_t context, const BenchOptions& opt, std::mt
   }
   std::sort(times.begin(), times.end());
   point.decode_seconds = times[times.size() / 2];
+  if (opt.prefill_chunk > 0) {
+    // A prefill chunk at this context (chunked prefill of a long prompt): each of its tokens
+    // attends to the whole context before it.
+    const auto n = static_cast<size_t>(batch * opt.prefill_chunk * d);
+    std::vector<float> xc(n), yc(n);
+    for (float& value : xc) value = normal(rng);
+    std::vector<int64_t> chunk(static_cast<size_t>(batch), opt.prefill_chunk);
+    start = std::chrono::steady_clock::now();
+    v.step(xc, seqs, chunk, pool, yc);
+    point.chunk_tokens_per_second =
+        static_cast<double>(batch * opt.prefill_chunk) / seconds_since(start);
+  }
   point.decode_gflops =
       static_cast<double>(batch) * v.flops(context, 1) / point.decode_seconds * 1e-9;
   point.cache_bytes = pool.bytes_used();
@@ -191,6 +206,11 @@ int run_bench(const BenchOptions& opt) {
   if (opt.repeats < 1 || opt.repeats > 1000) throw Error("--repeats: must be between 1 and 1000");
   if (opt.prefill_tokens < 1) throw Error("--prefill-tokens: must be at least 1");
   if (opt.threads < 0) throw Error("--threads: must not be negative");
+  if (opt.sparse_top_k < 1 || opt.sparse_top_k >= (int64_t{1} << 31))
+    throw Error("--sparse-topk: must be at least 1, got " + std::to_string(opt.sparse_top_k));
+  if (opt.prefill_chunk < 0 || opt.prefill_chunk > 65536)
+    throw Error("--prefill-chunk: must be between 0 and 65536, got " +
+                std::to_string(opt.prefill_chunk));
   if (opt.page_size < 1 || opt.page_size > 256) {
     throw Error("--page-size: page size must be between 1 and 256 tokens, got " +
                 std::to_string(opt.page_size));
@@ -204,7 +224,8 @@ int run_bench(const BenchOptions& opt) {
   std::vector<BenchVariant> variants;
   for (const std::string& name : split(opt.variants))
     variants.push_back(make_bench_variant(name, config, 1,
-                                          opt.weight_dtype == "bf16" ? DType::kBF16 : DType::kF32));
+                                          opt.weight_dtype == "bf16" ? DType::kBF16 : DType::kF32,
+                                          opt.sparse_top_k));
   if (variants.empty()) throw Error("--variants: give at least one variant");
 
   std::fprintf(stderr, "mla bench: %s, batch %lld, %d threads, %s cache, contexts %s\n",
@@ -230,8 +251,11 @@ int run_bench(const BenchOptions& opt) {
       std::fflush(stderr);
       results[i].push_back(measure(variants[i], context, opt, rng));
       const Point& p = results[i].back();
-      std::fprintf(stderr, " prefill %8.0f tok/s, decode %8.3f ms/step (%.0f GFLOP/s)\n",
+      std::fprintf(stderr, " prefill %8.0f tok/s, decode %8.3f ms/step (%.0f GFLOP/s)",
                    p.prefill_tokens_per_second, p.decode_seconds * 1e3, p.decode_gflops);
+      if (opt.prefill_chunk > 0)
+        std::fprintf(stderr, ", chunk %8.0f tok/s", p.chunk_tokens_per_second);
+      std::fprintf(stderr, "\n");
     }
   }
 
@@ -249,6 +273,34 @@ int run_bench(const BenchOptions& opt) {
     }
   }
 
+  // Sparse against dense absorbed MLA at every context both ran (same shape, cache and threads).
+  const auto find = [&variants](const std::string& name) {
+    for (size_t i = 0; i < variants.size(); ++i)
+      if (variants[i].name == name) return static_cast<int64_t>(i);
+    return int64_t{-1};
+  };
+  const int64_t dense_i = find("mla"), sparse_i = find("mla-sparse");
+  nlohmann::json speedups = nlohmann::json::array();
+  if (dense_i >= 0 && sparse_i >= 0) {
+    for (size_t c = 0; c < contexts.size(); ++c) {
+      const Point& dp = results[static_cast<size_t>(dense_i)][c];
+      const Point& sp = results[static_cast<size_t>(sparse_i)][c];
+      nlohmann::json s = {{"context", dp.context},
+                          {"top_k", opt.sparse_top_k},
+                          {"decode", dp.decode_seconds / sp.decode_seconds}};
+      std::printf("mla-sparse (k=%lld) vs mla at context %lld: decode %.2fx",
+                  static_cast<long long>(opt.sparse_top_k), static_cast<long long>(dp.context),
+                  dp.decode_seconds / sp.decode_seconds);
+      if (opt.prefill_chunk > 0) {
+        s["prefill_chunk"] = sp.chunk_tokens_per_second / dp.chunk_tokens_per_second;
+        std::printf(", prefill chunk of %lld %.2fx", static_cast<long long>(opt.prefill_chunk),
+                    sp.chunk_tokens_per_second / dp.chunk_tokens_per_second);
+      }
+      std::printf("\n");
+      speedups.push_back(s);
+    }
+  }
+
   if (!opt.json.empty()) {
     nlohmann::json j;
     j["preset"] = opt.model.empty() ? opt.preset : "";
@@ -262,12 +314,17 @@ int run_bench(const BenchOptions& opt) {
     j["peak_gflops"] = {{"f32_fma", f32_peak}, {"bf16_dot", bf16_peak}, {"reference", peak}};
     j["read_bandwidth_gb_per_s"] = bandwidth;
     j["weight_dtype"] = opt.weight_dtype;
+    j["sparse_top_k"] = opt.sparse_top_k;
+    j["prefill_chunk"] = opt.prefill_chunk;
+    j["sparse_speedup"] = speedups;
     j["variants"] = nlohmann::json::array();
     for (size_t i = 0; i < variants.size(); ++i) {
       nlohmann::json v;
       v["name"] = variants[i].name;
       v["cache_bytes_per_token"] = variants[i].token_width * element_bytes(opt);
       v["weight_bytes"] = variants[i].weight_bytes;
+      if (variants[i].index_width > 0)
+        v["index_bytes_per_token"] = variants[i].index_width * element_bytes(opt);
       v["weight_dtype"] = std::string(dtype_name(variants[i].weight_dtype));
       v["points"] = nlohmann::json::array();
       for (const Point& p : results[i]) {
@@ -281,6 +338,8 @@ int run_bench(const BenchOptions& opt) {
                                {"prefill_percent_of_peak", percent(p.prefill_gflops)},
                                {"cache_bytes", p.cache_bytes},
                                {"peak_rss_bytes", p.peak_rss_bytes}});
+        if (opt.prefill_chunk > 0)
+          v["points"].back()["chunk_tokens_per_second"] = p.chunk_tokens_per_second;
       }
       j["variants"].push_back(v);
     }
@@ -309,7 +368,8 @@ Runner add_bench_command(CLI::App& app) {
   cmd->add_option("--weight-dtype", opt->weight_dtype,
                   "MLA projection weights: f32 (default) or bf16 (baselines stay f32)");
   cmd->add_option("--variants", opt->variants,
-                  "Comma-separated: mla,mla-naive,mha,gqa8,mqa (default all)");
+                  "Comma-separated: mla,mla-naive,mla-sparse,mha,gqa8,mqa (default "
+                  "mla,mla-naive,mha,gqa8,mqa; mla-sparse is DSA, see --sparse-topk)");
   cmd->add_option("--json", opt->json, "Write the results as JSON to this file");
   cmd->add_option("--plot", opt->plot,
                   "Write a PNG plot of latency and cache memory against context");
@@ -319,6 +379,11 @@ Runner add_bench_command(CLI::App& app) {
                   "Tokens prefilled for the prefill rate (default 512)");
   cmd->add_option("--page-size", opt->page_size,
                   "Cache page size in tokens, 1 to 256 (default 64)");
+  cmd->add_option("--sparse-topk", opt->sparse_top_k,
+                  "Keys per query of mla-sparse (DSA with DeepSeek-V3.2's indexer; default 2048)");
+  cmd->add_option("--prefill-chunk", opt->prefill_chunk,
+                  "Also time a prefill chunk of this many tokens appended at each context "
+                  "(default 0: off)");
   return [opt] { return run_bench(*opt); };
 }
 

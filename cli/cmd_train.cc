@@ -24,6 +24,7 @@ namespace {
 
 struct TrainCli {
   std::string config_path, preset, attention = "mla", ffn = "swiglu", norm = "rmsnorm";
+  std::string sparse = "dense", mla_form = "naive";
   LmShape shape;
   bool untied = false;
   TrainOptions train;
@@ -78,6 +79,16 @@ LmConfig build_config(TrainCli& o) {
   if (given("--rope-dim")) s.rope_dim = o.shape.rope_dim;
   if (given("--ffn-hidden")) s.ffn_hidden = o.shape.ffn_hidden;
   if (given("--dropout")) s.dropout = o.shape.dropout;
+  if (given("--sparse")) {
+    try {
+      s.sparse = parse_sparse_spec(o.sparse);
+    } catch (const Error& e) {
+      std::string why = e.what();  // "sparse: <reason>" -> "--sparse: <reason>"
+      throw Error("--sparse: " + why.substr(why.find(": ") + 2));
+    }
+  }
+  if (given("--dense-layers")) s.dense_layers = o.shape.dense_layers;
+  if (given("--mla-form")) s.absorbed = o.mla_form == "absorbed";
   s.ffn = o.ffn == "gelu" ? FfnKind::kGelu : FfnKind::kSwiGlu;
   s.norm = o.norm == "layernorm" ? NormKind::kLayerNorm : NormKind::kRmsNorm;
   s.tied_embeddings = !o.untied;
@@ -252,6 +263,14 @@ Runner add_train_command(CLI::App& app) {
                       "Separate output head (default: tied to the embedding)"));
   model(cmd->add_option("--dropout", o->shape.dropout, "Residual dropout (default 0)")
             ->check(CLI::Range(0.0, 0.99)));
+  model(cmd->add_option("--sparse", o->sparse,
+                        "Sparse attention (MLA): window:size=W, block:size=B,local=L,global=G or "
+                        "topk:k=K, each optionally with ,dense-heads=N (default dense)"));
+  model(cmd->add_option("--dense-layers", o->shape.dense_layers,
+                        "With --sparse: the first N layers stay dense (default 0)"));
+  model(cmd->add_option("--mla-form", o->mla_form,
+                        "MLA layers train in the naive (default) or the absorbed form")
+            ->check(CLI::IsMember({"naive", "absorbed"})));
   auto run = [&](CLI::Option* f) { o->run_flags.push_back(f); };
   run(cmd->add_option("--batch", t.batch, "Sequences per step (default 16)")
           ->check(CLI::Range(1, 1 << 20)));

@@ -17,8 +17,10 @@
 #include <vector>
 
 #include "mla/config.h"
+#include "mla/dsa.h"
 #include "mla/kv_cache.h"
 #include "mla/paged_cache.h"
+#include "mla/sparse.h"
 #include "mla/weights.h"
 
 namespace mla {
@@ -50,6 +52,15 @@ class MlaLayer {
   MlaWeights& mutable_weights();
   DType weight_dtype() const { return weight_dtype_; }
 
+  // Sparse attention for every later forward and prefill, on both paths (docs/sparse.md);
+  // dense by default. Validates the spec against the heads. DSA (SparseKind::kDsa) needs the
+  // lightning indexer's key pool and is served by the paged forward that takes it.
+  void set_sparse(const SparseSpec& spec);
+  const SparseSpec& sparse() const { return sparse_; }
+  // The lightning indexer DSA selects with; its top_k is the spec's (SparseKind::kDsa).
+  void set_indexer(DsaIndexer indexer);
+  const DsaIndexer* indexer() const { return indexer_.get(); }
+
   // Appends `seq` new tokens to each of the `batch` sequences in the cache and computes their
   // outputs; the new tokens attend causally to everything cached before them and to each other.
   // x and y are (batch, seq, hidden). Throws on a size mismatch or when the cache is too small,
@@ -68,6 +79,11 @@ class MlaLayer {
   void forward(std::span<const float> x, std::span<const PagedKvPool::SeqId> seqs,
                std::span<const int64_t> new_tokens, PagedKvPool& pool, AttentionPath path,
                std::span<float> y);
+  // The same with DSA: index_pool holds the indexer's key of every token (rows of
+  // indexer()->key_width() numbers), one sequence per id of `pool`, each as long as in `pool`.
+  void forward(std::span<const float> x, std::span<const PagedKvPool::SeqId> seqs,
+               std::span<const int64_t> new_tokens, PagedKvPool& pool, AttentionPath path,
+               std::span<float> y, PagedKvPool& index_pool);
   // Numbers per token in a page pool for `path`: R + Dr (absorbed) or H (Dn + Dr + Dv) (naive).
   int64_t paged_token_width(AttentionPath path) const;
 
@@ -84,6 +100,9 @@ class MlaLayer {
                                        int64_t start_position = 0);
 
  private:
+  void forward_paged(std::span<const float> x, std::span<const PagedKvPool::SeqId> seqs,
+                     std::span<const int64_t> new_tokens, PagedKvPool& pool, AttentionPath path,
+                     std::span<float> y, PagedKvPool* index_pool);
   void check_io(std::span<const float> x, int64_t batch, int64_t seq, std::span<float> y,
                 int64_t cache_batch) const;
   void set_uniform_positions(int64_t batch, int64_t seq, int64_t first_position);
@@ -94,6 +113,15 @@ class MlaLayer {
   void expand_kv(int64_t n);       // naive path: per-head k_nope and v from c_kv
   void write_naive_rows(int64_t row, float* keys, float* values) const;
   void attend(std::span<const detail::SeqSlice> slices, AttentionPath path);
+  // Runs ws_->attention_params (one per slice, all heads): dense through the fused latent kernel
+  // (latent_kernel) or the tiled one, or split into dense heads and sparse heads per sparse_.
+  void run_attention(std::span<const detail::SeqSlice> slices, bool latent_kernel);
+  void build_key_lists(std::span<const detail::SeqSlice> slices);
+  void check_index_pool(std::span<const PagedKvPool::SeqId> seqs, const PagedKvPool& pool,
+                        const PagedKvPool* index_pool) const;
+  void select_with_indexer(const float* x, std::span<const PagedKvPool::SeqId> seqs,
+                           std::span<const int64_t> new_tokens, const PagedKvPool& pool,
+                           PagedKvPool& index_pool);
   void project_output(int64_t n, AttentionPath path, float* y);  // (W_UV then) W_O
 
   // y = x W^T (+ bias when not empty) through the bf16 copy of W when there is one, else the
@@ -108,6 +136,8 @@ class MlaLayer {
   MlaConfig config_;
   MlaWeights weights_;
   DType weight_dtype_ = DType::kF32;
+  SparseSpec sparse_;
+  std::unique_ptr<DsaIndexer> indexer_;
   std::unique_ptr<detail::Bf16Projections> bf16_;
   std::unique_ptr<detail::Workspace> ws_;
 };

@@ -24,6 +24,7 @@
 
 #include "mla/baseline.h"
 #include "mla/config.h"
+#include "mla/sparse.h"
 
 namespace mla {
 
@@ -48,6 +49,17 @@ struct LmConfig {
   double norm_eps = 1e-5;
   bool tied_embeddings = true;
   double dropout = 0.0;  // residual dropout (attention and ffn outputs), training only
+  // Sparse attention (MLA only; window, block or topk, optionally with dense heads) in layers
+  // dense_layers .. num_layers - 1; the first dense_layers layers stay dense (a hybrid of
+  // layers). Training and generation use the same pattern.
+  SparseSpec sparse;
+  int64_t dense_layers = 0;
+  // MLA layers train in the naive form (per-head K/V, the default) or the absorbed one (W_UK
+  // folded into the queries, attention over the latent rows); same function, other products.
+  bool absorbed = false;
+  SparseSpec layer_sparse(int64_t layer) const {
+    return layer < dense_layers ? SparseSpec{} : sparse;
+  }
 
   // Throws mla::Error "lm config: <field>: <reason>".
   void validate() const;
@@ -73,6 +85,9 @@ struct LmShape {
   NormKind norm = NormKind::kRmsNorm;
   bool tied_embeddings = true;
   double dropout = 0.0;
+  SparseSpec sparse;
+  int64_t dense_layers = 0;
+  bool absorbed = false;
   int64_t vocab_size = 256;
   int64_t max_seq_len = 128;
 };
@@ -83,7 +98,9 @@ LmShape lm_preset_shape(const std::string& name);
 std::vector<std::string> lm_preset_names();
 
 // JSON: {"vocab_size", "max_seq_len", "d_model", "num_layers", "attention", "ffn", "ffn_hidden",
-// "norm", "norm_eps", "tied_embeddings", "dropout", "mla": {config.json fields}, "gqa": {...}}.
+// "norm", "norm_eps", "tied_embeddings", "dropout", "sparse" (SparseSpec::to_string, when not
+// dense), "dense_layers", "mla_form" ("naive" or "absorbed"), "mla": {config.json fields},
+// "gqa": {...}}.
 // Parsing also accepts a partial file: missing fields are derived as lm_config_from_shape does
 // (with "heads", "kv_heads", "head_dim", "kv_lora_rank", "q_lora_rank", "rope_dim" as knobs).
 std::string lm_config_to_json(const LmConfig& config);

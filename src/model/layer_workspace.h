@@ -7,8 +7,12 @@
 
 #include "ops/flash_attention.h"
 #include "ops/kv_view.h"
+#include "ops/sparse_attention.h"
 
 namespace mla::detail {
+
+// The error of a DSA layer asked to run without the indexer's key pool.
+extern const char* const kDsaNeedsPool;
 
 // The new tokens of one sequence within a call: workspace rows [row0, row0 + rows), attending to
 // `cached` earlier tokens plus themselves, read through the views.
@@ -42,6 +46,13 @@ struct Workspace {
   std::vector<SeqSlice> slices;    // one per sequence of the call
   std::vector<ops::AttentionParams> attention_params;  // one per sequence of the call
   ops::FlashWorkspace flash_workspace;
+  // Sparse attention: the key lists of every new token, slice by slice (capacity each), their
+  // counts, and the dense-head and sparse-head halves of attention_params.
+  std::vector<int32_t> key_lists, key_counts;
+  int64_t key_capacity = 0;
+  bool indexer_lists = false;  // key_lists hold this call's DSA selection
+  std::vector<ops::AttentionParams> dense_params;
+  std::vector<ops::SparseAttentionParams> sparse_params;
 
   static void reserve(std::vector<float>& v, int64_t n) {
     if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));

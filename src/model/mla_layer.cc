@@ -252,11 +252,7 @@ void MlaLayer::attend(std::span<const SeqSlice> slices, AttentionPath path) {
   }
   // One call for the whole batch, so the kernel can balance sequences across threads. The
   // absorbed layout (paged or not) takes the fused latent kernel, as the contiguous cache does.
-  if (absorbed) {
-    ops::latent_attention(ws.attention_params);
-  } else {
-    ops::flash_attention(ws.attention_params, ws.flash_workspace);
-  }
+  run_attention(slices, absorbed);
 }
 
 void MlaLayer::project_output(int64_t n, AttentionPath path, float* y) {
@@ -304,6 +300,7 @@ void MlaLayer::forward(std::span<const float> x, int64_t batch, int64_t seq, Lat
                 std::to_string(config_.latent_dim()) + ")");
   }
   cache.check_room(seq);
+  if (sparse_.kind == SparseKind::kDsa) throw Error(detail::kDsaNeedsPool);
   Workspace& ws = *ws_;
   const int64_t n = batch * seq, row = config_.latent_dim(), cached = cache.length();
   set_uniform_positions(batch, seq, cache.start_position() + cached);
@@ -337,7 +334,7 @@ void MlaLayer::forward(std::span<const float> x, int64_t batch, int64_t seq, Lat
     p.scale = static_cast<float>(config_.softmax_scale());
     ws.attention_params.push_back(p);
   }
-  ops::latent_attention(ws.attention_params);
+  run_attention(ws.slices, true);
   cache.commit(seq);
   project_output(n, AttentionPath::kAbsorbed, y.data());
 }
@@ -351,6 +348,7 @@ void MlaLayer::forward(std::span<const float> x, int64_t batch, int64_t seq, Nai
     throw Error("forward: the K/V cache was made for another config");
   }
   cache.check_room(seq);
+  if (sparse_.kind == SparseKind::kDsa) throw Error(detail::kDsaNeedsPool);
   Workspace& ws = *ws_;
   const int64_t n = batch * seq, cached = cache.length();
   set_uniform_positions(batch, seq, cache.start_position() + cached);
@@ -374,6 +372,18 @@ void MlaLayer::forward(std::span<const float> x, int64_t batch, int64_t seq, Nai
 void MlaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::SeqId> seqs,
                        std::span<const int64_t> new_tokens, PagedKvPool& pool, AttentionPath path,
                        std::span<float> y) {
+  forward_paged(x, seqs, new_tokens, pool, path, y, nullptr);
+}
+
+void MlaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::SeqId> seqs,
+                       std::span<const int64_t> new_tokens, PagedKvPool& pool, AttentionPath path,
+                       std::span<float> y, PagedKvPool& index_pool) {
+  forward_paged(x, seqs, new_tokens, pool, path, y, &index_pool);
+}
+
+void MlaLayer::forward_paged(std::span<const float> x, std::span<const PagedKvPool::SeqId> seqs,
+                             std::span<const int64_t> new_tokens, PagedKvPool& pool,
+                             AttentionPath path, std::span<float> y, PagedKvPool* index_pool) {
   const MlaConfig& c = config_;
   const int64_t n = detail::check_paged_step(x, y, seqs, new_tokens, c.hidden_size, c.out_size());
   if (pool.token_width() != paged_token_width(path)) {
@@ -381,7 +391,11 @@ void MlaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::Se
                 " numbers, the " + (path == AttentionPath::kAbsorbed ? "absorbed" : "naive") +
                 " path needs " + std::to_string(paged_token_width(path)));
   }
-  pool.reserve(seqs, new_tokens);  // all or nothing: throws before anything is written
+  const bool dsa = sparse_.kind == SparseKind::kDsa;
+  if (dsa) check_index_pool(seqs, pool, index_pool);
+  // All or nothing: both reservations throw before anything is written.
+  if (dsa) index_pool->reserve(seqs, new_tokens);
+  pool.reserve(seqs, new_tokens);
 
   Workspace& ws = *ws_;
   ws.positions.resize(static_cast<size_t>(n));
@@ -390,6 +404,7 @@ void MlaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::Se
     for (int64_t t = 0; t < new_tokens[i]; ++t) ws.positions[row++] = cached + t;
   }
   project_inputs(x.data(), n);
+  if (dsa) select_with_indexer(x.data(), seqs, new_tokens, pool, *index_pool);
   const bool absorbed = path == AttentionPath::kAbsorbed;
   if (absorbed) {
     absorb_queries(n);
@@ -419,13 +434,33 @@ void MlaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::Se
     row0 += static_cast<size_t>(new_tokens[i]);
   }
   attend(ws.slices, path);
-  for (size_t i = 0; i < seqs.size(); ++i) pool.commit(seqs[i], new_tokens[i]);
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    pool.commit(seqs[i], new_tokens[i]);
+    if (dsa) index_pool->commit(seqs[i], new_tokens[i]);
+  }
   project_output(n, path, y.data());
 }
 
 void MlaLayer::prefill(std::span<const float> x, int64_t batch, int64_t seq, std::span<float> y,
                        AttentionPath path, int64_t start_position) {
   check_io(x, batch, seq, y, batch);
+  if (sparse_.kind == SparseKind::kDsa) {
+    // DSA keeps the indexer's keys in their own pool; (batch, seq, d) is already the packed
+    // layout of `batch` sequences with `seq` new tokens each.
+    if (start_position != 0) throw Error("prefill: DSA starts at position 0");
+    if (!indexer_) throw Error("forward: DSA needs an indexer (MlaLayer::set_indexer)");
+    const int64_t page = 64, pages = batch * ((seq + page - 1) / page);
+    PagedKvPool pool(paged_token_width(path), page, pages);
+    PagedKvPool index_pool(indexer_->key_width(), page, pages);
+    std::vector<PagedKvPool::SeqId> ids;
+    for (int64_t b = 0; b < batch; ++b) {
+      ids.push_back(pool.add_sequence());
+      index_pool.add_sequence();
+    }
+    const std::vector<int64_t> counts(static_cast<size_t>(batch), seq);
+    forward(x, ids, counts, pool, path, y, index_pool);
+    return;
+  }
   if (path == AttentionPath::kAbsorbed) {
     LatentCache cache(config_, batch, seq, start_position);
     forward(x, batch, seq, cache, y);

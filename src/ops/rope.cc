@@ -79,4 +79,19 @@ void rope_apply(float* x, int64_t count, int64_t stride, int64_t d_r, const floa
   }
 }
 
+void rope_apply_half(float* x, int64_t count, int64_t stride, int64_t d_r, const float* cos_sin) {
+  const int64_t half = d_r / 2;
+  for (int64_t i = 0; i < count; ++i) {
+    float* v = x + i * stride;
+    for (int64_t k = 0; k < half; ++k) {
+      const float c = cos_sin[2 * k];
+      const float s = cos_sin[2 * k + 1];
+      const float a = v[k];
+      const float b = v[k + half];
+      v[k] = a * c - b * s;
+      v[k + half] = a * s + b * c;
+    }
+  }
+}
+
 }  // namespace mla::ops

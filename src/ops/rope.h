@@ -23,4 +23,8 @@ void rope_cos_sin(const std::vector<float>& freqs, float amplitude, int64_t pos,
 // Rotates `count` vectors of width d_r = 2 * freqs.size(); vector i starts at x + i * stride.
 void rope_apply(float* x, int64_t count, int64_t stride, int64_t d_r, const float* cos_sin);
 
+// The non-interleaved ("rotate-half", GPT-NeoX) convention with the same angles: pair
+// (x[k], x[k + d_r/2]) is rotated by pos * f_k. DeepSeek-V3.2's lightning indexer uses this one.
+void rope_apply_half(float* x, int64_t count, int64_t stride, int64_t d_r, const float* cos_sin);
+
 }  // namespace mla::ops

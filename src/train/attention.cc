@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <vector>
 
 #include "train/activation.h"
@@ -24,9 +25,49 @@ const T* dropped_probs(const T* p, int64_t b, int64_t h, const AttentionLayout& 
 }  // namespace
 
 template <typename T>
+void sparse_keep(const AttentionLayout& l, int64_t b, int64_t h, int64_t i, const T* row,
+                 uint8_t* keep) {
+  const SparseSpec& sp = l.sparse;
+  const bool dense = !sp.is_sparse() || h < sp.dense_heads;
+  for (int64_t j = 0; j <= i; ++j) {
+    switch (dense ? SparseKind::kDense : sp.kind) {
+      case SparseKind::kWindow:
+        keep[j] = j > i - sp.window;
+        break;
+      case SparseKind::kBlock:
+        keep[j] = i / sp.block_size - j / sp.block_size < sp.local_blocks ||
+                  j / sp.block_size < sp.global_blocks;
+        break;
+      case SparseKind::kTopK:
+        keep[j] = 0;
+        break;
+      case SparseKind::kDsa:
+        keep[j] = l.key_mask == nullptr || l.key_mask[(b * l.seq + i) * l.seq + j] != 0;
+        break;
+      default:
+        keep[j] = 1;
+    }
+  }
+  if (dense || sp.kind != SparseKind::kTopK) return;
+  if (sp.top_k > i) {
+    std::fill(keep, keep + i + 1, uint8_t{1});
+    return;
+  }
+  thread_local std::vector<int64_t> order;
+  order.resize(static_cast<size_t>(i + 1));
+  std::iota(order.begin(), order.end(), 0);
+  // The same order as inference's selection: larger score first, ties to the lower key.
+  std::nth_element(
+      order.begin(), order.begin() + sp.top_k, order.end(),
+      [row](int64_t x, int64_t y) { return row[x] != row[y] ? row[x] > row[y] : x < y; });
+  for (int64_t n = 0; n < sp.top_k; ++n) keep[order[static_cast<size_t>(n)]] = 1;
+}
+
+template <typename T>
 void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v,
                        const AttentionLayout& l) {
   const int64_t s = l.seq, group = l.heads / l.kv_heads;
+  const bool sparse = l.sparse.is_sparse();
 #pragma omp parallel for schedule(dynamic, 1) collapse(2)
   for (int64_t b = 0; b < l.batch; ++b) {
     for (int64_t h = 0; h < l.heads; ++h) {
@@ -40,14 +81,20 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v,
            p, s);
       for (int64_t i = 0; i < s; ++i) {  // causal softmax of row i over keys 0..i
         T* row = p + i * s;
-        T mx = row[0];
-        for (int64_t j = 1; j <= i; ++j) mx = std::max(mx, row[j]);
+        thread_local std::vector<uint8_t> keep;
+        keep.assign(static_cast<size_t>(i + 1), 1);
+        if (sparse) sparse_keep(l, b, h, i, row, keep.data());
+        T mx = -INFINITY;
+        for (int64_t j = 0; j <= i; ++j)
+          if (keep[static_cast<size_t>(j)]) mx = std::max(mx, row[j]);
         T sum = 0;
         for (int64_t j = 0; j <= i; ++j) {
-          row[j] = std::exp(row[j] - mx);
+          row[j] = keep[static_cast<size_t>(j)] ? std::exp(row[j] - mx) : T(0);
           sum += row[j];
         }
-        const T inv = T(1) / sum;
+        // Only an explicit key_mask can empty a row; its query then attends to nothing (output 0)
+        // rather than producing NaN.
+        const T inv = sum > T(0) ? T(1) / sum : T(0);
         for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
         std::fill(row + i + 1, row + s, T(0));
       }
@@ -113,6 +160,10 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, cons
   }
 }
 
+template void sparse_keep<float>(const AttentionLayout&, int64_t, int64_t, int64_t, const float*,
+                                 uint8_t*);
+template void sparse_keep<double>(const AttentionLayout&, int64_t, int64_t, int64_t, const double*,
+                                  uint8_t*);
 template void attention_forward<float>(float*, float*, const float*, const float*, const float*,
                                        const AttentionLayout&);
 template void attention_forward<double>(double*, double*, const double*, const double*,

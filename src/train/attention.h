@@ -23,6 +23,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "mla/sparse.h"
+
 namespace mla::train {
 
 struct AttentionLayout {
@@ -38,7 +40,23 @@ struct AttentionLayout {
   double scale = 1.0;
   double dropout = 0.0;      // attention dropout probability; 0 in inference and evaluation
   uint64_t dropout_key = 0;  // differs per step and per layer
+  // Sparse attention (window, block or exact top-k; DSA is not trainable here): key j of query i
+  // outside the pattern gets probability exactly 0, heads below sparse.dense_heads stay dense.
+  // Backward needs nothing else: dS = P o (dP - rowsum(P o dP)) is 0 where P is. Top-k's choice
+  // is a constant of the step (it is piecewise constant in the scores), as in DeepSeek-V3.2.
+  SparseSpec sparse;
+  // With sparse.kind == kDsa: the indexer's selection, (B, S, S) bytes, key j of query i of
+  // sequence b kept when key_mask[(b * S + i) * S + j] != 0, shared by the sparse heads. The
+  // selection is an input (DeepSeek-V3.2's LM loss does not train the indexer), so gradients
+  // flow through the kept keys' attention only.
+  const uint8_t* key_mask = nullptr;
 };
+
+// Which keys 0..i query i of head h keeps under l.sparse; row holds its causal scores (i + 1),
+// and keep[j] is set for the kept keys. Used by forward and by tests.
+template <typename T>
+void sparse_keep(const AttentionLayout& l, int64_t b, int64_t h, int64_t i, const T* row,
+                 uint8_t* keep);
 
 // out = attention(q, k, v); probs (B, H, S, S) receives P (zero above the diagonal).
 template <typename T>

@@ -86,6 +86,7 @@ LmDecoder::LmDecoder(const LmModel& model, int64_t capacity)
         data = copy_param(model, layer_prefix(l) + name);
       });
       impl_->mla.emplace_back(c.mla, std::move(w));
+      impl_->mla.back().set_sparse(c.layer_sparse(l));  // generate as it was trained
       impl_->latent.emplace_back(c.mla, 1, capacity);
     } else {
       GqaWeights w;

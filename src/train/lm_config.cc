@@ -87,6 +87,29 @@ void LmConfig::validate() const {
   positive("ffn_hidden", ffn_hidden, 1 << 20);
   if (!(norm_eps > 0.0) || !std::isfinite(norm_eps)) fail(src, "norm_eps", "must be positive");
   if (!(dropout >= 0.0 && dropout < 1.0)) fail(src, "dropout", "must be in [0, 1)");
+  if (dense_layers < 0 || dense_layers > num_layers) {
+    fail(src, "dense_layers",
+         "must be in [0, num_layers = " + std::to_string(num_layers) + "], got " +
+             std::to_string(dense_layers));
+  }
+  if (absorbed && attention != AttentionKind::kMla)
+    fail(src, "mla_form",
+         "absorbed is an MLA form (attention is " + std::string(attention_kind_name(attention)) +
+             ")");
+  if (sparse.is_sparse()) {
+    if (attention != AttentionKind::kMla) fail(src, "sparse", "only the mla attention is sparse");
+    if (sparse.kind == SparseKind::kDsa) {
+      fail(src, "sparse",
+           "dsa is not trainable here (its indexer learns from its own loss); use window, block "
+           "or topk");
+    }
+    try {
+      sparse.validate(mla.num_heads);
+    } catch (const Error& e) {
+      std::string why = e.what();  // "sparse: <field>: <reason>"
+      fail(src, "sparse", why.substr(why.find(": ") + 2));
+    }
+  }
   if (attention == AttentionKind::kMla) {
     mla.validate();
     if (mla.hidden_size != d_model) {
@@ -133,6 +156,9 @@ LmConfig lm_config_from_shape(const LmShape& s) {
   c.norm = s.norm;
   c.tied_embeddings = s.tied_embeddings;
   c.dropout = s.dropout;
+  c.sparse = s.sparse;
+  c.dense_layers = s.dense_layers;
+  c.absorbed = s.absorbed;
   const int64_t dh = s.head_dim > 0 ? s.head_dim : std::max<int64_t>(1, s.d_model / s.heads);
   if (s.attention == AttentionKind::kMla) {
     MlaConfig& m = c.mla;
@@ -197,6 +223,9 @@ std::string lm_config_to_json(const LmConfig& c) {
   j["norm_eps"] = c.norm_eps;
   j["tied_embeddings"] = c.tied_embeddings;
   j["dropout"] = c.dropout;
+  if (c.sparse.is_sparse()) j["sparse"] = c.sparse.to_string();
+  if (c.dense_layers > 0) j["dense_layers"] = c.dense_layers;
+  if (c.absorbed) j["mla_form"] = "absorbed";
   if (c.attention == AttentionKind::kMla) {
     j["mla"] = nlohmann::json::parse(config_to_json(c.mla));
   } else {
@@ -233,6 +262,15 @@ LmConfig parse_lm_config_json(const std::string& text, const std::string& source
   s.norm = parse_norm(get_or<std::string>(j, "norm", "rmsnorm", source), source);
   s.tied_embeddings = get_or<bool>(j, "tied_embeddings", true, source);
   s.dropout = get_or<double>(j, "dropout", 0.0, source);
+  try {
+    s.sparse = parse_sparse_spec(get_or<std::string>(j, "sparse", "dense", source));
+  } catch (const Error& e) {
+    throw Error(source + ": " + e.what());
+  }
+  s.dense_layers = get_or<int64_t>(j, "dense_layers", 0, source);
+  const std::string form = get_or<std::string>(j, "mla_form", "naive", source);
+  if (form != "naive" && form != "absorbed") fail(source, "mla_form", "use naive or absorbed");
+  s.absorbed = form == "absorbed";
   s.vocab_size = get_or<int64_t>(j, "vocab_size", 256, source);
   s.max_seq_len = get_or<int64_t>(j, "max_seq_len", s.max_seq_len, source);
   if (j.contains("gqa") && j["gqa"].is_object())

@@ -142,6 +142,8 @@ LmModelT<T>::LmModelT(const LmConfig& config)
     s.g.push_back(bind_layer(config_, l, grads_.data(), offsets));
     if (config_.attention == AttentionKind::kMla) {
       s.mla.emplace_back(config_.mla);
+      s.mla.back().set_sparse(config_.layer_sparse(l));
+      s.mla.back().set_absorbed(config_.absorbed);
     } else {
       s.gqa.emplace_back(config_.gqa);
     }

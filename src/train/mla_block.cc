@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "mla/error.h"
 #include "train/linear.h"
 #include "train/norm.h"
 #include "train/rope.h"
@@ -12,6 +13,13 @@ namespace mla::train {
 template <typename T>
 MlaBlock<T>::MlaBlock(const MlaConfig& config) : c_(config) {
   c_.validate();
+}
+
+template <typename T>
+void MlaBlock<T>::set_sparse(const SparseSpec& spec) {
+  spec.validate(c_.num_heads);
+  if (spec.kind == SparseKind::kDsa) throw Error("MlaBlock: DSA is not trainable here");
+  sparse_ = spec;
 }
 
 template <typename T>
@@ -36,6 +44,7 @@ AttentionLayout MlaBlock<T>::layout() const {
   l.scale = c_.softmax_scale();
   l.dropout = training_ ? c_.attention_dropout : 0.0;
   l.dropout_key = dropout_key_;
+  l.sparse = sparse_;
   return l;
 }
 
@@ -120,6 +129,11 @@ void MlaBlock<T>::forward(T* out, const T* x, const MlaTensors<T>& w, int64_t ba
     rope_forward(q_.data() + dn, rope_.data(), RopeLayout{batch, seq, h, h * dqk, dqk, dr});
     rope_forward(kv_.data() + r, rope_.data(), RopeLayout{batch, seq, 1, r + dr, 0, dr});
   }
+  if (absorbed_) {
+    absorbed_forward(w);
+    linear_forward(out, o_.data(), w.wo, n, h * dv, d);
+    return;
+  }
   grow(kvb_, n * h * (dn + dv));
   linear_forward(kvb_.data(), ckv_.data(), w.wkv_b, n, r, h * (dn + dv));
   bias_forward(kvb_.data(), w.bkv_b, n, h * (dn + dv));
@@ -151,29 +165,38 @@ void MlaBlock<T>::backward(T* dx, const MlaTensors<T>& g, const T* dout, const T
   bias_backward(g.bo, dout, n, c_.out_size());
 
   zero_first(s.dq, n * h * dqk);
-  zero_first(s.dk, n * h * dqk);
-  zero_first(s.dkvb, n * h * (dn + dv));
-  attention_backward(s.dq.data(), s.dk.data(), s.dkvb.data() + dn, s.d_o.data(), probs_.data(),
-                     q_.data(), k_.data(), kvb_.data() + dn, layout());
-
-  // Split the key gradient: k_nope goes back to kvb, the rotary part of every head to the one
-  // shared k_pe (it was broadcast to all heads, so its gradient is the sum over heads).
   zero_first(s.dkv, n * (r + dr));
-  for (int64_t row = 0; row < n; ++row) {
-    T* dpe = s.dkv.data() + row * (r + dr) + r;
-    for (int64_t head = 0; head < h; ++head) {
-      const T* dk = s.dk.data() + (row * h + head) * dqk;
-      T* dkn = s.dkvb.data() + (row * h + head) * (dn + dv);
-      for (int64_t i = 0; i < dn; ++i) dkn[i] += dk[i];
-      for (int64_t i = 0; i < dr; ++i) dpe[i] += dk[dn + i];
+  zero_first(s.dckv, n * r);
+  if (absorbed_) {
+    absorbed_backward(g, w, s);
+    // The latent rows were [c_kv ; k_pe]: split their gradient back into the two.
+    for (int64_t row = 0; row < n; ++row) {
+      const T* dl = s.dlat.data() + row * (r + dr);
+      std::copy(dl, dl + r, s.dckv.data() + row * r);
+      std::copy(dl + r, dl + r + dr, s.dkv.data() + row * (r + dr) + r);
     }
+  } else {
+    zero_first(s.dk, n * h * dqk);
+    zero_first(s.dkvb, n * h * (dn + dv));
+    attention_backward(s.dq.data(), s.dk.data(), s.dkvb.data() + dn, s.d_o.data(), probs_.data(),
+                       q_.data(), k_.data(), kvb_.data() + dn, layout());
+    // Split the key gradient: k_nope goes back to kvb, the rotary part of every head to the one
+    // shared k_pe (it was broadcast to all heads, so its gradient is the sum over heads).
+    for (int64_t row = 0; row < n; ++row) {
+      T* dpe = s.dkv.data() + row * (r + dr) + r;
+      for (int64_t head = 0; head < h; ++head) {
+        const T* dk = s.dk.data() + (row * h + head) * dqk;
+        T* dkn = s.dkvb.data() + (row * h + head) * (dn + dv);
+        for (int64_t i = 0; i < dn; ++i) dkn[i] += dk[i];
+        for (int64_t i = 0; i < dr; ++i) dpe[i] += dk[dn + i];
+      }
+    }
+    linear_backward(s.dckv.data(), g.wkv_b, s.dkvb.data(), ckv_.data(), w.wkv_b, n, r,
+                    h * (dn + dv));
+    bias_backward(g.bkv_b, s.dkvb.data(), n, h * (dn + dv));
   }
   if (dr > 0)
     rope_backward(s.dkv.data() + r, rope_.data(), RopeLayout{batch, seq, 1, r + dr, 0, dr});
-
-  zero_first(s.dckv, n * r);
-  linear_backward(s.dckv.data(), g.wkv_b, s.dkvb.data(), ckv_.data(), w.wkv_b, n, r, h * (dn + dv));
-  bias_backward(g.bkv_b, s.dkvb.data(), n, h * (dn + dv));
   norm_backward(s.dkv.data(), g.kv_norm, g.kv_norm_b, s.dckv.data(), kv_.data(), ckv_raw_,
                 s.dnorm_raw, w.kv_norm, ckv_mean_.data(), ckv_rstd_.data(), n, r, r + dr);
   bias_backward(g.bkv_a, s.dkv.data(), n, r + dr);

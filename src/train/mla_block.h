@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "mla/config.h"
+#include "mla/error.h"
 #include "train/attention.h"
 #include "train/buffers.h"
 
@@ -53,9 +54,22 @@ class MlaBlock {
   // is shared by all layers of a model.
   struct Scratch {
     std::vector<T> d_o, dq, dk, dkvb, dkv, dckv, dnorm_raw, dcqn, dcq;
+    std::vector<T> doa, dqa, dlat;  // absorbed form: d o~, d q~, d latent rows
   };
 
   explicit MlaBlock(const MlaConfig& config);
+  // Sparse attention for later forward/backward calls (window, block or topk; see attention.h).
+  void set_sparse(const SparseSpec& spec);
+  // The absorbed form instead of the naive one (same function, other order of products):
+  //   q~_h = W_UK_h^T q_nope_h, attention of [q~_h; q_pe_h] over the latent rows
+  //   [c_kv; k_pe] (one KV head, value = c_kv), o_h = W_UV_h o~_h.
+  // The absorbed form has no place for kv_b's biases or attention dropout: refused with them.
+  void set_absorbed(bool absorbed) {
+    if (absorbed && (c_.projection_bias || c_.attention_dropout > 0)) {
+      throw Error("mla_form absorbed: projection_bias and attention_dropout need the naive form");
+    }
+    absorbed_ = absorbed;
+  }
 
   // out (N, d_out) from x (N, d). Keeps the activations backward needs. training applies the
   // config's attention_dropout with masks keyed by dropout_key.
@@ -76,8 +90,14 @@ class MlaBlock {
   void norm_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp, const std::vector<T>& raw,
                      std::vector<T>& draw, const T* w, const T* mean, const T* rstd, int64_t n,
                      int64_t c, int64_t stride) const;
+  AttentionLayout absorbed_layout() const;
+  void absorbed_forward(const MlaTensors<T>& w);  // q_, ckv_, kv_ -> o_ (N, H, Dv)
+  // d_o (N, H, Dv) -> s.dq (N, H, Dqk), s.dlat (N, R + Dr), g.wkv_b accumulated.
+  void absorbed_backward(const MlaTensors<T>& g, const MlaTensors<T>& w, Scratch& s);
 
   MlaConfig c_;
+  SparseSpec sparse_;
+  bool absorbed_ = false;
   std::vector<float> rope_;  // (S, Dr)
   int64_t batch_ = 0, seq_ = 0;
   bool training_ = false;
@@ -91,6 +111,7 @@ class MlaBlock {
   std::vector<T> k_;                          // (N, H, Dqk)
   std::vector<T> probs_;                      // (B, H, S, S)
   std::vector<T> o_;                          // (N, H, Dv)
+  std::vector<T> qa_, lat_, oa_;              // absorbed: (N, H, R+Dr), (N, R+Dr), (N, H, R)
 };
 
 }  // namespace mla::train

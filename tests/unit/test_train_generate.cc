@@ -1,5 +1,6 @@
-// Generation through the inference caches: the decoder (MLA through MlaLayer's absorbed path and
-// LatentCache; MHA/GQA/MQA through GqaLayer and a paged pool) gives the same logits as the
+// Generation through the inference caches: the decoder (MLA, dense or sparse, through MlaLayer's
+// absorbed path and LatentCache; MHA/GQA/MQA through GqaLayer and a paged pool) gives the same
+// logits as the
 // training forward over the whole sequence, and greedy decoding is token for token identical to
 // recomputing the whole sequence at every step. Models are first trained on the copy task so
 // that their predictions are confident, as in real use.
@@ -40,7 +41,21 @@ std::vector<Case> cases() {
     return s;
   };
   using A = AttentionKind;
+  // Sparse MLA trains with the pattern in the naive form and decodes with it in the absorbed one.
+  auto absorbed = [](LmShape s) {
+    s.absorbed = true;
+    return s;
+  };
+  auto sparse = [&](const char* spec, int64_t dense_layers) {
+    LmShape s = shape(A::kMla, 16, -1, NormKind::kRmsNorm, true);
+    s.sparse = parse_sparse_spec(spec);
+    s.dense_layers = dense_layers;
+    return s;
+  };
   return {{"mla_q_lora", shape(A::kMla, 16, -1, NormKind::kRmsNorm, true)},
+          {"mla_sparse_window_after_a_dense_layer", sparse("window:size=6", 1)},
+          {"mla_sparse_topk_with_dense_heads", sparse("topk:k=5,dense-heads=2", 0)},
+          {"mla_absorbed_form_block_sparse", absorbed(sparse("block:size=4,local=2,global=1", 0))},
           {"mla_ropeless_layernorm_untied", shape(A::kMla, 0, 0, NormKind::kLayerNorm, false)},
           {"mha", shape(A::kMha, 0, -1, NormKind::kRmsNorm, true)},
           {"gqa_partial_rope", shape(A::kGqa, 0, 6, NormKind::kRmsNorm, false)},
