@@ -276,6 +276,36 @@ TEST(TrainSparse, MlaBlockGradientsMatchFiniteDifferences) {
   }
 }
 
+// The absorbed training form folds kv_b into the query and the output; kv_b's biases and
+// dropout on the probabilities have no place there, so it refuses them by name.
+TEST(TrainSparse, AbsorbedFormRefusesBiasesAndAttentionDropout) {
+  MlaConfig c;
+  c.hidden_size = 12;
+  c.num_heads = 3;
+  c.kv_lora_rank = 6;
+  c.qk_nope_head_dim = 4;
+  c.qk_rope_head_dim = 4;
+  c.v_head_dim = 5;
+  c.max_position_embeddings = 64;
+  const std::string expected =
+      "mla_form absorbed: projection_bias and attention_dropout need the naive form";
+  for (const int option : {0, 1}) {
+    MlaConfig with = c;
+    if (option == 0) with.projection_bias = true;
+    if (option == 1) with.attention_dropout = 0.1;
+    MlaBlock<double> block(with);
+    try {
+      block.set_absorbed(true);
+      ADD_FAILURE() << "accepted option " << option;
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()), expected);
+    }
+    EXPECT_NO_THROW(block.set_absorbed(false));
+  }
+  MlaBlock<double> plain(c);
+  EXPECT_NO_THROW(plain.set_absorbed(true));
+}
+
 TEST(TrainSparse, ConfigsRoundTripAndAreValidated) {
   LmShape s;
   s.sparse = parse_sparse_spec("topk:k=8,dense-heads=1");
