@@ -215,31 +215,57 @@ void flash_attention(std::span<const AttentionParams> seqs, FlashWorkspace& ws) 
   if (ws.partials.size() < partial_floats) ws.partials.resize(partial_floats);
   const std::vector<FlashWorkspace::Item>& items = ws.items;
 
-#pragma omp parallel for schedule(dynamic, 1) if (items.size() > 1)
-  for (size_t i = 0; i < items.size(); ++i) {
-    const FlashWorkspace::Item& it = items[i];
+  // Every thread sizes its scratch for the largest item before taking any: with dynamic
+  // scheduling, which thread runs which item varies between calls, and growing on first use
+  // would allocate in a warm decode step whenever a thread meets a larger item than before.
+  int64_t q_floats = 0, score_floats = 0, acc_floats = 0, max_rows = 0, k_floats = 0, v_floats = 0;
+  for (const FlashWorkspace::Item& it : items) {
     const AttentionParams& p = seqs[static_cast<size_t>(it.seq)];
-    const int64_t rows = (it.t1 - it.t0) * group_size(p), dv = p.v_dim;
-    float *acc, *mx, *sm;
-    if (it.parts > 1) {
-      acc = ws.partials.data() + it.partial;
-      mx = acc + rows * dv;
-      sm = mx + rows;
-    } else {
-      ThreadScratch& s = scratch();
-      grow(s.acc, rows * dv);
-      grow(s.max, rows);
-      grow(s.sum, rows);
-      acc = s.acc.data();
-      mx = s.max.data();
-      sm = s.sum.data();
-    }
-    run_item(p, it.group, it.t0, it.t1, it.k0, it.k1, acc, mx, sm);
-    if (it.parts == 1) {
-      for (int64_t row = 0; row < rows; ++row) {
-        const float inv = 1.0f / sm[row];
-        float* o = out_row(p, it.group, it.t0, row);
-        for (int64_t c = 0; c < dv; ++c) o[c] = acc[row * dv + c] * inv;
+    const int64_t rows = (it.t1 - it.t0) * group_size(p);
+    q_floats = std::max(q_floats, rows * p.qk_dim);
+    score_floats = std::max(score_floats, rows * kKeyTile);
+    acc_floats = std::max(acc_floats, rows * p.v_dim);
+    max_rows = std::max(max_rows, rows);
+    if (p.k.dtype != DType::kF32) k_floats = std::max(k_floats, kKeyTile * p.qk_dim);
+    if (p.v.dtype != DType::kF32) v_floats = std::max(v_floats, kKeyTile * p.v_dim);
+  }
+
+#pragma omp parallel if (items.size() > 1)
+  {
+    ThreadScratch& mine = scratch();
+    grow(mine.q, q_floats);
+    grow(mine.scores, score_floats);
+    grow(mine.acc, acc_floats);
+    grow(mine.max, max_rows);
+    grow(mine.sum, max_rows);
+    grow(mine.k_tile, k_floats);
+    grow(mine.v_tile, v_floats);
+#pragma omp for schedule(dynamic, 1)
+    for (size_t i = 0; i < items.size(); ++i) {
+      const FlashWorkspace::Item& it = items[i];
+      const AttentionParams& p = seqs[static_cast<size_t>(it.seq)];
+      const int64_t rows = (it.t1 - it.t0) * group_size(p), dv = p.v_dim;
+      float *acc, *mx, *sm;
+      if (it.parts > 1) {
+        acc = ws.partials.data() + it.partial;
+        mx = acc + rows * dv;
+        sm = mx + rows;
+      } else {
+        ThreadScratch& s = scratch();
+        grow(s.acc, rows * dv);
+        grow(s.max, rows);
+        grow(s.sum, rows);
+        acc = s.acc.data();
+        mx = s.max.data();
+        sm = s.sum.data();
+      }
+      run_item(p, it.group, it.t0, it.t1, it.k0, it.k1, acc, mx, sm);
+      if (it.parts == 1) {
+        for (int64_t row = 0; row < rows; ++row) {
+          const float inv = 1.0f / sm[row];
+          float* o = out_row(p, it.group, it.t0, row);
+          for (int64_t c = 0; c < dv; ++c) o[c] = acc[row * dv + c] * inv;
+        }
       }
     }
   }
