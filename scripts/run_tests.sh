@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
-# Builds and runs every test twice: a release build, then an ASan+UBSan build; then the fuzzers.
+# Builds and runs every test: a release build, an ASan+UBSan build, a TSan build of the threaded
+# kernels and cache tests, then the fuzzers. Prints how long each stage took (CI budget: 90 min
+# on 2 cores for install, all stages included).
 # Usage: scripts/run_tests.sh [--no-sanitize]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
+stage_start=$SECONDS
+stage_name=""
+
+stage() {
+  [[ -n $stage_name ]] && echo "== $stage_name: $((SECONDS - stage_start)) s"
+  stage_name=$1
+  stage_start=$SECONDS
+  echo "== $stage_name"
+}
 
 run_suite() {
   local dir=$1
@@ -13,19 +24,26 @@ run_suite() {
   ctest --test-dir "$dir" --output-on-failure -j "$jobs"
 }
 
-echo "== clang-format check"
+stage "clang-format check"
 git ls-files '*.cc' '*.h' | xargs clang-format --dry-run -Werror
 
-echo "== release build and tests"
+stage "release build and tests"
 run_suite build -DCMAKE_BUILD_TYPE=Release
 if [[ "${1:-}" != "--no-sanitize" ]]; then
-  echo "== ASan+UBSan build and tests"
-  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
-  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  run_suite build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMLA_SANITIZE=ON -DMLA_BUILD_BENCH=OFF
-fi
-if [[ "${1:-}" != "--no-sanitize" ]]; then
-  echo "== fuzzers (parsers of untrusted files), 30 s each"
+  stage "ASan+UBSan build and tests"
+  (
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    run_suite build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMLA_SANITIZE=ON -DMLA_BUILD_BENCH=OFF
+  )
+  # clang + LLVM's libomp; only the threaded kernels, the layer and the page pool (tests/CMakeLists.txt).
+  stage "TSan build and tests (threaded kernels, cache)"
+  CC=clang CXX=clang++ cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DMLA_TSAN=ON -DMLA_BUILD_BENCH=OFF >/dev/null
+  cmake --build build-tsan --target mla_tsan_tests -j "$jobs"
+  ctest --test-dir build-tsan --output-on-failure
+  stage "fuzzers (parsers of untrusted files), 30 s each"
   ./scripts/run_fuzzers.sh 30
 fi
+stage "done"
 echo "all test suites passed"

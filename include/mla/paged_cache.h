@@ -5,9 +5,18 @@
 // K and V, and the MHA/GQA/MQA baselines (2 G Dh). Sequences are added, removed and forked; a
 // fork shares its parent's pages and copies a page only when it must write into a shared one
 // (copy on write). Every operation that can fail checks first and changes nothing when it throws.
+//
+// Thread safety: every member function locks the pool, so several threads may decode different
+// sequences against one pool at once (each with its own layer, whose workspace is not shared).
+// Kernels read pages through page_table() without the lock; that is safe because a page is
+// written only by the sequence that owns it privately (copy on write makes it private first)
+// and storage never moves. Two threads must not step the same sequence, nor fork a sequence
+// another thread is stepping. Moving a pool is not thread-safe.
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -54,7 +63,7 @@ class PagedKvPool {
   DType dtype() const { return dtype_; }
   int64_t page_bytes() const { return page_bytes_; }
   int64_t pages_total() const { return num_pages_; }
-  int64_t pages_free() const { return static_cast<int64_t>(free_pages_.size()); }
+  int64_t pages_free() const;
   int64_t pages_used() const { return num_pages_ - pages_free(); }
   int64_t bytes_total() const { return num_pages_ * page_bytes_; }
   int64_t bytes_used() const { return pages_used() * page_bytes_; }
@@ -67,11 +76,13 @@ class PagedKvPool {
     int64_t reserved = 0;            // tokens reserved beyond length
     bool alive = false;
   };
+  // Everything below runs with mutex_ held by the public member that called it.
   Sequence& get(SeqId seq);
   const Sequence& get(SeqId seq) const;
   std::byte* page_ptr(int32_t page) {
     return storage_.data() + static_cast<size_t>(page) * page_bytes_;
   }
+  SeqId add_sequence_locked();
   int64_t pages_needed(const Sequence& s, int64_t new_tokens) const;
   int32_t take_page();
   void release_page(int32_t page);
@@ -83,6 +94,8 @@ class PagedKvPool {
   std::vector<int32_t> refcount_;
   std::vector<int32_t> free_pages_;
   std::vector<Sequence> sequences_;
+  // Held by pointer so that pools stay movable (a vector of pools, one per layer).
+  std::unique_ptr<std::mutex> mutex_ = std::make_unique<std::mutex>();
 };
 
 }  // namespace mla

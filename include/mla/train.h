@@ -55,6 +55,19 @@ struct TrainHistory {
   std::vector<double> val_steps, val_loss;  // every evaluation
 };
 
+class SafetensorsFile;
+
+// What a checkpoint holds besides its tensors, from its metadata. Throws "<file>: ..." naming
+// the field that is missing or malformed.
+struct CheckpointRunState {
+  TrainOptions options;
+  int64_t step = 0, optimizer_step = 0;
+  std::mt19937_64 data_rng;      // the batch generator, mid-stream
+  std::string data_fingerprint;  // of the training text, to refuse resuming on other data
+  TrainHistory history;
+};
+CheckpointRunState read_checkpoint_run_state(const SafetensorsFile& file);
+
 class Trainer {
  public:
   // A fresh run: weights drawn from options.seed. Throws on an invalid config or options, or

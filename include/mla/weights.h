@@ -37,12 +37,16 @@ struct MlaWeights {
                                      std::vector<float>& data)>;
   void for_each_tensor(const MlaConfig& config, const Visitor& visit);
 
-  // Throws "weights: <name>: expected N values for shape [..], got M".
+  // Throws "weights: <name>: expected N values for shape [..], got M", or
+  // "weights: <name>: value I is NaN or infinity": a layer never computes with such weights.
   void check_shapes(const MlaConfig& config) const;
 
   // Deterministic random weights (scaled so activations stay O(1)); norms drawn around 1.
   static MlaWeights random(const MlaConfig& config, uint64_t seed);
 };
+
+// Index of the first NaN or infinity in data, or -1.
+int64_t first_non_finite(const std::vector<float>& data);
 
 // "model.layers.<layer>.self_attn."
 std::string layer_prefix(int64_t layer);

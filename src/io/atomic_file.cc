@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "io/test_hooks.h"
 #include "mla/error.h"
 
 namespace mla {
@@ -33,6 +34,7 @@ void write_file_atomic(const std::string& path, std::string_view contents) {
     ::unlink(tmp.c_str());
     throw Error(path + ": cannot flush to disk");
   }
+  detail::before_atomic_rename(path, tmp);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string reason = std::strerror(errno);
     ::unlink(tmp.c_str());

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "io/font5x7.h"
+#include "io/test_hooks.h"
 #include "mla/error.h"
 
 namespace mla {
@@ -205,6 +206,7 @@ void write_line_plot(const std::string& path, const std::vector<PlotPanel>& pane
   bool ok = encode_png(f, cv);
   ok = (std::fflush(f) == 0) && (::fsync(fileno(f)) == 0) && ok;
   ok = (std::fclose(f) == 0) && ok;
+  if (ok) detail::before_atomic_rename(path, tmp);
   if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
     throw Error(path + ": cannot write plot");

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "io/test_hooks.h"
 #include "mla/error.h"
 #include "mla/safetensors.h"
 
@@ -110,6 +111,7 @@ void SafetensorsWriter::write(const std::string& path) const {
     ::unlink(tmp.c_str());
     throw Error(path + ": close failed: " + std::strerror(errno));
   }
+  detail::before_atomic_rename(path, tmp);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string reason = std::strerror(errno);
     ::unlink(tmp.c_str());

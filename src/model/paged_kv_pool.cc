@@ -69,6 +69,11 @@ const PagedKvPool::Sequence& PagedKvPool::get(SeqId seq) const {
 }
 
 PagedKvPool::SeqId PagedKvPool::add_sequence() {
+  const std::lock_guard lock(*mutex_);
+  return add_sequence_locked();
+}
+
+PagedKvPool::SeqId PagedKvPool::add_sequence_locked() {
   // Reuse a dead slot so ids stay dense under add/remove churn.
   for (size_t i = 0; i < sequences_.size(); ++i) {
     if (!sequences_[i].alive) {
@@ -83,14 +88,16 @@ PagedKvPool::SeqId PagedKvPool::add_sequence() {
 }
 
 void PagedKvPool::remove_sequence(SeqId seq) {
+  const std::lock_guard lock(*mutex_);
   Sequence& s = get(seq);
   for (int32_t page : s.pages) release_page(page);
   s = Sequence{};
 }
 
 PagedKvPool::SeqId PagedKvPool::fork(SeqId parent) {
+  const std::lock_guard lock(*mutex_);
   get(parent);  // validate before adding
-  const SeqId child = add_sequence();
+  const SeqId child = add_sequence_locked();
   Sequence& p = sequences_[static_cast<size_t>(parent)];
   Sequence& c = sequences_[static_cast<size_t>(child)];
   c.pages = p.pages;
@@ -108,15 +115,18 @@ PagedKvPool::SeqId PagedKvPool::fork(SeqId parent) {
 }
 
 bool PagedKvPool::contains(SeqId seq) const {
+  const std::lock_guard lock(*mutex_);
   return seq >= 0 && seq < static_cast<SeqId>(sequences_.size()) &&
          sequences_[static_cast<size_t>(seq)].alive;
 }
 
 int64_t PagedKvPool::length(SeqId seq) const {
+  const std::lock_guard lock(*mutex_);
   return get(seq).length;
 }
 
 std::vector<PagedKvPool::SeqId> PagedKvPool::sequences() const {
+  const std::lock_guard lock(*mutex_);
   std::vector<SeqId> ids;
   for (size_t i = 0; i < sequences_.size(); ++i) {
     if (sequences_[i].alive) ids.push_back(static_cast<SeqId>(i));
@@ -137,6 +147,7 @@ int64_t PagedKvPool::pages_needed(const Sequence& s, int64_t new_tokens) const {
 }
 
 void PagedKvPool::reserve(std::span<const SeqId> seqs, std::span<const int64_t> new_tokens) {
+  const std::lock_guard lock(*mutex_);
   if (seqs.size() != new_tokens.size())
     throw Error("cache: reserve needs one token count per sequence");
   int64_t total = 0;
@@ -150,9 +161,10 @@ void PagedKvPool::reserve(std::span<const SeqId> seqs, std::span<const int64_t> 
     if (new_tokens[i] > (int64_t{1} << 40)) throw Error("cache: token count too large");
     total += pages_needed(s, std::max(new_tokens[i], s.reserved));
   }
-  if (total > pages_free()) {
+  const auto available = static_cast<int64_t>(free_pages_.size());
+  if (total > available) {
     throw Error("cache: out of pages: need " + std::to_string(total) + " more, " +
-                std::to_string(pages_free()) + " free of " + std::to_string(num_pages_) +
+                std::to_string(available) + " free of " + std::to_string(num_pages_) +
                 " (page size " + std::to_string(page_size_) + ")");
   }
   for (size_t i = 0; i < seqs.size(); ++i) {
@@ -179,6 +191,7 @@ void PagedKvPool::reserve(std::span<const SeqId> seqs, std::span<const int64_t> 
 }
 
 void* PagedKvPool::writable_row(SeqId seq, int64_t pos) {
+  const std::lock_guard lock(*mutex_);
   Sequence& s = get(seq);
   if (pos < s.length || pos >= s.length + s.reserved) {
     throw Error("cache: position " + std::to_string(pos) + " of sequence " + std::to_string(seq) +
@@ -190,6 +203,7 @@ void* PagedKvPool::writable_row(SeqId seq, int64_t pos) {
 }
 
 void PagedKvPool::commit(SeqId seq, int64_t n) {
+  const std::lock_guard lock(*mutex_);
   Sequence& s = get(seq);
   if (n < 0 || n > s.reserved) {
     throw Error("cache: cannot commit " + std::to_string(n) + " tokens to sequence " +
@@ -200,6 +214,7 @@ void PagedKvPool::commit(SeqId seq, int64_t n) {
 }
 
 void PagedKvPool::truncate(SeqId seq, int64_t new_length) {
+  const std::lock_guard lock(*mutex_);
   Sequence& s = get(seq);
   if (new_length < 0 || new_length > s.length) {
     throw Error("cache: cannot truncate sequence " + std::to_string(seq) + " of length " +
@@ -216,10 +231,12 @@ void PagedKvPool::truncate(SeqId seq, int64_t new_length) {
 }
 
 const void* const* PagedKvPool::page_table(SeqId seq) const {
+  const std::lock_guard lock(*mutex_);
   return get(seq).table.data();
 }
 
 const void* PagedKvPool::row(SeqId seq, int64_t pos) const {
+  const std::lock_guard lock(*mutex_);
   const Sequence& s = get(seq);
   if (pos < 0 || pos >= s.length + s.reserved) {
     throw Error("cache: position " + std::to_string(pos) + " is past the end of sequence " +
@@ -227,6 +244,11 @@ const void* PagedKvPool::row(SeqId seq, int64_t pos) const {
   }
   return static_cast<const std::byte*>(s.table[static_cast<size_t>(pos / page_size_)]) +
          (pos % page_size_) * token_width_ * static_cast<int64_t>(dtype_size(dtype_));
+}
+
+int64_t PagedKvPool::pages_free() const {
+  const std::lock_guard lock(*mutex_);
+  return static_cast<int64_t>(free_pages_.size());
 }
 
 int32_t PagedKvPool::take_page() {

@@ -94,6 +94,13 @@ void MlaWeights::for_each_tensor(const MlaConfig& c, const Visitor& visit) {
   proj("o_proj", c.out_size(), h * c.v_head_dim, wo, bo);
 }
 
+int64_t first_non_finite(const std::vector<float>& data) {
+  for (size_t i = 0; i < data.size(); ++i) {
+    if (!std::isfinite(data[i])) return static_cast<int64_t>(i);
+  }
+  return -1;
+}
+
 void MlaWeights::check_shapes(const MlaConfig& config) const {
   for_each_const(*this, config,
                  [](const std::string& name, const std::vector<int64_t>& shape,
@@ -102,6 +109,11 @@ void MlaWeights::check_shapes(const MlaConfig& config) const {
                      throw Error("weights: " + name + ": expected " + std::to_string(numel(shape)) +
                                  " values for shape " + shape_to_string(shape) + ", got " +
                                  std::to_string(data.size()));
+                   }
+                   const int64_t bad = first_non_finite(data);
+                   if (bad >= 0) {
+                     throw Error("weights: " + name + ": value " + std::to_string(bad) +
+                                 " is NaN or infinity");
                    }
                  });
 }
@@ -163,6 +175,12 @@ MlaWeights load_layer_weights(const CheckpointDir& checkpoint, const MlaConfig& 
       data = dequantize_fp8(file, name, base + ".weight_scale_inv", checkpoint);
     } else {
       data = file.read_f32(name);
+    }
+    // A NaN weight would silently turn every output NaN; refuse it here, naming the file.
+    const int64_t bad = first_non_finite(data);
+    if (bad >= 0) {
+      throw Error(file.path() + ": tensor '" + name + "': value " + std::to_string(bad) +
+                  " is NaN or infinity");
     }
   });
   return w;

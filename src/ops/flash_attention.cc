@@ -72,6 +72,45 @@ int64_t page_end(const KvView& view, int64_t j) {
                                : (j / view.page_size + 1) * view.page_size;
 }
 
+bool any_non_finite(const float* rows, int64_t ld, int64_t n, int64_t width) {
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t c = 0; c < width; ++c) {
+      if (!std::isfinite(rows[j * ld + c])) return true;
+    }
+  }
+  return false;
+}
+
+// acc[row0 + i] += P[i] V over the n keys of a tile from j0, for the `active` rows from token
+// t_first. Keys past a row's causal limit have probability 0, but 0 x NaN (or x inf) is NaN:
+// one non-finite value row of a later token would poison every earlier token's output. So when
+// a value a row may not see is non-finite, each partly masked token multiplies only the keys it
+// sees; otherwise one product covers the tile (0 x finite = 0 exactly, the same result).
+void accumulate_values(const AttentionParams& p, int64_t t0, int64_t t_first, int64_t j0, int64_t n,
+                       const float* probs, const float* values, int64_t ldv, float* acc,
+                       int64_t row0, int64_t active) {
+  const int64_t gs = group_size(p), dv = p.v_dim;
+  // Tokens from t_full on see the whole tile; earlier ones see fewer keys, t_first the fewest.
+  const int64_t t_end = t_first + active / gs;
+  const int64_t t_full = std::min(t_end, std::max(t_first, j0 + n - 1 - p.context_before));
+  const int64_t fewest = std::min(n, p.context_before + t_first + 1 - j0);
+  if (t_full == t_first || !any_non_finite(values + fewest * ldv, ldv, n - fewest, dv)) {
+    gemm(false, false, active, dv, n, 1.0f, probs, kKeyTile, values, ldv, 1.0f, acc + row0 * dv,
+         dv);
+    return;
+  }
+  const int64_t full0 = (t_full - t0) * gs, full_rows = row0 + active - full0;
+  if (full_rows > 0) {
+    gemm(false, false, full_rows, dv, n, 1.0f, probs + (full0 - row0) * kKeyTile, kKeyTile, values,
+         ldv, 1.0f, acc + full0 * dv, dv);
+  }
+  for (int64_t t = t_first; t < t_full; ++t) {
+    const int64_t visible = p.context_before + t + 1 - j0, r = (t - t0) * gs;
+    gemm(false, false, gs, dv, visible, 1.0f, probs + (r - row0) * kKeyTile, kKeyTile, values, ldv,
+         1.0f, acc + r * dv, dv);
+  }
+}
+
 // Queries [t0, t1) x the heads of KV group g over keys [k0, k1): unnormalised acc (rows, v_dim),
 // running max and sum.
 void run_item(const AttentionParams& p, int64_t g, int64_t t0, int64_t t1, int64_t k0, int64_t k1,
@@ -128,7 +167,7 @@ void run_item(const AttentionParams& p, int64_t g, int64_t t0, int64_t t1, int64
         for (int64_t c = 0; c < dv; ++c) a[c] *= correction;
       }
     }
-    gemm(false, false, active, dv, n, 1.0f, sc, kKeyTile, values, ldv, 1.0f, acc + row0 * dv, dv);
+    accumulate_values(p, t0, t_first, j0, n, sc, values, ldv, acc, row0, active);
     j0 = j1;
   }
 }
@@ -176,31 +215,57 @@ void flash_attention(std::span<const AttentionParams> seqs, FlashWorkspace& ws) 
   if (ws.partials.size() < partial_floats) ws.partials.resize(partial_floats);
   const std::vector<FlashWorkspace::Item>& items = ws.items;
 
-#pragma omp parallel for schedule(dynamic, 1) if (items.size() > 1)
-  for (size_t i = 0; i < items.size(); ++i) {
-    const FlashWorkspace::Item& it = items[i];
+  // Every thread sizes its scratch for the largest item before taking any: with dynamic
+  // scheduling, which thread runs which item varies between calls, and growing on first use
+  // would allocate in a warm decode step whenever a thread meets a larger item than before.
+  int64_t q_floats = 0, score_floats = 0, acc_floats = 0, max_rows = 0, k_floats = 0, v_floats = 0;
+  for (const FlashWorkspace::Item& it : items) {
     const AttentionParams& p = seqs[static_cast<size_t>(it.seq)];
-    const int64_t rows = (it.t1 - it.t0) * group_size(p), dv = p.v_dim;
-    float *acc, *mx, *sm;
-    if (it.parts > 1) {
-      acc = ws.partials.data() + it.partial;
-      mx = acc + rows * dv;
-      sm = mx + rows;
-    } else {
-      ThreadScratch& s = scratch();
-      grow(s.acc, rows * dv);
-      grow(s.max, rows);
-      grow(s.sum, rows);
-      acc = s.acc.data();
-      mx = s.max.data();
-      sm = s.sum.data();
-    }
-    run_item(p, it.group, it.t0, it.t1, it.k0, it.k1, acc, mx, sm);
-    if (it.parts == 1) {
-      for (int64_t row = 0; row < rows; ++row) {
-        const float inv = 1.0f / sm[row];
-        float* o = out_row(p, it.group, it.t0, row);
-        for (int64_t c = 0; c < dv; ++c) o[c] = acc[row * dv + c] * inv;
+    const int64_t rows = (it.t1 - it.t0) * group_size(p);
+    q_floats = std::max(q_floats, rows * p.qk_dim);
+    score_floats = std::max(score_floats, rows * kKeyTile);
+    acc_floats = std::max(acc_floats, rows * p.v_dim);
+    max_rows = std::max(max_rows, rows);
+    if (p.k.dtype != DType::kF32) k_floats = std::max(k_floats, kKeyTile * p.qk_dim);
+    if (p.v.dtype != DType::kF32) v_floats = std::max(v_floats, kKeyTile * p.v_dim);
+  }
+
+#pragma omp parallel if (items.size() > 1)
+  {
+    ThreadScratch& mine = scratch();
+    grow(mine.q, q_floats);
+    grow(mine.scores, score_floats);
+    grow(mine.acc, acc_floats);
+    grow(mine.max, max_rows);
+    grow(mine.sum, max_rows);
+    grow(mine.k_tile, k_floats);
+    grow(mine.v_tile, v_floats);
+#pragma omp for schedule(dynamic, 1)
+    for (size_t i = 0; i < items.size(); ++i) {
+      const FlashWorkspace::Item& it = items[i];
+      const AttentionParams& p = seqs[static_cast<size_t>(it.seq)];
+      const int64_t rows = (it.t1 - it.t0) * group_size(p), dv = p.v_dim;
+      float *acc, *mx, *sm;
+      if (it.parts > 1) {
+        acc = ws.partials.data() + it.partial;
+        mx = acc + rows * dv;
+        sm = mx + rows;
+      } else {
+        ThreadScratch& s = scratch();
+        grow(s.acc, rows * dv);
+        grow(s.max, rows);
+        grow(s.sum, rows);
+        acc = s.acc.data();
+        mx = s.max.data();
+        sm = s.sum.data();
+      }
+      run_item(p, it.group, it.t0, it.t1, it.k0, it.k1, acc, mx, sm);
+      if (it.parts == 1) {
+        for (int64_t row = 0; row < rows; ++row) {
+          const float inv = 1.0f / sm[row];
+          float* o = out_row(p, it.group, it.t0, row);
+          for (int64_t c = 0; c < dv; ++c) o[c] = acc[row * dv + c] * inv;
+        }
       }
     }
   }
@@ -214,20 +279,24 @@ void flash_attention(std::span<const AttentionParams> seqs, FlashWorkspace& ws) 
     const size_t end = i + static_cast<size_t>(first.parts);
 #pragma omp parallel for schedule(static) if (rows * dv > 8192)
     for (int64_t row = 0; row < rows; ++row) {
+      // Parts starting past the query's last visible key saw nothing of it. Decided by
+      // position, not by the part's max: NaN or -inf scores (a non-finite cache row) leave the
+      // max at -inf, and their non-finite output must not be dropped.
+      const int64_t last_key = p.context_before + first.t0 + row / group_size(p);
       float m = kNoKey;
       for (size_t k = i; k < end; ++k)
         m = std::max(m, ws.partials[items[k].partial + static_cast<size_t>(rows * dv + row)]);
       float total = 0.0f;
       for (size_t k = i; k < end; ++k) {
         const float* base = ws.partials.data() + items[k].partial;
-        if (base[rows * dv + row] != kNoKey)
+        if (items[k].k0 <= last_key)
           total += base[rows * dv + rows + row] * std::exp(base[rows * dv + row] - m);
       }
       float* o = out_row(p, first.group, first.t0, row);
       std::fill_n(o, dv, 0.0f);
       for (size_t k = i; k < end; ++k) {
         const float* base = ws.partials.data() + items[k].partial;
-        if (base[rows * dv + row] == kNoKey) continue;  // this part saw no key of this query
+        if (items[k].k0 > last_key) continue;  // this part saw no key of this query
         const float w = std::exp(base[rows * dv + row] - m) / total;
         for (int64_t c = 0; c < dv; ++c) o[c] += w * base[row * dv + c];
       }

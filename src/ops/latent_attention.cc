@@ -156,24 +156,27 @@ void merge_row(const AttentionParams& p, const LatentWorkspace::Item* parts, int
   const int64_t rows = (parts[0].t1 - parts[0].t0) * (parts[0].h1 - parts[0].h0);
   const simd::LatentScratch l = simd::latent_scratch(rows, 1, p.v_dim);
   const int64_t acc_size = l.rows_pad * l.rank_pad;
+  const int64_t nh = parts[0].h1 - parts[0].h0;
+  // Parts starting past the row's last visible key saw nothing of it. Decided by position, not
+  // by the part's statistics: a row whose scores were NaN or -inf (a non-finite cache row) can
+  // look empty, and its non-finite output must not be dropped.
+  const int64_t last_key = p.context_before + parts[0].t0 + row / nh;
   float m = kMinusInf;
   for (int64_t k = 0; k < n_parts; ++k)
     m = std::max(m, partials[parts[k].partial + acc_size + row]);
   float total = 0.0f;
   for (int64_t k = 0; k < n_parts; ++k) {
     const float* base = partials + parts[k].partial;
-    const float mk = base[acc_size + row];
-    if (mk != kMinusInf) total += base[acc_size + l.rows_pad + row] * std::exp2(mk - m);
+    if (parts[k].k0 <= last_key)
+      total += base[acc_size + l.rows_pad + row] * std::exp2(base[acc_size + row] - m);
   }
-  const int64_t nh = parts[0].h1 - parts[0].h0;
   float* out = p.out + (parts[0].t0 + row / nh) * p.out_token_stride +
                (parts[0].h0 + row % nh) * p.out_head_stride;
   std::fill_n(out, p.v_dim, 0.0f);
   for (int64_t k = 0; k < n_parts; ++k) {
     const float* base = partials + parts[k].partial;
-    const float mk = base[acc_size + row];
-    if (mk == kMinusInf) continue;  // this part holds no key this row may see
-    const float w = std::exp2(mk - m) / total;
+    if (parts[k].k0 > last_key) continue;  // no key this row may see
+    const float w = std::exp2(base[acc_size + row] - m) / total;
     const float* acc = base + row * l.rank_pad;
     for (int64_t c = 0; c < p.v_dim; ++c) out[c] += w * acc[c];
   }

@@ -92,14 +92,4 @@ std::vector<float> read_checkpoint_tensor(const SafetensorsFile& file, const std
   return values;
 }
 
-LmModel load_model_checkpoint(const std::string& path) {
-  OpenedCheckpoint ckpt = open_checkpoint(resolve_checkpoint(path));
-  LmModel model(ckpt.config);
-  for (const ParamTensor& t : model.tensors()) {
-    const std::vector<float> values = read_checkpoint_tensor(ckpt.file, t.name, t.shape);
-    std::copy(values.begin(), values.end(), model.params().begin() + t.offset);
-  }
-  return model;
-}
-
 }  // namespace mla

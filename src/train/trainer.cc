@@ -12,10 +12,6 @@
 namespace mla {
 namespace {
 
-[[noreturn]] void fail(const std::string& field, const std::string& reason) {
-  throw Error("train options: " + field + ": " + reason);
-}
-
 TrainData make_data(const TrainOptions& o) {
   if (o.data_path.empty()) return TrainData::synthetic(parse_task(o.task));
   return TrainData::from_file(o.data_path, o.val_fraction, o.seq);
@@ -26,109 +22,7 @@ nlohmann::json history_to_json(const TrainHistory& h) {
       {"steps", h.steps}, {"loss", h.loss}, {"val_steps", h.val_steps}, {"val_loss", h.val_loss}};
 }
 
-const std::string& meta_field(const SafetensorsFile& file, const char* key) {
-  auto it = file.metadata().find(key);
-  if (it == file.metadata().end())
-    throw Error(file.path() + ": checkpoint has no '" + key + "' metadata");
-  return it->second;
-}
-
-int64_t meta_int(const SafetensorsFile& file, const char* key) {
-  const std::string& text = meta_field(file, key);
-  try {
-    size_t used = 0;
-    const long long v = std::stoll(text, &used);
-    if (used == text.size() && v >= 0) return v;
-  } catch (const std::exception&) {
-  }
-  throw Error(file.path() + ": metadata '" + key + "' is not a non-negative integer: '" + text +
-              "'");
-}
-
 }  // namespace
-
-void TrainOptions::validate() const {
-  if (steps < 1) fail("steps", "must be at least 1");
-  if (batch < 1 || batch > (1 << 20)) fail("batch", "must be in [1, 2^20]");
-  if (seq < 1 || seq > (1 << 16)) fail("seq", "must be in [1, 65536]");
-  if (!(lr > 0.0) || !std::isfinite(lr)) fail("lr", "must be a positive number");
-  if (!std::isfinite(min_lr) || min_lr > lr) fail("min_lr", "must not exceed lr");
-  if (!(weight_decay >= 0.0)) fail("weight_decay", "must not be negative");
-  if (!(beta1 >= 0.0 && beta1 < 1.0) || !(beta2 >= 0.0 && beta2 < 1.0))
-    fail("betas", "must be in [0, 1)");
-  if (!(eps > 0.0)) fail("eps", "must be positive");
-  if (!(grad_clip >= 0.0)) fail("grad_clip", "must not be negative");
-  if (eval_every < 1) fail("eval_every", "must be at least 1");
-  if (eval_batches < 1) fail("eval_batches", "must be at least 1");
-  if (!(val_fraction > 0.0 && val_fraction < 1.0)) fail("val_fraction", "must be in (0, 1)");
-  if (data_path.empty()) parse_task(task);
-}
-
-LrSchedule TrainOptions::schedule() const {
-  LrSchedule s;
-  s.max_lr = lr;
-  s.min_lr = min_lr < 0 ? lr / 10 : min_lr;
-  s.warmup_steps = warmup < 0 ? std::min<int64_t>(100, steps / 10) : warmup;
-  s.total_steps = steps;
-  return s;
-}
-
-AdamWConfig TrainOptions::adamw() const {
-  return AdamWConfig{beta1, beta2, eps, weight_decay};
-}
-
-std::string train_options_to_json(const TrainOptions& o) {
-  nlohmann::ordered_json j = {{"steps", o.steps},
-                              {"batch", o.batch},
-                              {"seq", o.seq},
-                              {"lr", o.lr},
-                              {"min_lr", o.min_lr},
-                              {"warmup", o.warmup},
-                              {"weight_decay", o.weight_decay},
-                              {"beta1", o.beta1},
-                              {"beta2", o.beta2},
-                              {"eps", o.eps},
-                              {"grad_clip", o.grad_clip},
-                              {"eval_every", o.eval_every},
-                              {"eval_batches", o.eval_batches},
-                              {"seed", o.seed},
-                              {"task", o.task},
-                              {"data_path", o.data_path},
-                              {"val_fraction", o.val_fraction}};
-  return j.dump();
-}
-
-TrainOptions parse_train_options_json(const std::string& text, const std::string& source) {
-  TrainOptions o;
-  try {
-    const nlohmann::json j = nlohmann::json::parse(text);
-    o.steps = j.at("steps");
-    o.batch = j.at("batch");
-    o.seq = j.at("seq");
-    o.lr = j.at("lr");
-    o.min_lr = j.at("min_lr");
-    o.warmup = j.at("warmup");
-    o.weight_decay = j.at("weight_decay");
-    o.beta1 = j.at("beta1");
-    o.beta2 = j.at("beta2");
-    o.eps = j.at("eps");
-    o.grad_clip = j.at("grad_clip");
-    o.eval_every = j.at("eval_every");
-    o.eval_batches = j.at("eval_batches");
-    o.seed = j.at("seed");
-    o.task = j.at("task");
-    o.data_path = j.at("data_path");
-    o.val_fraction = j.at("val_fraction");
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(source + ": malformed training options: " + e.what());
-  }
-  try {
-    o.validate();
-  } catch (const Error& e) {
-    throw Error(source + ": " + e.what());
-  }
-  return o;
-}
 
 Trainer::Trainer(LmModel model, const TrainOptions& options, TrainData data)
     : options_(options),
@@ -213,16 +107,16 @@ Trainer Trainer::resume(const std::string& checkpoint_path, int64_t steps,
                         const std::string& data_path) {
   OpenedCheckpoint ckpt = open_checkpoint(resolve_checkpoint(checkpoint_path));
   const SafetensorsFile& f = ckpt.file;
-  TrainOptions o = parse_train_options_json(meta_field(f, "train"), f.path() + ": train");
+  CheckpointRunState state = read_checkpoint_run_state(f);
+  TrainOptions o = state.options;
   if (steps > 0) o.steps = steps;
   if (!data_path.empty()) o.data_path = data_path;
-  const int64_t step = meta_int(f, "step");
-  if (step > o.steps) {
-    throw Error(f.path() + ": the checkpoint is at step " + std::to_string(step) +
+  if (state.step > o.steps) {
+    throw Error(f.path() + ": the checkpoint is at step " + std::to_string(state.step) +
                 ", past the requested " + std::to_string(o.steps) + " steps");
   }
   TrainData data = make_data(o);
-  if (std::to_string(data.fingerprint()) != meta_field(f, "data_fingerprint")) {
+  if (std::to_string(data.fingerprint()) != state.data_fingerprint) {
     throw Error(f.path() + ": the data differs from the data the checkpoint was trained on (" +
                 data.name() + ")");
   }
@@ -236,20 +130,10 @@ Trainer Trainer::resume(const std::string& checkpoint_path, int64_t steps,
       read_checkpoint_tensor(f, "optimizer.exp_avg", {trainer.model_.num_parameters()});
   trainer.adam_.v() =
       read_checkpoint_tensor(f, "optimizer.exp_avg_sq", {trainer.model_.num_parameters()});
-  trainer.adam_.set_step(meta_int(f, "optimizer_step"));
-  trainer.step_ = step;
-  std::istringstream rng_state(meta_field(f, "data_rng"));
-  rng_state >> trainer.rng_;
-  if (rng_state.fail()) throw Error(f.path() + ": metadata 'data_rng' is not a generator state");
-  try {
-    const nlohmann::json h = nlohmann::json::parse(meta_field(f, "history"));
-    trainer.history_.steps = h.at("steps").get<std::vector<double>>();
-    trainer.history_.loss = h.at("loss").get<std::vector<double>>();
-    trainer.history_.val_steps = h.at("val_steps").get<std::vector<double>>();
-    trainer.history_.val_loss = h.at("val_loss").get<std::vector<double>>();
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(f.path() + ": metadata 'history' is malformed: " + e.what());
-  }
+  trainer.adam_.set_step(state.optimizer_step);
+  trainer.step_ = state.step;
+  trainer.rng_ = state.data_rng;
+  trainer.history_ = std::move(state.history);
   return trainer;
 }
 

@@ -2,8 +2,11 @@
 // attention_kernels.h). bf16 keys and values are widened as they are loaded.
 // GCC 12's AVX-512 intrinsics self-initialise their _mm512_undefined_* operands, which
 // -W(maybe-)uninitialized reports at inlined calls (GCC bug 105593).
+// Clang has no -Wmaybe-uninitialized (and would warn about the unknown option), so GCC only.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 
 #include <immintrin.h>
 

@@ -9,8 +9,11 @@
 // Float32 caches take the float32 kernel (latent_avx512.cc).
 // GCC 12's AVX-512 intrinsics self-initialise their _mm512_undefined_* operands, which
 // -W(maybe-)uninitialized reports at inlined calls (GCC bug 105593).
+// Clang has no -Wmaybe-uninitialized (and would warn about the unknown option), so GCC only.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 
 #include <immintrin.h>
 
@@ -172,18 +175,21 @@ void softmax_tile_bf16(float* s, int64_t n, int64_t rows_pad, int64_t first_key,
     const __m512 new_max = _mm512_max_ps(old_max, tile_max);
     const __m512 base = V512::zero_if_minus_inf(new_max);
     const __m512 corr = V512::exp2(_mm512_sub_ps(old_max, base));
-    __m512 sum = _mm512_setzero_ps();
+    __m512 sum = _mm512_setzero_ps(), nan = _mm512_setzero_ps();
     for (int64_t j = 0; j < n; j += 2) {
-      const __m512 pa = V512::exp2(_mm512_sub_ps(_mm512_load_ps(s + j * rows_pad + r), base));
-      const __m512 pb =
-          j + 1 < n ? V512::exp2(_mm512_sub_ps(_mm512_load_ps(s + (j + 1) * rows_pad + r), base))
-                    : _mm512_setzero_ps();
+      const __m512 xa = _mm512_load_ps(s + j * rows_pad + r);
+      const __m512 xb =
+          j + 1 < n ? _mm512_load_ps(s + (j + 1) * rows_pad + r) : _mm512_setzero_ps();
+      nan = V512::keep_nan(V512::keep_nan(nan, xa), xb);  // as in softmax_tile
+      const __m512 pa = V512::exp2(_mm512_sub_ps(xa, base));
+      const __m512 pb = j + 1 < n ? V512::exp2(_mm512_sub_ps(xb, base)) : _mm512_setzero_ps();
       const __m512i pairs = interleave_bf16(pa, pb);
       _mm512_store_si512(probs + (j / 2 * rows_pad + r) * 2, pairs);
       __m512 ra, rb;
       split_bf16(pairs, &ra, &rb);
       sum = _mm512_add_ps(sum, _mm512_add_ps(ra, rb));
     }
+    sum = _mm512_add_ps(sum, nan);
     _mm512_store_ps(st.max + r, new_max);
     _mm512_store_ps(st.sum + r, _mm512_fmadd_ps(_mm512_load_ps(st.sum + r), corr, sum));
     _mm512_store_ps(st.corr + r, corr);
@@ -283,8 +289,24 @@ void latent_item_avx512bf16(const LatentItem& it) {
       keys[j] = reinterpret_cast<const uint16_t*>(kv_row(it.kv, j0 + j, 2));
     qk_tile_bf16(l, b, it.width, keys, n, s);
     softmax_tile_bf16(s, n, l.rows_pad, j0, j0 + n - 1 > first_limit, st, b.probs);
-    pack_values_bf16(keys, n, it.rank, l.rank_pad, b.values);
-    pv_tile_bf16(acc, l, st.corr, b.probs, b.values, n);
+    // As in latent_item_f32: masked keys with a non-finite value must not be multiplied in.
+    const int64_t shared = keys_seen_by_all(it, j0, n);
+    if (shared < n && values_non_finite_bf16(keys, shared, n, it.rank)) {
+      pack_values_bf16(keys, shared, it.rank, l.rank_pad, b.values);
+      pv_tile_bf16(acc, l, st.corr, b.probs, b.values, shared);  // also applies corr
+      pv_visible_only(
+          acc, l, it, st, j0, shared, n,
+          [&](int64_t j, int64_t r) {
+            const uint16_t bits = b.probs[(j / 2 * l.rows_pad + r) * 2 + j % 2];
+            return __builtin_bit_cast(float, static_cast<uint32_t>(bits) << 16);
+          },
+          [&](int64_t j, int64_t c) {
+            return __builtin_bit_cast(float, static_cast<uint32_t>(keys[j][c]) << 16);
+          });
+    } else {
+      pack_values_bf16(keys, n, it.rank, l.rank_pad, b.values);
+      pv_tile_bf16(acc, l, st.corr, b.probs, b.values, n);
+    }
   }
   finish_item<V512>(it, l, acc, st);
 }
