@@ -11,6 +11,7 @@
 #include "mla/error.h"
 #include "mla/safetensors.h"
 #include "mla/weights.h"
+#include "model/random_init.h"
 #include "ops/gemm.h"
 #include "ops/kv_view.h"
 #include "ops/rope.h"
@@ -116,16 +117,7 @@ DsaWeights DsaWeights::random(const MlaConfig& m, const DsaConfig& dsa, uint64_t
   w.for_each_tensor(
       m, dsa,
       [&rng](const std::string& name, const std::vector<int64_t>& shape, std::vector<float>& data) {
-        data.resize(static_cast<size_t>(numel(shape)));
-        const bool bias = name.find("bias") != std::string::npos;
-        if (shape.size() == 1) {  // LayerNorm gain around 1, bias around 0
-          std::uniform_real_distribution<float> dist(bias ? -0.2f : 0.8f, bias ? 0.2f : 1.2f);
-          for (float& v : data) v = dist(rng);
-          return;
-        }
-        const float bound = std::sqrt(3.0f / static_cast<float>(shape[1]));
-        std::uniform_real_distribution<float> dist(-bound, bound);
-        for (float& v : data) v = dist(rng);
+        fill_random_tensor(name, shape, data, rng);
       });
   return w;
 }

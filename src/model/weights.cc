@@ -6,6 +6,7 @@
 
 #include "mla/error.h"
 #include "mla/safetensors.h"
+#include "model/random_init.h"
 
 namespace mla {
 namespace {
@@ -118,24 +119,27 @@ void MlaWeights::check_shapes(const MlaConfig& config) const {
                  });
 }
 
+void fill_random_tensor(const std::string& name, const std::vector<int64_t>& shape,
+                        std::vector<float>& data, std::mt19937_64& rng) {
+  data.resize(static_cast<size_t>(numel(shape)));
+  if (shape.size() == 1) {
+    const bool is_bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    std::uniform_real_distribution<float> dist(is_bias ? -0.2f : 0.8f, is_bias ? 0.2f : 1.2f);
+    for (float& v : data) v = dist(rng);
+    return;
+  }
+  const float bound = std::sqrt(3.0f / static_cast<float>(shape[1]));
+  std::uniform_real_distribution<float> dist(-bound, bound);
+  for (float& v : data) v = dist(rng);
+}
+
 MlaWeights MlaWeights::random(const MlaConfig& config, uint64_t seed) {
   config.validate();
   MlaWeights w;
   std::mt19937_64 rng(seed);
-  w.for_each_tensor(config, [&](const std::string& name, const std::vector<int64_t>& shape,
-                                std::vector<float>& data) {
-    data.resize(static_cast<size_t>(numel(shape)));
-    if (shape.size() == 1) {  // norm gains around 1, biases small but not zero (tested)
-      const bool is_bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
-      std::uniform_real_distribution<float> dist(is_bias ? -0.2f : 0.8f, is_bias ? 0.2f : 1.2f);
-      for (float& v : data) v = dist(rng);
-      return;
-    }
-    // Uniform with variance 1/in_features keeps activations O(1) through every projection.
-    const float bound = std::sqrt(3.0f / static_cast<float>(shape[1]));
-    std::uniform_real_distribution<float> dist(-bound, bound);
-    for (float& v : data) v = dist(rng);
-  });
+  w.for_each_tensor(
+      config, [&rng](const std::string& name, const std::vector<int64_t>& shape,
+                     std::vector<float>& data) { fill_random_tensor(name, shape, data, rng); });
   return w;
 }
 
