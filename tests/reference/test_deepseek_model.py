@@ -193,3 +193,27 @@ def test_reference_moe_matches_dense_expert_sum():
         assert dr.torch.allclose(y[t], want[0], atol=1e-12)
     assert dr.torch.allclose(w.sum(-1), dr.torch.full((5,), 2.5, dtype=dr.torch.float64))
     assert json.loads(json.dumps(cfg))["topk_method"] == "noaux_tc"
+
+
+def test_info_describes_the_whole_model(cases):
+    model, _ = cases["v3"]
+    cfg = dc.config("v3")
+    tensors = dc.make_tensors(cfg, 1)
+    mtp = f"model.layers.{cfg['num_hidden_layers']}."
+    decoder = sum(v.size for k, v in tensors.items() if not k.startswith(mtp))
+    expert = 3 * cfg["hidden_size"] * cfg["moe_intermediate_size"]
+    moe_layers = cfg["num_hidden_layers"] - cfg["first_k_dense_replace"]
+    unused = moe_layers * (cfg["n_routed_experts"] - cfg["num_experts_per_tok"]) * expert
+    embed = cfg["vocab_size"] * cfg["hidden_size"]
+    r = subprocess.run([cli(), "info", "--model", model, "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert j["architecture"] == "DeepseekV3ForCausalLM" and j["model_type"] == "kimi_k2"
+    assert j["layers"] == {"total": 3, "dense": 1, "moe": 2, "dsa": False, "mtp_skipped": 1}
+    assert j["parameters"] == decoder
+    assert j["active_parameters_per_token"] == decoder - unused - embed
+    assert j["checkpoint"]["F32"]["parameters"] == sum(v.size for v in tensors.values())
+    assert j["cache_bytes_per_token"]["bf16"] == 3 * 2 * (16 + 4)
+    text = subprocess.run([cli(), "info", "--model", model], capture_output=True, text=True).stdout
+    assert "attention tensors of layer 0" in text  # the single-layer view is kept
+    assert "layers: 3 (1 dense MLP, 2 MoE); MTP layers skipped: 1" in text
