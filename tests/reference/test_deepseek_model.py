@@ -217,3 +217,21 @@ def test_info_describes_the_whole_model(cases):
     text = subprocess.run([cli(), "info", "--model", model], capture_output=True, text=True).stdout
     assert "attention tensors of layer 0" in text  # the single-layer view is kept
     assert "layers: 3 (1 dense MLP, 2 MoE); MTP layers skipped: 1" in text
+
+
+def test_bench_whole_model(cases, tmp_path):
+    model, _ = cases["v2lite"]
+    out = str(tmp_path / "bench.json")
+    for source in (["--model", model], ["--preset", "tiny-moe-model", "--layers", "2"]):
+        r = subprocess.run([cli(), "bench", *source, "--threads", "1", "--batches", "1,3",
+                            "--repeats", "2", "--prefill-tokens", "8", "--decode-context", "4",
+                            "--json", out], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        j = json.load(open(out))
+        assert [d["batch"] for d in j["decode"]] == [1, 3]
+        assert all(d["tokens_per_second"] > 0 for d in j["decode"])
+        assert j["prefill"]["tokens"] == 8 and j["prefill"]["tokens_per_second"] > 0
+        assert j["memory_floor"]["active_weight_bytes"] > 0 and j["weight_dtype"] == "bf16"
+    assert j["layers"] == 2
+    r = subprocess.run([cli(), "bench", "--model", model, "--layers", "2"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--layers: applies to --preset" in r.stderr
