@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "mla/layer.h"
+#include "mla/model.h"
 #include "test_util.h"
 
 namespace {
@@ -66,6 +67,26 @@ TEST(NoAllocation, AbsorbedDecodeStepBf16WeightsRetainsNothing) {
 }
 TEST(NoAllocation, NaiveDecodeStep) {
   EXPECT_EQ(allocations_per_decode_step<NaiveKVCache>().allocations, 0);
+}
+
+// A whole model (MoE with a shared expert, dense first layer) over its paged caches: a warm
+// batched decode step allocates nothing either.
+TEST(NoAllocation, WholeModelDecodeStep) {
+  DeepseekModel::Options o;
+  o.weight_dtype = DType::kF32;
+  o.cache_tokens = 64;
+  DeepseekModel m = DeepseekModel::random(model_preset("tiny-moe-model", 0), 3, o);
+  const std::vector<DeepseekModel::SeqId> seqs = {m.add_sequence(), m.add_sequence()};
+  const std::vector<int32_t> prompt = {1, 2, 3, 4, 5, 6, 7};
+  std::vector<float> logits(prompt.size() * 256);
+  m.forward(prompt, seqs, std::vector<int64_t>{4, 3}, logits);
+  const std::vector<int32_t> next = {9, 10};
+  const std::vector<int64_t> ones = {1, 1};
+  std::vector<float> step(2 * 256);
+  m.forward(next, seqs, ones, step);  // warm-up
+  const long before = g_allocations.load();
+  for (int i = 0; i < 5; ++i) m.forward(next, seqs, ones, step);
+  EXPECT_EQ(g_allocations.load() - before, 0);
 }
 
 }  // namespace
