@@ -84,8 +84,8 @@ std::string onig_to_pcre2(std::string_view p) {
 Regex::Regex(std::string_view pattern, bool literal, const std::string& where) : where_(where) {
   const std::string translated = literal ? std::string(pattern) : onig_to_pcre2(pattern);
   // MULTILINE: in Oniguruma's Ruby syntax ^ and $ match at every line.
-  uint32_t options = PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK;
-  options |= literal ? PCRE2_LITERAL : PCRE2_MULTILINE;
+  uint32_t options = PCRE2_UTF | PCRE2_NO_UTF_CHECK;
+  options |= literal ? PCRE2_LITERAL : PCRE2_UCP | PCRE2_MULTILINE;
   if (first_invalid_utf8(translated) != std::string::npos) {
     throw Error(where + ": pattern is not valid UTF-8");
   }

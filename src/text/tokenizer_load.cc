@@ -148,29 +148,45 @@ void load_model(const Ctx& c, const json& root, text::Bpe& bpe) {
   }
 }
 
+// Ids follow the reference's AddedVocabulary, not the file's "id" field (which it only warns
+// about): a token already in the vocabulary keeps that id, any other takes the next free one.
 void load_added(const Ctx& c, const json& root, Tokenizer::Impl& impl) {
   const auto list = root.find("added_tokens");
   if (list == root.end() || list->is_null()) return;
-  if (!list->is_array())
-    c.fail("added_tokens", std::string("expected an array, got ") + type_name(*list));
+  if (!list->is_array()) c.fail("added_tokens", std::string("expected an array, got ") + type_name(*list));
+  const int64_t model_size = static_cast<int64_t>(impl.model.vocab.size());
+  int64_t max_id = -1;
   for (size_t i = 0; i < list->size(); ++i) {
     const std::string path = "added_tokens[" + std::to_string(i) + "]";
     const json& e = (*list)[i];
     if (!e.is_object()) c.fail(path, std::string("expected an object, got ") + type_name(e));
     text::AddedToken t;
-    t.id = get_id(c, member(c, e, path, "id"), path + ".id");
+    (void)get_id(c, member(c, e, path, "id"), path + ".id");
     t.content = get_string(c, member(c, e, path, "content"), path + ".content");
     if (t.content.empty()) c.fail(path + ".content", "is empty");
-    if (text::first_invalid_utf8(t.content) != std::string::npos)
-      c.fail(path + ".content", "is not valid UTF-8");
+    if (text::first_invalid_utf8(t.content) != std::string::npos) c.fail(path + ".content", "is not valid UTF-8");
     t.special = get_bool(c, e, path, "special", false);
     t.single_word = get_bool(c, e, path, "single_word", false);
     t.lstrip = get_bool(c, e, path, "lstrip", false);
     t.rstrip = get_bool(c, e, path, "rstrip", false);
     t.normalized = get_bool(c, e, path, "normalized", !t.special);
-    if (impl.added_by_id.count(t.id))
-      c.fail(path + ".id", std::to_string(t.id) + " is given to two added tokens");
-    impl.added_by_id.emplace(t.id, impl.added.size());
+    const auto known = impl.added_by_content.find(t.content);
+    if (known != impl.added_by_content.end()) {
+      t.id = known->second;
+      impl.added[impl.added_by_id.at(t.id)] = std::move(t);  // the later flags win
+      continue;
+    }
+    const auto in_vocab = impl.model.vocab.find(t.content);
+    if (in_vocab != impl.model.vocab.end()) {
+      t.id = in_vocab->second;
+    } else if (max_id < 0) {
+      t.id = static_cast<int32_t>(model_size);
+    } else {
+      t.id = static_cast<int32_t>(max_id >= model_size || model_size == 0 ? max_id + 1 : model_size);
+    }
+    if (t.id >= kMaxId) c.fail(path, "too many added tokens");
+    max_id = std::max<int64_t>(max_id, t.id);
+    impl.added_by_id[t.id] = impl.added.size();
     impl.added_by_content.emplace(t.content, t.id);
     impl.added.push_back(std::move(t));
   }

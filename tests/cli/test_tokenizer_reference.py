@@ -158,3 +158,92 @@ def test_add_special_and_specials_in_text(oracle):
     assert json.loads(inside.stdout) == json.loads(special.stdout)
     text = run("detokenize", "--model", model, "--ids", json.loads(special.stdout).__str__()[1:-1])
     assert text.stdout.decode() == "<｜begin▁of▁sentence｜>Hello"
+
+
+def variant(spec, pre_tokenizer, extra_tokens=()):
+    """DeepSeek-V3's vocabulary and merges under another pre-tokenizer and more added tokens."""
+    out = dict(spec)
+    out["pre_tokenizer"] = pre_tokenizer
+    next_id = max(t["id"] for t in spec["added_tokens"]) + 1
+    added = list(spec["added_tokens"])
+    for i, flags in enumerate(extra_tokens):
+        token = {"id": next_id + i, "single_word": False, "lstrip": False, "rstrip": False,
+                 "normalized": False, "special": True}
+        token.update(flags)
+        added.append(token)
+    out["added_tokens"] = added
+    return out
+
+
+def split(regex, behavior="Isolated", invert=False, literal=False):
+    return {"type": "Split", "pattern": {"String" if literal else "Regex": regex},
+            "behavior": behavior, "invert": invert}
+
+
+BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}
+FLAG_TOKENS = [
+    {"content": "<ls>", "lstrip": True},
+    {"content": "<rs>", "rstrip": True},
+    {"content": "<both>", "lstrip": True, "rstrip": True, "special": False, "normalized": True},
+    {"content": "hello", "single_word": True, "special": False},
+    {"content": "Wor", "special": False, "normalized": True},
+    {"content": "<｜User｜>x", "special": False},
+]
+QWEN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+        r"\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def variants(spec):
+    v3 = spec["pre_tokenizer"]
+    return {
+        "flags": variant(spec, v3, FLAG_TOKENS),
+        "gpt2": variant(spec, {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
+                               "use_regex": True}),
+        "behaviors": variant(spec, {"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": True}, split(" ", "MergedWithNext", literal=True),
+            split("[,.]", "MergedWithPrevious"), split(r"\p{Lu}", "Contiguous"), split("x+", "Removed"),
+            split(r"\p{L}+", "MergedWithNext", invert=True), BYTE_LEVEL]}),
+        "qwen": variant(spec, {"type": "Sequence", "pretokenizers": [split(QWEN), BYTE_LEVEL]}),
+        "llm": variant(spec, {"type": "Sequence", "pretokenizers": [
+            split(r"[\r\n]"), split(r"\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-Ֆ]+"),
+            split(r"\s?[!-/:-~！-／：-～‘-‟　-。]+"), split(r"\s+$"), split("[一-龥ࠀ-一가-퟿]+"),
+            split(r"\p{N}+"), {"type": "Digits", "individual_digits": False}, BYTE_LEVEL]}),
+        "empty_matches": variant(spec, {"type": "Sequence", "pretokenizers": [
+            split("x*"), split("(?=a)"), split("^|$", "MergedWithNext"), BYTE_LEVEL]}),
+    }
+
+
+def test_ids_equal_reference_under_other_pre_tokenizers_and_token_flags(oracle, tmp_path):
+    """Split behaviors, invert, Digits, ByteLevel's own regex and prefix space, empty regex
+    matches, and added tokens with lstrip / rstrip / single_word / normalized, each against
+    Hugging Face on the same vocabulary."""
+    model, node = oracle
+    with open(os.path.join(model, "tokenizer.json"), encoding="utf-8") as f:
+        spec = json.load(f)
+    flag_words = [t["content"] for t in FLAG_TOKENS]
+    lines = tokenizer_corpus.corpus_lines(added_contents(model)[:20] + flag_words, seed=16, count=700)
+    rng = random.Random(3)
+    for _ in range(200):
+        w = rng.choice(flag_words)
+        lines.append(rng.choice(["", " ", "  ", "a", "x ", "\t"]) + w + rng.choice(["", " ", "  ", "b", "\t", "_", "é"]) +
+                     rng.choice(flag_words) + rng.choice(["", " end", "  ", "hello world"]))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+    args = []
+    for name, content in variants(spec).items():
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "tokenizer.json").write_text(json.dumps(content, ensure_ascii=False), encoding="utf-8")
+        args += [str(folder), str(folder / "ref.jsonl")]
+    node("encode-hf", str(corpus), *args)
+    for name in variants(spec):
+        reference = [r["hf"] for r in read_jsonl(tmp_path / name / "ref.jsonl")]
+        result = run("tokenize", "--model", str(tmp_path / name), "--file", str(corpus), "--lines")
+        assert result.returncode == 0, (name, result.stderr.decode())
+        ours = [json.loads(line) for line in result.stdout.decode().split("\n")[:-1]]
+        assert len(ours) == len(lines) and len(reference) == len(lines) + 1
+        wrong = [describe(lines[i], ours[i], reference[i]) for i in range(len(lines)) if ours[i] != reference[i]]
+        assert not wrong, f"{name}: {len(wrong)} of {len(lines)} lines differ:\n" + "\n".join(wrong[:6])
+        if name in ("llm", "empty_matches"):  # ^ and $ at the corpus's newlines
+            whole = run("tokenize", "--model", str(tmp_path / name), "--file", str(corpus))
+            assert json.loads(whole.stdout) == reference[-1], name
