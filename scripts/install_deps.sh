@@ -7,9 +7,13 @@ packages=(
   libdnnl-dev ocl-icd-opencl-dev libomp-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libcpp-httplib-dev  # mla serve: HTTP server (Debian-packaged cpp-httplib)
   pybind11-dev python3-dev python3-numpy python3-pytest python3-torch libpng-dev
+  libpcre2-dev pkg-config  # the tokenizer's pre-tokenizer regexes (Unicode classes, JIT)
   python3-pil  # bench/train_compare.py draws its plot with PIL
   libopenblas0-pthread  # the PyTorch peer's BLAS in bench/: Debian's default reference BLAS would make it look 50x slower
 )
+# npm (with node): the tokenizer tests install their reference implementations from the npm
+# registry. Checked by command: a node from another source already brings npm.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 # ocl-icd-opencl-dev: oneDNN's CMake package config asks for OpenCL (its GPU runtime) even for CPU use.
 missing=()
 for p in "${packages[@]}"; do
