@@ -6,6 +6,7 @@ packages=(
   libomp-14-dev  # LLVM's OpenMP and its Archer tool: the TSan build (GCC's libgomp is not TSan-aware)
   libdnnl-dev ocl-icd-opencl-dev libomp-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libcpp-httplib-dev  # mla serve: HTTP server (Debian-packaged cpp-httplib)
+  python3-requests chromium python3-websocket  # the server tests: HTTP client, headless browser for the chat page
   pybind11-dev python3-dev python3-numpy python3-pytest python3-torch libpng-dev
   libpcre2-dev pkg-config  # the tokenizer's pre-tokenizer regexes (Unicode classes, JIT)
   python3-pil  # bench/train_compare.py draws its plot with PIL

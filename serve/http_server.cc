@@ -9,9 +9,9 @@
 #include <mutex>
 
 #include "mla/error.h"
+#include "mla/text_stream.h"
 #include "openai_api.h"
 #include "sampling.h"
-#include "text_stream.h"
 
 namespace mla::serve {
 namespace {
@@ -50,7 +50,7 @@ int64_t unix_time() {
 
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 void send_error(httplib::Response& res, const ApiError& e) {
@@ -58,7 +58,7 @@ void send_error(httplib::Response& res, const ApiError& e) {
 }
 
 std::string sse(const json& data) {
-  return "data: " + data.dump() + "\n\n";
+  return "data: " + data.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
 }
 
 }  // namespace
@@ -182,21 +182,43 @@ void HttpServer::Impl::handle_completion(const httplib::Request& req, httplib::R
     return;
   }
   auto channel = std::make_shared<Channel>();
-  auto stream = std::make_shared<TextStream>(request.stop);
+  // Scheduler-thread state of the request's text: whole UTF-8 characters, then stop strings.
+  struct TextState {
+    Utf8Stream utf8;
+    StopMatcher stops;
+  };
+  std::shared_ptr<TextState> stream;
+  try {
+    stream = std::make_shared<TextState>(TextState{{}, StopMatcher(request.stop)});
+  } catch (const Error& e) {
+    send_error(res, {400, e.what(), "stop"});
+    metrics.count_request(endpoint, 400);
+    return;
+  }
   gen.eos = text.eos_tokens();
-  gen.sample = make_sampler(request.sampling);
+  try {
+    gen.sample = make_sampler(request.sampling, gen.prompt);
+  } catch (const Error& e) {
+    send_error(res, {400, e.what(), ""});
+    metrics.count_request(endpoint, 400);
+    return;
+  }
   gen.on_token = [this, channel, stream](int32_t token) {
-    std::string out = stream->push(text.token_bytes(token));
+    const StopMatcher::Result out = stream->stops.push(stream->utf8.push(text.token_bytes(token)));
     {
       std::lock_guard lock(channel->mutex);
-      channel->pending += out;
+      channel->pending += out.text;
     }
     channel->changed.notify_all();
-    return !stream->stopped();
+    return !out.stopped;
   };
   gen.on_finish = [channel, stream](FinishReason reason, int64_t generated,
                                     const std::string& error) {
-    std::string tail = stream->flush();
+    std::string tail;
+    if (!stream->stops.stopped()) {
+      tail = stream->stops.push(stream->utf8.finish()).text;
+      if (!stream->stops.stopped()) tail += stream->stops.finish();
+    }
     {
       std::lock_guard lock(channel->mutex);
       channel->pending += tail;
@@ -238,7 +260,7 @@ void HttpServer::Impl::handle_completion(const httplib::Request& req, httplib::R
   auto first = std::make_shared<bool>(true);
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
-      "text/event-stream",
+      "text/event-stream",  // exactly: cpp-httplib never gzips this type, so events flow at once
       [channel, handle, request, id, created, first, prompt_tokens](size_t,
                                                                     httplib::DataSink& sink) {
         std::unique_lock lock(channel->mutex);

@@ -1,4 +1,5 @@
-// The sampler of a served request, from its OpenAI sampling fields.
+// The sampler of a served request, from its OpenAI sampling fields; the prompt is the repeat
+// penalty's first history. Throws mla::Error naming an invalid field.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,6 @@
 namespace mla::serve {
 
 std::function<int32_t(std::span<const float> logits, std::span<const int32_t> generated)>
-make_sampler(const SamplingRequest& request);
+make_sampler(const SamplingRequest& request, std::span<const int32_t> prompt);
 
 }  // namespace mla::serve

@@ -8,12 +8,9 @@
 #include <string>
 #include <vector>
 
-namespace mla::serve {
+#include "mla/chat_template.h"
 
-struct ChatMessage {
-  std::string role;  // "system", "user", "assistant"
-  std::string content;
-};
+namespace mla::serve {
 
 class TextModel {
  public:
