@@ -61,14 +61,15 @@ def tokenizer_json():
     }
 
 
-def write_model(root, seed=3, max_positions=512):
-    """Writes the folder and returns (path, vocab_size, bos_id, eos_id)."""
+def write_model(root, seed=3, max_positions=512, **shape):
+    """Writes the folder and returns (path, vocab_size, bos_id, eos_id). `shape` overrides
+    config fields (hidden_size, num_hidden_layers, ...)."""
     tok = tokenizer_json()
     vocab = len(tok["model"]["vocab"]) + len(tok["added_tokens"])
     bos = tok["added_tokens"][0]["id"]
     eos = tok["added_tokens"][1]["id"]
     cfg = dc.config("v3", vocab_size=vocab, bos_token_id=bos, eos_token_id=eos,
-                    max_position_embeddings=max_positions, num_nextn_predict_layers=0)
+                    max_position_embeddings=max_positions, num_nextn_predict_layers=0, **shape)
     dc.write(root, cfg, dc.make_tensors(cfg, seed))
     with open(os.path.join(root, "tokenizer.json"), "w", encoding="utf-8") as f:
         json.dump(tok, f, ensure_ascii=False)
