@@ -11,8 +11,8 @@
 #include <string>
 
 #include "mla/error.h"
+#include "mla/lm_decoder.h"
 #include "mla/train.h"
-#include "mla/train_generate.h"
 
 namespace mla {
 namespace {

@@ -1,14 +1,15 @@
-// LmDecoder and sampling (include/mla/train_generate.h).
+// LmDecoder and sampling (include/mla/lm_decoder.h).
+#include "mla/lm_decoder.h"
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 
-#include "mla/baseline.h"
 #include "mla/error.h"
+#include "mla/gqa_layer.h"
 #include "mla/kv_cache.h"
 #include "mla/layer.h"
 #include "mla/paged_cache.h"
-#include "mla/train_generate.h"
 #include "mla/weights.h"
 #include "train/ffn_block.h"
 #include "train/linear.h"
