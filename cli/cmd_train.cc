@@ -15,9 +15,9 @@
 
 #include "commands.h"
 #include "mla/error.h"
-#include "mla/plot.h"
 #include "mla/train.h"
 #include "mla/train_checkpoint.h"
+#include "plot.h"
 
 namespace mla::cli {
 namespace {
