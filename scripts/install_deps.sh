@@ -7,8 +7,9 @@ packages=(
   libdnnl-dev ocl-icd-opencl-dev libomp-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libcpp-httplib-dev  # mla serve: HTTP server (Debian-packaged cpp-httplib)
   python3-requests chromium python3-websocket  # the server tests: HTTP client, headless browser for the chat page
-  pybind11-dev python3-dev python3-numpy python3-pytest python3-torch libpng-dev
-  libpcre2-dev pkg-config  # the tokenizer's pre-tokenizer regexes (Unicode classes, JIT)
+  pybind11-dev python3-dev python3-numpy python3-pytest python3-torch
+  libpcre2-dev  # the tokenizer's pre-tokenizer regexes (Unicode classes, JIT)
+  libcairo2-dev fonts-dejavu-core pkg-config  # `mla bench --plot` and `mla train --plot` draw with cairo and DejaVu Sans
   python3-pil  # bench/train_compare.py draws its plot with PIL
   libopenblas0-pthread  # the PyTorch peer's BLAS in bench/: Debian's default reference BLAS would make it look 50x slower
 )
