@@ -2,6 +2,8 @@
 DeepSeek-V3-style checkpoint (tests/reference/deepseek_cases.py) with a byte-level BPE
 tokenizer.json, a tokenizer_config.json and a chat template of our own in DeepSeek's style."""
 import json
+
+import numpy as np
 import os
 import subprocess
 import sys
@@ -10,6 +12,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import deepseek_cases as dc  # noqa: E402
+import safetensors_io  # noqa: E402
 
 BOS, EOS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
 USER, ASSISTANT = "<｜User｜>", "<｜Assistant｜>"
@@ -109,3 +112,30 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+
+def greedy_by_recompute(cli, model_dir, prompt, n, eos, tmp, add_special=True):
+    """Greedy tokens by running the whole sequence through `mla forward` at every step."""
+    ids = json.loads(subprocess.run([cli, "tokenize", "--model", model_dir, "--text", prompt,
+                                     *(["--add-special"] if add_special else [])], capture_output=True, text=True,
+                                    check=True).stdout)
+    out = []
+    for _ in range(n):
+        tok = os.path.join(tmp, "t.safetensors")
+        logits = os.path.join(tmp, "l.safetensors")
+        safetensors_io.write(tok, {"tokens": np.array([ids + out], dtype=np.int32)}, dtype="I32")
+        subprocess.run([cli, "forward", "--model", model_dir, "--tokens", tok, "--output", logits,
+                        "--threads", "1"], check=True, capture_output=True)
+        nxt = int(np.argmax(safetensors_io.read(logits)["logits"][0, -1]))
+        if nxt == eos:
+            break
+        out.append(nxt)
+    return out
+
+
+def detokenize(cli, model_dir, ids):
+    if not ids:
+        return ""
+    return subprocess.run([cli, "detokenize", "--model", model_dir, "--ids",
+                           ",".join(map(str, ids))], capture_output=True, text=True,
+                          check=True).stdout

@@ -6,19 +6,16 @@ error object, the server still serving)."""
 import json
 import os
 import re
-import subprocess
 import sys
 import threading
 import time
 
-import numpy as np
 import pytest
 import requests
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
-import safetensors_io  # noqa: E402
 import serving_model  # noqa: E402
 
 
@@ -66,33 +63,6 @@ def stream_events(server, path, body):
     return [json.loads(e) for e in events[:-1]]
 
 
-def greedy_by_recompute(model_dir, prompt, n, eos, tmp):
-    """Greedy tokens by running the whole sequence through `mla forward` at every step."""
-    ids = json.loads(subprocess.run([cli(), "tokenize", "--model", model_dir, "--text", prompt,
-                                     "--add-special"], capture_output=True, text=True,
-                                    check=True).stdout)
-    out = []
-    for _ in range(n):
-        tok = os.path.join(tmp, "t.safetensors")
-        logits = os.path.join(tmp, "l.safetensors")
-        safetensors_io.write(tok, {"tokens": np.array([ids + out], dtype=np.int32)}, dtype="I32")
-        subprocess.run([cli(), "forward", "--model", model_dir, "--tokens", tok, "--output", logits,
-                        "--threads", "1"], check=True, capture_output=True)
-        nxt = int(np.argmax(safetensors_io.read(logits)["logits"][0, -1]))
-        if nxt == eos:
-            break
-        out.append(nxt)
-    return out
-
-
-def detokenize(model_dir, ids):
-    if not ids:
-        return ""
-    return subprocess.run([cli(), "detokenize", "--model", model_dir, "--ids",
-                           ",".join(map(str, ids))], capture_output=True, text=True,
-                          check=True).stdout
-
-
 def test_health_and_models(server):
     assert requests.get(server.url + "/health", timeout=10).json() == {"status": "ok"}
     models = requests.get(server.url + "/v1/models", timeout=10).json()
@@ -102,8 +72,8 @@ def test_health_and_models(server):
 def test_greedy_completion_equals_recomputing(server, model, tmp_path):
     model_dir, _, _, eos = model
     r = complete(server, "the cat sat on", max_tokens=6)
-    want = greedy_by_recompute(model_dir, "the cat sat on", 6, eos, str(tmp_path))
-    assert r["choices"][0]["text"] == detokenize(model_dir, want).rstrip("\n")
+    want = serving_model.greedy_by_recompute(cli(), model_dir, "the cat sat on", 6, eos, str(tmp_path))
+    assert r["choices"][0]["text"] == serving_model.detokenize(cli(), model_dir, want).rstrip("\n")
     assert r["usage"]["completion_tokens"] == len(want) + (0 if len(want) == 6 else 1)
     assert r["choices"][0]["finish_reason"] == ("length" if len(want) == 6 else "stop")
     assert r["object"] == "text_completion"
