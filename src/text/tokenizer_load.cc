@@ -24,9 +24,13 @@ const char* type_name(const json& j) {
   return j.type_name();
 }
 
+std::string join(const std::string& path, const char* key) {
+  return path.empty() ? std::string(key) : path + "." + key;
+}
+
 const json& member(const Ctx& c, const json& obj, const std::string& path, const char* key) {
   const auto it = obj.find(key);
-  if (it == obj.end()) c.fail(path + "." + key, "missing");
+  if (it == obj.end()) c.fail(join(path, key), "missing");
   return *it;
 }
 
@@ -35,8 +39,7 @@ bool get_bool(const Ctx& c, const json& obj, const std::string& path, const char
   const auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return fallback;
   if (!it->is_boolean()) {
-    c.fail(path.empty() ? std::string(key) : path + "." + key,
-           std::string("expected true or false, got ") + type_name(*it));
+    c.fail(join(path, key), std::string("expected true or false, got ") + type_name(*it));
   }
   return it->get<bool>();
 }
@@ -64,7 +67,7 @@ std::string quote_token(const std::string& s) {
 }
 
 void load_model(const Ctx& c, const json& root, text::Bpe& bpe) {
-  const json& m = member(c, root, "tokenizer.json", "model");
+  const json& m = member(c, root, "", "model");
   if (!m.is_object()) c.fail("model", std::string("expected an object, got ") + type_name(m));
   const auto type_it = m.find("type");
   const std::string type = type_it == m.end() ? "BPE" : get_string(c, *type_it, "model.type");
@@ -153,7 +156,8 @@ void load_model(const Ctx& c, const json& root, text::Bpe& bpe) {
 void load_added(const Ctx& c, const json& root, Tokenizer::Impl& impl) {
   const auto list = root.find("added_tokens");
   if (list == root.end() || list->is_null()) return;
-  if (!list->is_array()) c.fail("added_tokens", std::string("expected an array, got ") + type_name(*list));
+  if (!list->is_array())
+    c.fail("added_tokens", std::string("expected an array, got ") + type_name(*list));
   const int64_t model_size = static_cast<int64_t>(impl.model.vocab.size());
   int64_t max_id = -1;
   for (size_t i = 0; i < list->size(); ++i) {
@@ -164,7 +168,8 @@ void load_added(const Ctx& c, const json& root, Tokenizer::Impl& impl) {
     (void)get_id(c, member(c, e, path, "id"), path + ".id");
     t.content = get_string(c, member(c, e, path, "content"), path + ".content");
     if (t.content.empty()) c.fail(path + ".content", "is empty");
-    if (text::first_invalid_utf8(t.content) != std::string::npos) c.fail(path + ".content", "is not valid UTF-8");
+    if (text::first_invalid_utf8(t.content) != std::string::npos)
+      c.fail(path + ".content", "is not valid UTF-8");
     t.special = get_bool(c, e, path, "special", false);
     t.single_word = get_bool(c, e, path, "single_word", false);
     t.lstrip = get_bool(c, e, path, "lstrip", false);
@@ -182,7 +187,8 @@ void load_added(const Ctx& c, const json& root, Tokenizer::Impl& impl) {
     } else if (max_id < 0) {
       t.id = static_cast<int32_t>(model_size);
     } else {
-      t.id = static_cast<int32_t>(max_id >= model_size || model_size == 0 ? max_id + 1 : model_size);
+      t.id =
+          static_cast<int32_t>(max_id >= model_size || model_size == 0 ? max_id + 1 : model_size);
     }
     if (t.id >= kMaxId) c.fail(path, "too many added tokens");
     max_id = std::max<int64_t>(max_id, t.id);
