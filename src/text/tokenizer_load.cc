@@ -11,7 +11,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int64_t kMaxId = int64_t{1} << 24;  // 16M tokens: far above any released vocabulary
+constexpr int64_t kMaxId = int64_t{1} << 22;  // 4M ids: far above any released vocabulary
 
 struct Ctx {
   const std::string& source;

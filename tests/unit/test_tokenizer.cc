@@ -206,7 +206,7 @@ TEST(Tokenizer, MalformedFileErrors) {
             "tokenizer.json: model.merges[0]: the merged token 'ac' is not in model.vocab");
   EXPECT_EQ(
       with("/model/vocab/a"_json_pointer, -3),
-      "tokenizer.json: model.vocab['a']: expected a token id (an integer from 0 to 16777215)");
+      "tokenizer.json: model.vocab['a']: expected a token id (an integer from 0 to 4194303)");
   EXPECT_EQ(with("/model/vocab/a"_json_pointer, 98),
             "tokenizer.json: model.vocab: id 98 is given to two tokens");
   EXPECT_EQ(with("/pre_tokenizer/pretokenizers/0/type"_json_pointer, "Whitespace"),
