@@ -15,6 +15,11 @@
 
 namespace mla {
 
+// tokenizer.json for the byte-level models that `mla train` writes (token id = byte value,
+// vocabulary 256, no merges), in Hugging Face's layout: save it beside such a model and every
+// text path (this class, Hugging Face's tokenizers) reads it the same way.
+std::string byte_level_tokenizer_json();
+
 class Tokenizer {
  public:
   // Reads DIR/tokenizer.json and, when present, DIR/tokenizer_config.json (bos/eos tokens and

@@ -119,6 +119,7 @@ def test_bad_input_is_one_line_and_exit_2(model, tmp_path):
     bad_ids.write_text("[1]\n[1,q]\n")
     assert_error(run("detokenize", "--model", d, "--ids-file", str(bad_ids)), "line 2")
     assert_error(run("tokenize", "--model", d), "--text or --file")
+    assert_error(run("tokenize", "--text", "a"), "--model is required")
     assert_error(run("tokenize", "--model", d, "--text", "a", "--file", "x"), "excludes")
     assert_error(run("tokenize", "--model", d, "--file", str(tmp_path / "none.txt")), "none.txt: cannot open")
     assert_error(run("tokenize", "--model", str(tmp_path / "nowhere"), "--text", "a"),

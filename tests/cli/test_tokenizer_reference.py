@@ -247,3 +247,21 @@ def test_ids_equal_reference_under_other_pre_tokenizers_and_token_flags(oracle, 
         if name in ("llm", "empty_matches"):  # ^ and $ at the corpus's newlines
             whole = run("tokenize", "--model", str(tmp_path / name), "--file", str(corpus))
             assert json.loads(whole.stdout) == reference[-1], name
+
+
+def test_byte_level_model_tokenizer_matches_reference(oracle, tmp_path):
+    """The tokenizer.json written for `mla train`'s byte-level models (mla tokenize
+    --write-byte-level) reads the same in Hugging Face: one id per byte, the byte's value."""
+    model, node = oracle
+    folder = tmp_path / "bytes"
+    result = run("tokenize", "--write-byte-level", str(folder))
+    assert result.returncode == 0, result.stderr.decode()
+    lines = tokenizer_corpus.corpus_lines(added_contents(model)[:5], seed=17, count=300)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+    node("encode-hf", str(corpus), str(folder), str(tmp_path / "ref.jsonl"))
+    reference = [r["hf"] for r in read_jsonl(tmp_path / "ref.jsonl")]
+    ours = run("tokenize", "--model", str(folder), "--file", str(corpus), "--lines")
+    got = [json.loads(line) for line in ours.stdout.decode().split("\n")[:-1]]
+    assert got == reference[:-1]
+    assert got == [list(line.encode("utf-8")) for line in lines]

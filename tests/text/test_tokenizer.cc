@@ -204,9 +204,8 @@ TEST(Tokenizer, MalformedFileErrors) {
             "tokenizer.json: model.merges[0]: 'zz' is not in model.vocab");
   EXPECT_EQ(with("/model/merges"_json_pointer, json::array({"a c"})),
             "tokenizer.json: model.merges[0]: the merged token 'ac' is not in model.vocab");
-  EXPECT_EQ(
-      with("/model/vocab/a"_json_pointer, -3),
-      "tokenizer.json: model.vocab['a']: expected a token id (an integer from 0 to 4194303)");
+  EXPECT_EQ(with("/model/vocab/a"_json_pointer, -3),
+            "tokenizer.json: model.vocab['a']: expected a token id (an integer from 0 to 4194303)");
   EXPECT_EQ(with("/model/vocab/a"_json_pointer, 98),
             "tokenizer.json: model.vocab: id 98 is given to two tokens");
   EXPECT_EQ(with("/pre_tokenizer/pretokenizers/0/type"_json_pointer, "Whitespace"),
@@ -273,6 +272,14 @@ TEST(Tokenizer, ReadsAModelFolder) {
                   ": bos_token: expected a string, an AddedToken object or null");
   }
   fs::remove_all(dir);
+}
+
+TEST(Tokenizer, ByteLevelModelsGetOneTokenPerByte) {
+  const auto t = mla::Tokenizer::from_json(mla::byte_level_tokenizer_json(), "");
+  const std::string text = "Hi \xE2\x82\xAC\n\x01";
+  EXPECT_EQ(t.encode(text), (Ids{'H', 'i', ' ', 0xE2, 0x82, 0xAC, '\n', 1}));
+  EXPECT_EQ(t.decode(t.encode(text)), text);
+  EXPECT_EQ(t.vocab_size(), 256);
 }
 
 TEST(Tokenizer, EncodesFromSeveralThreadsAtOnce) {
