@@ -1,6 +1,6 @@
 // Any bytes as text to encode with a DeepSeek-style tokenizer: invalid UTF-8 is an mla::Error at
-// the first bad byte; valid text encodes to ids that decode to exactly the same bytes (nothing is
-// dropped, truncated or altered).
+// the first bad byte; valid text encodes to ids that decode (at once and streamed token by token)
+// to exactly the same bytes (nothing is dropped, truncated or altered).
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -18,6 +18,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto ids = tokenizer.encode(text);
     if (!valid) std::abort();
     if (tokenizer.decode(ids) != text) std::abort();
+    mla::TokenStream stream(tokenizer);
+    std::string streamed;
+    for (const int32_t id : ids) streamed += stream.push(id);
+    if (streamed + stream.finish() != text) std::abort();
   } catch (const mla::Error&) {
     if (valid) std::abort();
   }

@@ -139,6 +139,24 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) c
   return text::utf8_lossy(bytes);
 }
 
+std::string TokenStream::push(int32_t id) {
+  if (id < 0 || id >= tokenizer_->vocab_size() || tokenizer_->id_to_token(id).empty()) {
+    throw Error("tokenizer: token id " + std::to_string(id) + " is not in the vocabulary (" +
+                std::to_string(tokenizer_->vocab_size()) + " ids)");
+  }
+  if (skip_special_ && tokenizer_->is_special(id)) return {};
+  if (!tokenizer_->impl_->byte_level_decoder && !first_) pending_ += ' ';  // as decode() joins
+  first_ = false;
+  pending_ += tokenizer_->token_bytes(id);
+  return text::utf8_lossy_prefix(pending_);
+}
+
+std::string TokenStream::finish() {
+  std::string out = text::utf8_lossy(pending_);
+  pending_.clear();
+  return out;
+}
+
 int32_t Tokenizer::vocab_size() const {
   return impl_->vocab_size;
 }

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -280,6 +281,41 @@ TEST(Tokenizer, ByteLevelModelsGetOneTokenPerByte) {
   EXPECT_EQ(t.encode(text), (Ids{'H', 'i', ' ', 0xE2, 0x82, 0xAC, '\n', 1}));
   EXPECT_EQ(t.decode(t.encode(text)), text);
   EXPECT_EQ(t.vocab_size(), 256);
+}
+
+TEST(Tokenizer, StreamedTextEqualsDecodedText) {
+  json spec = byte_level_spec({{"a", "b"}});
+  spec["added_tokens"] = json::array({{{"id", 0}, {"content", "<s>"}, {"special", true}}});
+  const auto t = make(spec);
+  std::mt19937 rng(5);
+  for (int round = 0; round < 300; ++round) {
+    Ids ids;
+    const int n = static_cast<int>(rng() % 12);
+    // Mostly bytes >= 0x80, so characters start, continue and break across tokens.
+    for (int i = 0; i < n; ++i)
+      ids.push_back(rng() % 4 == 0 ? static_cast<int32_t>(rng() % 258)
+                                   : static_cast<int32_t>(0x80 + rng() % 0x78));
+    for (const bool skip : {false, true}) {
+      mla::TokenStream stream(t, skip);
+      std::string joined;
+      for (const int32_t id : ids) {
+        const std::string piece = stream.push(id);
+        EXPECT_EQ(mla::text::first_invalid_utf8(piece), std::string::npos);
+        joined += piece;
+      }
+      joined += stream.finish();
+      EXPECT_EQ(joined, t.decode(ids, skip));
+    }
+  }
+  mla::TokenStream stream(t);
+  EXPECT_EQ(stream.push(0xE2), "");  // the first byte of a 3-byte character is held
+  EXPECT_EQ(stream.push(0x82), "");
+  EXPECT_EQ(stream.push(0xAC), "\xE2\x82\xAC");
+  EXPECT_EQ(stream.push(0xE2), "");
+  EXPECT_EQ(stream.push('x'), "\xEF\xBF\xBDx");  // broken by 'x': U+FFFD, then x
+  EXPECT_EQ(stream.push(0xF0), "");
+  EXPECT_EQ(stream.finish(), "\xEF\xBF\xBD");
+  EXPECT_THROW(stream.push(9999), mla::Error);
 }
 
 TEST(Tokenizer, EncodesFromSeveralThreadsAtOnce) {
