@@ -198,7 +198,10 @@ QWEN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L
 
 def variants(spec):
     v3 = spec["pre_tokenizer"]
+    whole_words = variant(spec, v3)
+    whole_words["model"] = dict(spec["model"], ignore_merges=True)
     return {
+        "ignore_merges": whole_words,
         "flags": variant(spec, v3, FLAG_TOKENS),
         "gpt2": variant(spec, {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
                                "use_regex": True}),
