@@ -173,7 +173,7 @@ std::string Tokenizer::id_to_token(int32_t id) const {
   const auto added = impl_->added_by_id.find(id);
   if (added != impl_->added_by_id.end()) return impl_->added[added->second].content;
   if (id >= 0 && static_cast<size_t>(id) < impl_->model.id_to_token.size()) {
-    return impl_->model.id_to_token[static_cast<size_t>(id)];
+    return std::string(impl_->model.id_to_token[static_cast<size_t>(id)]);
   }
   return {};
 }
