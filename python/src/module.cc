@@ -5,11 +5,13 @@
 #include "arrays.h"
 #include "bindings.h"
 #include "mla/error.h"
+#include "mla/version.h"
 
 namespace py = pybind11;
 
 PYBIND11_MODULE(_mla, m) {
   m.doc() = "mla.cpp: DeepSeek's Multi-head Latent Attention on the CPU";
+  m.attr("__version__") = MLA_VERSION;
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
