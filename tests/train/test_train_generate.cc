@@ -12,8 +12,8 @@
 
 #include "cli/train_tasks.h"
 #include "mla/error.h"
+#include "mla/lm_decoder.h"
 #include "mla/train.h"
-#include "mla/train_generate.h"
 
 namespace mla {
 namespace {
