@@ -12,7 +12,7 @@ from .presets import (MHLA, MLA, DeepSeekV3MLA, LatentAttention, LatentKvCache, 
                       ModelArgs, RopelessMLA, multiheadlatentattention)
 
 __all__ = [
-    "__version__", "Config", "Layer", "LatentCache", "NaiveKvCache", "input_address", "stats", "MLA", "MLAConfig",
-    "MHLA", "multiheadlatentattention", "DeepSeekV3MLA", "ModelArgs", "LatentAttention",
+    "__version__", "Config", "Layer", "LatentCache", "NaiveKvCache", "input_address", "stats",
+    "MLA", "MLAConfig", "MHLA", "multiheadlatentattention", "DeepSeekV3MLA", "ModelArgs", "LatentAttention",
     "RopelessMLA", "LatentKvCache",
 ]
