@@ -22,7 +22,7 @@ setup(
     name="mla",
     version="0.1.0",
     description="DeepSeek's Multi-head Latent Attention (mla.cpp) for Python",
-    packages=["mla"],
+    packages=["mla", "mla.torch"],
     package_data={"mla": ["_mla*.so"]},
     install_requires=["numpy"],
     distclass=BinaryDistribution,
