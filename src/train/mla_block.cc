@@ -131,7 +131,7 @@ void MlaBlock<T>::forward(T* out, const T* x, const MlaTensors<T>& w, int64_t ba
   }
   if (absorbed_) {
     absorbed_forward(w);
-    linear_forward(out, o_.data(), w.wo, n, h * dv, d);
+    linear_forward(out, o_.data(), w.wo, n, h * dv, c_.out_size());
     return;
   }
   grow(kvb_, n * h * (dn + dv));
