@@ -9,6 +9,7 @@ Python object); registered with torch.library so that profiles and traces show t
 
 import itertools
 import threading
+import weakref
 
 import torch
 
@@ -111,7 +112,10 @@ class MlaFunction(torch.autograd.Function):
         block = pool.take(dtype)
         with _Registered(block) as h:
             out = torch.ops.mla.attention(x, list(weights), h, training, dropout_key)
-        ctx.pool, ctx.block = pool, block
+        ctx.block = block
+        # The block returns to the pool when autograd frees the graph (after backward, or when
+        # the output is dropped), so retain_graph and gradcheck can run backward again.
+        weakref.finalize(ctx, pool.give, block)
         ctx.save_for_backward(x, *weights)
         return out
 
@@ -119,12 +123,6 @@ class MlaFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output):
         x, *weights = ctx.saved_tensors
-        block = ctx.block
-        if block is None:
-            raise RuntimeError("mla attention: a second backward through the same forward "
-                               "(retain_graph) is not supported")
-        with _Registered(block) as h:
+        with _Registered(ctx.block) as h:
             grads = torch.ops.mla.attention_backward(grad_output.contiguous(), x, weights, h)
-        ctx.pool.give(block)
-        ctx.block = None
         return (None, None, None) + tuple(grads)

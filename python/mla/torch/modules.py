@@ -80,6 +80,7 @@ class MultiHeadLatentAttention(nn.Module):
             self._core_ptr[name] = view.ctypes.data
             getattr(self, owner).register_parameter(leaf, nn.Parameter(torch.from_numpy(view)))
         self._pool = BlockPool(config, train_form == "absorbed")
+        self._pool.give(self._pool.take("float32"))  # refuses an impossible train_form now
         self.train_form = train_form
 
     @property
