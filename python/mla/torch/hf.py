@@ -38,7 +38,7 @@ def config_from_hf(config):
     missing = [k for k, v in fields.items() if v is None]
     if missing:
         raise ValueError(f"config: missing {', '.join(missing)}")
-    fields["q_lora_rank"] = get("q_lora_rank") or 0
+    fields["q_lora_rank"] = get("q_lora_rank") or None  # JSON null: no query compression
     for k, default in (("rms_norm_eps", 1e-6), ("rope_theta", 10000.0),
                        ("max_position_embeddings", 4096)):
         fields[k] = get(k, default)
