@@ -6,13 +6,13 @@ The general layer is `Layer(Config(...))`; the seed systems have their own const
 Bad input raises ValueError with the library's message. See docs/python.md.
 """
 
-from ._mla import Config, LatentCache, NaiveKVCache, input_address
+from ._mla import Config, LatentCache, NaiveKVCache, __version__, input_address
 from .layer import Layer, stats
 from .seeds import (MHLA, MLA, DeepSeekV3MLA, LatentAttention, LatentKVCache, MLAConfig,
                     ModelArgs, RopelessMLA, multiheadlatentattention)
 
 __all__ = [
-    "Config", "Layer", "LatentCache", "NaiveKVCache", "input_address", "stats", "MLA", "MLAConfig",
+    "__version__", "Config", "Layer", "LatentCache", "NaiveKVCache", "input_address", "stats", "MLA", "MLAConfig",
     "MHLA", "multiheadlatentattention", "DeepSeekV3MLA", "ModelArgs", "LatentAttention",
     "RopelessMLA", "LatentKVCache",
 ]

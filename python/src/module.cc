@@ -10,6 +10,7 @@ namespace py = pybind11;
 
 PYBIND11_MODULE(_mla, m) {
   m.doc() = "mla.cpp: DeepSeek's Multi-head Latent Attention on the CPU";
+  m.attr("__version__") = MLA_PY_VERSION;  // the CMake project's version
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);

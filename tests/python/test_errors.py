@@ -107,3 +107,12 @@ def test_concurrent_calls_on_one_layer_are_serialised():
         t.join()
     for e, g in zip(expected, got):
         assert np.array_equal(e, g)
+
+
+def test_load_of_a_missing_path_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such checkpoint file or folder") as e:
+        mla.Layer.load(tmp_path / "absent")
+    assert e.value.filename == str(tmp_path / "absent")
+    with pytest.raises(FileNotFoundError) as e:
+        mla.Layer.load(tmp_path)  # the folder exists, its config.json does not
+    assert e.value.filename == str(tmp_path / "config.json")
