@@ -23,7 +23,7 @@ setup(
     version="0.1.0",
     description="DeepSeek's Multi-head Latent Attention (mla.cpp) for Python",
     packages=["mla", "mla.torch"],
-    package_data={"mla": ["_mla*.so"]},
+    package_data={"mla": ["_mla*.so", "*.pyi", "py.typed"], "mla.torch": ["*.pyi"]},
     install_requires=["numpy"],
     distclass=BinaryDistribution,
     zip_safe=False,

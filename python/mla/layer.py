@@ -85,6 +85,7 @@ class Layer:
 
     @property
     def config(self):
+        """The layer's mla.Config (a copy)."""
         return self._core.config
 
     def __call__(self, x, cache=None, path=None, start_position=0, out=None):
@@ -107,6 +108,7 @@ class Layer:
         return self._core.attention_weights(arr, bf16, start_position)
 
     def weight_names(self):
+        """The Hugging Face names of the weight tensors (q_a_proj.weight, ...)."""
         return self._core.weight_names()
 
     @property
@@ -115,6 +117,7 @@ class Layer:
         return {name: self._core.weight(name) for name in self._core.weight_names()}
 
     def weight(self, name):
+        """A writable float32 NumPy view of one weight tensor of the layer's memory."""
         return self._core.weight(name)
 
     def set_weight(self, name, value):
