@@ -11,14 +11,30 @@ sides run with torch's and OpenMP's thread count = --threads. Prints ms per step
 repetitions) and both loss curves; the machine is shared, so read ratios, not absolute times.
 """
 import argparse
+import os
 import statistics
+import sys
 import time
 
-import torch
-from torch import nn
 
-import mla
-import mla.torch as mt
+def _threads_from_argv(default=1):
+    for i, a in enumerate(sys.argv):
+        if a == "--threads" and i + 1 < len(sys.argv):
+            return int(sys.argv[i + 1])
+        if a.startswith("--threads="):
+            return int(a.split("=", 1)[1])
+    return default
+
+
+# Both sides get the same threads: OpenMP (ours and torch's) and OpenBLAS (torch's matmuls) read
+# these when they load, so they are set before torch is imported.
+THREADS = _threads_from_argv()
+os.environ["OMP_NUM_THREADS"] = os.environ["OPENBLAS_NUM_THREADS"] = str(THREADS)
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+import mla.torch as mt  # noqa: E402
 
 
 class TorchRMSNorm(nn.Module):
@@ -109,14 +125,21 @@ def model(attn_cls, cfg, args):
                          TorchRMSNorm(args.d_model), nn.Linear(args.d_model, args.vocab))
 
 
-def timed(fn, reps):
-    fn()  # warm-up: buffers grow, pools fill
-    times = []
+CLOCK = time.perf_counter  # --cpu-time: time.process_time
+
+
+def timed(fns, reps):
+    """Median ms of each function, calls interleaved (a, b, a, b, ...) so that the shared
+    machine's load drifts over both alike."""
+    for fn in fns:
+        fn()  # warm-up: buffers grow, pools fill
+    times = [[] for _ in fns]
     for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+        for fn, ts in zip(fns, times):
+            t = CLOCK()
+            fn()
+            ts.append(CLOCK() - t)
+    return [statistics.median(ts) * 1e3 for ts in times]
 
 
 def main():
@@ -130,9 +153,15 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--vocab", type=int, default=512)
     ap.add_argument("--dropout", type=float, default=0.1)
-    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--threads", type=int, default=1, help="threads of both sides (default 1)")
     ap.add_argument("--quick", action="store_true", help="small shapes, few steps")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time with the process's CPU time (all threads) instead of wall time: "
+                         "steadier when the machine is shared and both sides run one thread")
     args = ap.parse_args()
+    global CLOCK
+    if args.cpu_time:
+        CLOCK = time.process_time
     if args.quick:
         args.seq, args.steps, args.reps, args.batch = 64, 6, 3, 2
     torch.set_num_threads(args.threads)
@@ -141,7 +170,8 @@ def main():
                         rope_dim=32 if args.d_model // args.heads >= 32 else 8,
                         seq_len=max(args.seq, 256))
     c = mcfg.config
-    print(f"MLA d={c.hidden_size} H={c.num_heads} Rq={c.q_lora_rank} R={c.kv_lora_rank} "
+    clock = "CPU time" if args.cpu_time else "wall time"
+    print(f"[{clock}] MLA d={c.hidden_size} H={c.num_heads} Rq={c.q_lora_rank} R={c.kv_lora_rank} "
           f"Dn={c.qk_nope_head_dim} Dr={c.qk_rope_head_dim}; batch {args.batch} x seq {args.seq};"
           f" threads {args.threads}")
 
@@ -155,42 +185,44 @@ def main():
     def step(m):
         return lambda: m(x).backward(g)
 
-    ms_plain = timed(step(plain), args.reps)
+    forms = list(ours)
+    ms_plain, *ms_ours = timed([step(plain)] + [step(ours[f]) for f in forms], args.reps)
     print(f"one layer fwd+bwd: plain PyTorch {ms_plain:8.2f} ms")
-    for form, m in ours.items():
-        ms = timed(step(m), args.reps)
+    for form, ms in zip(forms, ms_ours):
         print(f"one layer fwd+bwd: mla.torch {form:9s} {ms:8.2f} ms  ({ms_plain / ms:.2f}x)")
     with torch.no_grad():
-        ms_plain = timed(lambda: plain(x), args.reps)
-        ms = timed(lambda: ours["naive"](x), args.reps)
+        ms_plain, ms = timed([lambda: plain(x), lambda: ours["naive"](x)], args.reps)
     print(f"one layer forward, no grad: plain {ms_plain:.2f} ms, mla.torch {ms:.2f} ms "
           f"({ms_plain / ms:.2f}x)")
+    best = forms[min(range(len(forms)), key=lambda i: ms_ours[i])]
 
     # 2. Seed 001's transformer, same init and batches, AdamW.
-    # Same initial weights: the plain model copies mla.torch's MLA parameters.
-    best = min(ours, key=lambda f: timed(step(ours[f]), 2))
     m_ours = model(lambda i: mt.MLA(mcfg, seed=10 + i, train_form=best), c, args)
     m_plain = model(lambda i: TorchMLA(c), c, args)
     m_plain.load_state_dict(m_ours.state_dict())
-    data = torch.randint(0, args.vocab, (args.steps + 1, args.batch, args.seq + 1),
-                         generator=torch.Generator().manual_seed(0))
-    curves, times = {}, {}
-    for name, net in (("plain PyTorch", m_plain), (f"mla.torch ({best})", m_ours)):
-        opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
-        torch.manual_seed(1)
-        losses, ts = [], []
-        for s in range(args.steps + 1):
-            t = time.perf_counter()
+    # A learnable stream: each sequence counts up by its own stride from a random start.
+    g = torch.Generator().manual_seed(0)
+    start = torch.randint(0, args.vocab, (args.steps + 1, args.batch, 1), generator=g)
+    stride = torch.randint(1, 4, (args.steps + 1, args.batch, 1), generator=g)
+    data = (start + stride * torch.arange(args.seq + 1)) % args.vocab
+    nets = {"plain PyTorch": m_plain, f"mla.torch ({best})": m_ours}
+    opts = {n: torch.optim.AdamW(net.parameters(), lr=1e-3) for n, net in nets.items()}
+    curves = {n: [] for n in nets}
+    times = {n: [] for n in nets}
+    for s in range(args.steps + 1):  # the two models' steps interleaved, same batch, same masks
+        for name, net in nets.items():
+            torch.manual_seed(1000 + s)  # the same residual-dropout masks on both sides
+            t = CLOCK()
             logits = net(data[s, :, :-1])
             loss = nn.functional.cross_entropy(logits.reshape(-1, args.vocab),
                                                data[s, :, 1:].reshape(-1))
-            opt.zero_grad()
+            opts[name].zero_grad()
             loss.backward()
-            opt.step()
+            opts[name].step()
             if s > 0:  # step 0 warms up
-                ts.append(time.perf_counter() - t)
-            losses.append(loss.item())
-        curves[name], times[name] = losses, statistics.median(ts) * 1e3
+                times[name].append(CLOCK() - t)
+            curves[name].append(loss.item())
+    times = {n: statistics.median(ts) * 1e3 for n, ts in times.items()}
     names = list(curves)
     ratio = times[names[0]] / times[names[1]]
     print(f"training step ({args.layers} blocks, AdamW, dropout {args.dropout}): "
