@@ -122,6 +122,22 @@ def test_parameters_are_the_layers_memory_and_state_dict_round_trips(tmp_path):
         assert torch.allclose(b(x), r.naive(x.double()).float(), rtol=1e-4, atol=1e-4)
 
 
+def test_deepcopy_and_pickle_keep_weights_and_aliasing(tmp_path):
+    import copy
+
+    m = MultiHeadLatentAttention(mla.Config.preset("tiny"), seed=3)
+    x = torch.randn(1, 5, 64)
+    twin = copy.deepcopy(m)
+    torch.save(m, tmp_path / "whole.pt")
+    loaded = torch.load(tmp_path / "whole.pt")
+    with torch.no_grad():
+        for other in (twin, loaded):
+            assert torch.equal(other(x), m(x))
+            other.o_proj.weight.mul_(2)  # in place: the copy's C++ layer sees it, m does not
+            assert not torch.allclose(other(x), m(x))
+            assert other.o_proj.weight.data_ptr() == other._core_ptr["o_proj.weight"]
+
+
 def test_double_and_eval_paths_agree_with_a_saved_checkpoint(tmp_path):
     m = MultiHeadLatentAttention(mla.Config.preset("tiny"), seed=7)
     m.double()  # new tensors: the C++ inference layer gets a float32 copy when it runs

@@ -68,20 +68,43 @@ class MultiHeadLatentAttention(nn.Module):
         if train_form not in ("naive", "absorbed"):
             raise ValueError(f"train_form: must be 'naive' or 'absorbed', got '{train_form}'")
         config.validate()
-        self._core = _mla.Layer(config, seed, "f32")
-        self._core_lock = threading.Lock()
-        self._names = list(self._core.weight_names())
-        self._core_ptr = {}
+        self.train_form = train_form
+        self._attach(_mla.Layer(config, seed, "f32"))
         for name in self._names:
             owner, leaf = name.split(".")
             if not hasattr(self, owner):
                 self.add_module(owner, _Tensors())
-            view = self._core.weight(name)  # the layer's memory
-            self._core_ptr[name] = view.ctypes.data
-            getattr(self, owner).register_parameter(leaf, nn.Parameter(torch.from_numpy(view)))
-        self._pool = BlockPool(config, train_form == "absorbed")
+            param = nn.Parameter(torch.from_numpy(self._core.weight(name)))  # the layer's memory
+            getattr(self, owner).register_parameter(leaf, param)
+
+    def _attach(self, core):
+        """Makes `core` (an mla._mla.Layer) this module's C++ layer, with its training blocks."""
+        self._core = core
+        self._core_lock = threading.Lock()
+        self._names = list(core.weight_names())
+        self._core_ptr = {name: core.weight(name).ctypes.data for name in self._names}
+        self._pool = BlockPool(core.config, self.train_form == "absorbed")
         self._pool.give(self._pool.take("float32"))  # refuses an impossible train_form now
-        self.train_form = train_form
+
+    def __getstate__(self):
+        """Pickling and copy.deepcopy: the C++ layer is rebuilt from the config; the parameters
+        travel as tensors and become views of the new layer's memory again."""
+        state = self.__dict__.copy()
+        for k in ("_core", "_core_lock", "_pool", "_core_ptr"):
+            state.pop(k, None)
+        state["_config_json"] = self._core.config.to_json()
+        return state
+
+    def __setstate__(self, state):
+        config = _mla.Config.from_json(state.pop("_config_json"))
+        self.__dict__.update(state)
+        self._attach(_mla.Layer(config, 0, "f32"))
+        with torch.no_grad():
+            for name, p in zip(self._names, self._params()):
+                if p.dtype == torch.float32:
+                    view = torch.from_numpy(self._core.weight(name))
+                    view.copy_(p)
+                    p.data = view
 
     @property
     def config(self):
