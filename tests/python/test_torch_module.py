@@ -145,6 +145,7 @@ def test_double_and_eval_paths_agree_with_a_saved_checkpoint(tmp_path):
     with torch.no_grad():
         m.float()
         y_eval = m(x)
+    assert m.o_proj.weight.data_ptr() == m._core_ptr["o_proj.weight"]  # aliases the layer again
     m.double()
     y64 = m(x.double())
     assert y64.dtype == torch.float64

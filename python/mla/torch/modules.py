@@ -125,10 +125,16 @@ class MultiHeadLatentAttention(nn.Module):
                 f"qk_rope_head_dim={c.qk_rope_head_dim}, train_form={self.train_form}")
 
     def _sync_core(self):
-        """Makes the C++ layer see the parameters (a no-op while they alias its memory)."""
+        """Makes the C++ layer see the parameters (a no-op while they alias its memory). A
+        float32 parameter that was replaced (e.g. .double() then .float()) is copied in and
+        becomes a view of the layer's memory again; other dtypes are copied on every call."""
         for name, p in zip(self._names, self._params()):
-            if p.data_ptr() != self._core_ptr[name] or p.dtype != torch.float32:
-                self._core.weight(name)[...] = p.detach().to(torch.float32).numpy()
+            if p.data_ptr() == self._core_ptr[name] and p.dtype == torch.float32:
+                continue
+            view = self._core.weight(name)
+            view[...] = p.detach().to(torch.float32).numpy()
+            if p.dtype == torch.float32 and p.device.type == "cpu":
+                p.data = torch.from_numpy(view)
 
     def _infer(self, x3, cache):
         """The fused C++ layer (no autograd): x3 (B, S, d) float32 contiguous."""
