@@ -234,8 +234,11 @@ def test_module_shared_by_threads():
     for t in threads:
         t.join()
     assert not errors, errors
+    # Not bit-equal: a thread's OpenMP team may differ in size from the main thread's, and the
+    # GEMMs may split their sums differently; corruption would be far above rounding.
     for got, want in zip(results, expected):
-        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+        for a, b in zip(got, want):
+            assert float((a - b).abs().max() / b.abs().max()) < 1e-5
 
 
 def test_ops_appear_in_profiles_by_name():
