@@ -190,3 +190,25 @@ def test_what_the_kernels_do_not_serve_is_refused():
         assert torch.allclose(ours(x, attention_mask=ones)[0], ours(x, attention_mask=keep)[0])
     assert math.isclose(ours.softmax_scale, (c.qk_nope_head_dim + c.qk_rope_head_dim) ** -0.5,
                         rel_tol=1e-6)
+
+
+def test_yarn_rope_scaling_of_the_config_is_used():
+    """DeepSeek-V3's YaRN config: the drop-in equals the float64 reference of the spec
+    (tests/reference/mla_reference.py), which implements DeepSeek's YaRN ramp and mscale."""
+    import json
+
+    import mla_reference as ref
+
+    yarn = {"type": "yarn", "factor": 40.0, "original_max_position_embeddings": 32,
+            "beta_fast": 32, "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 1.0}
+    c = hf_config(max_position_embeddings=1280, rope_scaling=yarn)
+    ours = DeepseekV3Attention(c, layer_idx=0, seed=5)
+    plain = DeepseekV3Attention(hf_config(), layer_idx=0, seed=5)
+    assert ours.softmax_scale > plain.softmax_scale  # mscale_all_dim scales the softmax
+    r = ref.Layer(ref.Config.from_json(json.loads(ours.config.to_json())), {})
+    r.w = {n: p.detach().double() for n, p in ours.named_parameters()}
+    x = torch.randn(1, 40, c.hidden_size)
+    with torch.no_grad():
+        y = ours(x, position_ids=torch.arange(40)[None])[0]
+        assert not torch.allclose(y, plain(x)[0], atol=1e-3)
+    assert torch.allclose(y.double(), r.naive(x.double()), atol=1e-4)
