@@ -10,7 +10,7 @@
 See docs/python.md.
 """
 
-from ..seeds import MLAConfig, ModelArgs
+from ..seeds import MLAConfig
 from ._ops import MlaFunction
 from .hf import DeepseekV2Attention, DeepseekV3Attention, LatentCache
 from .modules import MultiHeadLatentAttention
@@ -19,5 +19,5 @@ from .seeds import MHLA, MLA, LatentAttention, RopelessMLA, multiheadlatentatten
 __all__ = [
     "MultiHeadLatentAttention", "MLA", "MLAConfig", "MHLA", "multiheadlatentattention",
     "LatentAttention", "RopelessMLA", "DeepseekV3Attention", "DeepseekV2Attention",
-    "LatentCache", "MlaFunction", "ModelArgs",
+    "LatentCache", "MlaFunction",
 ]

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from .._mla import Config, LatentCache as _CoreLatentCache
-from ..seeds import LatentKVCache, MLAConfig as MLAConfig, ModelArgs as ModelArgs
+from ..seeds import LatentKVCache, MLAConfig as MLAConfig
 
 class MlaFunction(torch.autograd.Function): ...
 
