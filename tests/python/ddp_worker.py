@@ -1,4 +1,4 @@
-"""One rank of test_torch_distributed.py: trains mla.torch's module under
+"""One rank of test_torch_distributed.py (rank 1 as a process; rank 0 runs in the test): trains mla.torch's module under
 DistributedDataParallel (gloo, loopback) on its half of the batch, two SGD steps, then saves its
 gradients and updated weights. Run by the test with RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT."""
 import os
@@ -28,8 +28,9 @@ def train(model, x, target, steps=2):
     return grads
 
 
-def main(out_dir):
-    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+def main(out_dir, rank=None, world=None):
+    rank = int(os.environ["RANK"]) if rank is None else rank
+    world = int(os.environ["WORLD_SIZE"]) if world is None else world
     dist.init_process_group("gloo", rank=rank, world_size=world)
     # Different seeds: DDP's broadcast from rank 0 must make the weights equal.
     model = MultiHeadLatentAttention(mla.Config.preset("tiny"), seed=1 + rank)

@@ -1,4 +1,4 @@
-"""torch.distributed with mla.torch: two processes on loopback (gloo backend,
+"""torch.distributed with mla.torch: two processes on loopback (this one and a worker) (gloo backend,
 DistributedDataParallel, tests/python/ddp_worker.py) train the module on half a batch each; their
 gradients and updated weights equal one process trained on the whole batch."""
 import os
@@ -23,17 +23,20 @@ def free_port():
 
 
 def test_two_ranks_equal_one_process_over_the_whole_batch(tmp_path):
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()),
-               WORLD_SIZE="2", OMP_NUM_THREADS="1")
+    port = str(free_port())
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=port, WORLD_SIZE="2",
+               RANK="1", OMP_NUM_THREADS="1")
     env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(mla.__file__)),
                                          env.get("PYTHONPATH", "")])
-    procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "ddp_worker.py"),
-                               str(tmp_path)], env=dict(env, RANK=str(r)),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for r in range(2)]
-    for p in procs:
-        out, _ = p.communicate(timeout=120)
-        assert p.returncode == 0, out
+    worker = subprocess.Popen([sys.executable, os.path.join(HERE, "ddp_worker.py"),
+                               str(tmp_path)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+    try:
+        ddp_worker.main(str(tmp_path), rank=0, world=2)  # rank 0 in this process
+    finally:
+        out, _ = worker.communicate(timeout=120)
+    assert worker.returncode == 0, out
 
     model = MultiHeadLatentAttention(mla.Config.preset("tiny"), seed=1)  # rank 0's weights
     x, target = ddp_worker.batch()
