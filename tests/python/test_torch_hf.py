@@ -183,6 +183,12 @@ def test_what_the_kernels_do_not_serve_is_refused():
     _, _, cache = ours(x, use_cache=True)
     with pytest.raises(ValueError, match="output_attentions: only for a prefill"):
         ours(x[:, :1], past_key_value=cache, output_attentions=True)
+    with pytest.raises(TypeError, match=r"unexpected arguments \['head_mask'\]"):
+        ours(x, head_mask=None)
+    with torch.no_grad():  # newer transformers' keyword for the cache
+        _, _, c2 = ours(x, use_cache=True)
+        ours(x[:, :1], past_key_values=c2, use_cache=True)
+        assert c2.get_seq_length(0) == 5
     # 2-D mask of ones and a boolean causal mask are accepted.
     ones = torch.ones(2, 4)
     keep = torch.ones(4, 4, dtype=torch.bool).tril()[None, None].expand(2, 1, 4, 4)

@@ -111,6 +111,10 @@ def _check_causal_mask(mask, bsz, q_len, kv_len):
                          "custom pattern)")
 
 
+# What newer callers pass that changes nothing here (flash-attention and logging options).
+_IGNORED_KWARGS = {"padding_mask", "is_causal", "sliding_window", "dropout", "scaling"}
+
+
 class DeepseekV3Attention(MultiHeadLatentAttention):
     """Hugging Face's DeepseekV3Attention(config, layer_idx) over our kernels (module doc)."""
 
@@ -126,8 +130,16 @@ class DeepseekV3Attention(MultiHeadLatentAttention):
                 past_key_value=None, output_attentions=False, use_cache=False,
                 position_embeddings=None, cache_position=None, **kwargs):
         """Returns (attn_output, attn_weights or None, past_key_value) as modeling_deepseek.py.
-        position_embeddings / cache_position are accepted for newer callers; the rotary angles
-        always come from the config (rope_theta, rope_scaling) at past_length + arange(q_len)."""
+        position_embeddings / cache_position / past_key_values are accepted for newer callers;
+        the rotary angles always come from the config (rope_theta, rope_scaling) at
+        past_length + arange(q_len). Other unknown keywords raise TypeError."""
+        if "past_key_values" in kwargs:  # newer transformers' name for it
+            if past_key_value is not None:
+                raise ValueError("past_key_value and past_key_values: pass one of them")
+            past_key_value = kwargs.pop("past_key_values")
+        unknown = sorted(k for k in kwargs if k not in _IGNORED_KWARGS)
+        if unknown:
+            raise TypeError(f"DeepseekV3Attention.forward: unexpected arguments {unknown}")
         check_input(hidden_states, self.config.hidden_size, "hidden_states")
         if hidden_states.dim() != 3:
             raise ValueError("hidden_states: expected (batch, seq, hidden), got "
