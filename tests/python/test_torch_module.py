@@ -153,7 +153,7 @@ def test_double_and_eval_paths_agree_with_a_saved_checkpoint(tmp_path):
 
 
 def test_dropout_only_in_train_mode_and_reproducible_from_torch_seed():
-    c = mla._mla.seed_mhla(32, 32, 16, 4, 0.5, 64)
+    c = mla._mla.preset_mhla(32, 32, 16, 4, 0.5, 64)
     m = mla.torch.multiheadlatentattention(32, 32, 16, 4, 0.5, 64)
     x = torch.randn(2, 8, 32)
     m.train()

@@ -22,7 +22,7 @@ import json
 import torch
 
 from .. import _mla
-from ..seeds import LatentKVCache
+from ..presets import LatentKvCache
 from .modules import MultiHeadLatentAttention, check_input
 
 
@@ -65,7 +65,7 @@ class LatentCache:
         """The latent cache of one layer, created on first use."""
         c = self.layers.get(layer_idx)
         if c is None:
-            c = self.layers[layer_idx] = LatentKVCache(config, batch)
+            c = self.layers[layer_idx] = LatentKvCache(config, batch)
         elif c.batch != batch:
             raise ValueError(f"past_key_value: layer {layer_idx} caches {c.batch} sequences, "
                              f"hidden_states has {batch}")

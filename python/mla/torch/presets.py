@@ -1,14 +1,14 @@
-"""The seed systems' constructors (docs/seeds.md) as nn.Modules over MultiHeadLatentAttention.
+"""The seed systems' constructors (docs/presets.md) as nn.Modules over MultiHeadLatentAttention.
 
 Each builds the config the C++ library derives from the seed's arguments (the same mapping as
-mla.seeds, include/mla/seed_presets.h) and behaves as the seed's README shows, with torch tensors
+mla.presets, include/mla/presets.h) and behaves as the seed's README shows, with torch tensors
 in and out, gradients through the C++ backward, and dropout in train() mode only.
 """
 
 import torch
 
 from .. import _mla
-from ..seeds import LatentKVCache, MLAConfig, attention_stats
+from ..presets import LatentKvCache, MLAConfig, attention_stats
 from .modules import MultiHeadLatentAttention, check_input
 
 
@@ -46,7 +46,7 @@ class multiheadlatentattention(MultiHeadLatentAttention):
     dropout_rate drops attention probabilities in train() mode."""
 
     def __init__(self, d_in, d_out, dl, num_head, dropout_rate, contextlenght, seed=0):
-        super().__init__(_mla.seed_mhla(d_in, d_out, dl, num_head, dropout_rate, contextlenght),
+        super().__init__(_mla.preset_mhla(d_in, d_out, dl, num_head, dropout_rate, contextlenght),
                          seed)
         self.contextlenght = contextlenght
 
@@ -67,7 +67,7 @@ class LatentAttention(MultiHeadLatentAttention):
     Self-attention only: key and value must be the query."""
 
     def __init__(self, embed_dim, num_heads, latent_dim_ratio, seed=0):
-        super().__init__(_mla.seed_latent_attention(embed_dim, num_heads, latent_dim_ratio), seed)
+        super().__init__(_mla.preset_latent_attention(embed_dim, num_heads, latent_dim_ratio), seed)
 
     def forward(self, query, key=None, value=None, need_weights=False):
         check_input(query, self.config.hidden_size, "query")
@@ -90,7 +90,7 @@ class RopelessMLA(MultiHeadLatentAttention):
     skips it and returns None); with a cache the call decodes (inference)."""
 
     def __init__(self, d_model, n_heads, kv_latent_dim, seed=0):
-        super().__init__(_mla.seed_ropeless_mla(d_model, n_heads, kv_latent_dim), seed)
+        super().__init__(_mla.preset_ropeless_mla(d_model, n_heads, kv_latent_dim), seed)
 
     def forward(self, x, kv_cache=None, past_length=0, use_cache=True):
         check_input(x, self.config.hidden_size)
@@ -100,13 +100,13 @@ class RopelessMLA(MultiHeadLatentAttention):
             out = super().forward(x)
             if not use_cache:
                 return out, None
-            kv_cache = LatentKVCache(self.config, batch, max(64, seq), past_length)
+            kv_cache = LatentKvCache(self.config, batch, max(64, seq), past_length)
             kv_cache.reserve(seq)
             with torch.no_grad():
                 super().forward(x, kv_cache.cache)
             return out, kv_cache
-        if not isinstance(kv_cache, LatentKVCache):
-            raise TypeError("kv_cache: expected the LatentKVCache a previous call returned")
+        if not isinstance(kv_cache, LatentKvCache):
+            raise TypeError("kv_cache: expected the LatentKvCache a previous call returned")
         if past_length != kv_cache.length:
             raise ValueError(f"past_length: {past_length} does not match the cache's "
                              f"{kv_cache.length} tokens")

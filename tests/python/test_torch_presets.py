@@ -1,4 +1,4 @@
-"""The seed systems' modules in mla.torch (docs/seeds.md) as nn.Modules: their READMEs' calls
+"""The seed systems' modules in mla.torch (docs/presets.md) as nn.Modules: their READMEs' calls
 and training loops with torch tensors, train/eval behaviour, and the same numbers as the NumPy
 classes of mla (same seed, same weights)."""
 from dataclasses import dataclass
