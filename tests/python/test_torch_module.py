@@ -250,6 +250,19 @@ def test_ops_appear_in_profiles_by_name():
     assert "mla::attention" in names and "mla::attention_backward" in names
 
 
+def test_traced_module_replays_with_gradients():
+    m = MultiHeadLatentAttention(mla.Config.preset("tiny"))
+    x = torch.randn(1, 4, 64, requires_grad=True)
+    traced = torch.jit.trace(m, x, check_trace=False)
+    assert any(n.kind() == "prim::PythonOp" for n in traced.graph.nodes())  # MlaFunction
+    x2 = torch.randn(1, 4, 64, requires_grad=True)
+    y = traced(x2)
+    y.sum().backward()
+    x3 = x2.detach().clone().requires_grad_(True)
+    m(x3).sum().backward()
+    assert torch.allclose(y, m(x2), atol=1e-6) and torch.allclose(x2.grad, x3.grad, atol=1e-6)
+
+
 def test_bad_inputs_raise_with_the_message():
     m = MultiHeadLatentAttention(mla.Config.preset("tiny"))
     with pytest.raises(ValueError, match=r"x: last dimension is 65, expected 64 \(shape \(1, 3, 65\)\)"):
