@@ -49,8 +49,12 @@ class CMakeBuild(build_ext):
         suffix = sysconfig.get_config_var("EXT_SUFFIX")
         built = os.path.join(build_dir, "python", "mla", "_mla" + suffix)
         if not os.path.exists(built):
-            found = [f for f in os.listdir(os.path.join(build_dir, "python", "mla"))
-                     if f.startswith("_mla")]
+            where = os.path.join(build_dir, "python", "mla")
+            if not os.path.isdir(where):
+                raise SystemExit(f"mla: CMake did not build the Python module in {build_dir} "
+                                 "(its configure output says why: python3-dev, pybind11-dev and "
+                                 f"NumPy for {sys.executable} are needed)")
+            found = [f for f in os.listdir(where) if f.startswith("_mla")]
             raise SystemExit(f"mla: {build_dir} built {found}, not _mla{suffix} for "
                              f"{sys.executable}; use another MLA_BUILD_DIR")
         target = self.get_ext_fullpath(ext.name)

@@ -250,6 +250,31 @@ def test_ops_appear_in_profiles_by_name():
     assert "mla::attention" in names and "mla::attention_backward" in names
 
 
+def test_activation_blocks_are_reused_not_leaked():
+    from mla.torch import _ops
+
+    m = MultiHeadLatentAttention(mla.Config.preset("tiny"))
+    x = torch.randn(2, 5, 64, requires_grad=True)
+    made = []
+    take = _ops.BlockPool.take
+
+    def counting_take(pool, dtype):
+        made.append(len(pool._free[dtype]) == 0)
+        return take(pool, dtype)
+
+    _ops.BlockPool.take = counting_take
+    try:
+        for _ in range(6):
+            m(x).sum().backward()  # graph freed after backward: the block goes back
+        for _ in range(6):
+            m(x)                   # output dropped without backward: freed with the graph
+    finally:
+        _ops.BlockPool.take = take
+    assert sum(made) <= 1, made   # one new block at most, then always reused
+    assert _ops._live == {}
+    assert len(m._pool._free["float32"]) <= m._pool.keep
+
+
 def test_traced_module_replays_with_gradients():
     m = MultiHeadLatentAttention(mla.Config.preset("tiny"))
     x = torch.randn(1, 4, 64, requires_grad=True)
