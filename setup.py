@@ -44,16 +44,15 @@ class CMakeBuild(build_ext):
                 args += ["-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"]
             subprocess.run(args, check=True)
         jobs = os.environ.get("MLA_BUILD_JOBS", "2")
-        subprocess.run(["cmake", "--build", build_dir, "--target", "_mla", "-j", jobs],
-                       check=True)
+        where = os.path.join(build_dir, "python", "mla")
+        skipped = (f"mla: CMake did not make the Python module in {build_dir} (its configure "
+                   f"output says why: python3-dev, pybind11-dev and NumPy for {sys.executable} "
+                   "are needed)")
+        if subprocess.run(["cmake", "--build", build_dir, "--target", "_mla", "-j", jobs]).returncode:
+            raise SystemExit(skipped if not os.path.isdir(where) else "mla: the CMake build failed")
         suffix = sysconfig.get_config_var("EXT_SUFFIX")
-        built = os.path.join(build_dir, "python", "mla", "_mla" + suffix)
+        built = os.path.join(where, "_mla" + suffix)
         if not os.path.exists(built):
-            where = os.path.join(build_dir, "python", "mla")
-            if not os.path.isdir(where):
-                raise SystemExit(f"mla: CMake did not build the Python module in {build_dir} "
-                                 "(its configure output says why: python3-dev, pybind11-dev and "
-                                 f"NumPy for {sys.executable} are needed)")
             found = [f for f in os.listdir(where) if f.startswith("_mla")]
             raise SystemExit(f"mla: {build_dir} built {found}, not _mla{suffix} for "
                              f"{sys.executable}; use another MLA_BUILD_DIR")
