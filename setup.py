@@ -48,7 +48,8 @@ class CMakeBuild(build_ext):
         skipped = (f"mla: CMake did not make the Python module in {build_dir} (its configure "
                    f"output says why: python3-dev, pybind11-dev and NumPy for {sys.executable} "
                    "are needed)")
-        if subprocess.run(["cmake", "--build", build_dir, "--target", "_mla", "-j", jobs]).returncode:
+        build = ["cmake", "--build", build_dir, "--target", "_mla", "-j", jobs]
+        if subprocess.run(build).returncode:
             raise SystemExit(skipped if not os.path.isdir(where) else "mla: the CMake build failed")
         suffix = sysconfig.get_config_var("EXT_SUFFIX")
         built = os.path.join(where, "_mla" + suffix)
