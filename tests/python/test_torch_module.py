@@ -138,6 +138,17 @@ def test_deepcopy_and_pickle_keep_weights_and_aliasing(tmp_path):
             assert other.o_proj.weight.data_ptr() == other._core_ptr["o_proj.weight"]
 
 
+def test_load_a_checkpoint_folder(tmp_path):
+    layer = mla.Layer(mla.Config.preset("tiny"), seed=9)
+    layer.save(tmp_path / "ckpt")
+    m = MultiHeadLatentAttention.load(tmp_path / "ckpt", layer=0)
+    x = torch.randn(2, 5, 64)
+    assert torch.allclose(m(x), torch.from_numpy(layer(x.numpy())), atol=1e-6)
+    assert m(x).grad_fn is not None
+    with pytest.raises(FileNotFoundError):
+        MultiHeadLatentAttention.load(tmp_path / "absent")
+
+
 def test_double_and_eval_paths_agree_with_a_saved_checkpoint(tmp_path):
     m = MultiHeadLatentAttention(mla.Config.preset("tiny"), seed=7)
     m.double()  # new tensors: the C++ inference layer gets a float32 copy when it runs

@@ -70,12 +70,34 @@ class MultiHeadLatentAttention(nn.Module):
         config.validate()
         self.train_form = train_form
         self._attach(_mla.Layer(config, seed, "f32"))
+        self._register_parameters()
+
+    def _register_parameters(self):
+        """One nn.Parameter per weight, viewing the C++ layer's memory, under its HF name."""
         for name in self._names:
             owner, leaf = name.split(".")
             if not hasattr(self, owner):
                 self.add_module(owner, _Tensors())
-            param = nn.Parameter(torch.from_numpy(self._core.weight(name)))  # the layer's memory
+            param = nn.Parameter(torch.from_numpy(self._core.weight(name)))
             getattr(self, owner).register_parameter(leaf, param)
+
+    @classmethod
+    def load(cls, dir, layer=0, train_form="naive"):
+        """Layer `layer` of a checkpoint folder (config.json + safetensors, as mla.Layer.load
+        reads: Hugging Face DeepSeek checkpoints, sharded, F32/BF16/F16/FP8). A missing path
+        raises FileNotFoundError."""
+        from ..layer import Layer
+
+        if cls is not MultiHeadLatentAttention:
+            raise TypeError(f"{cls.__name__}.load: load with MultiHeadLatentAttention.load, or "
+                            f"build a {cls.__name__} and load_state_dict the checkpoint's tensors")
+        core = Layer.load(dir, layer=layer)._core
+        obj = cls.__new__(cls)
+        nn.Module.__init__(obj)
+        obj.train_form = train_form
+        obj._attach(core)
+        obj._register_parameters()
+        return obj
 
     def _attach(self, core):
         """Makes `core` (an mla._mla.Layer) this module's C++ layer, with its training blocks."""
