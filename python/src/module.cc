@@ -22,6 +22,7 @@ PYBIND11_MODULE(_mla, m) {
   mla::python::bind_config(m);
   mla::python::bind_cache(m);
   mla::python::bind_layer(m);
+  mla::python::bind_train(m);
   m.def("input_address", &mla::python::input_address,
         "Address of the memory the last call read its input from (zero-copy checks).");
 }
