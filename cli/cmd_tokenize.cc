@@ -1,9 +1,11 @@
 // mla tokenize --model DIR (--text S | --file F) [--lines] [--add-special]: ids as a JSON array
 // (--lines: one array per input line, the '\n' not included).
+// mla tokenize --write-byte-level DIR: DIR/tokenizer.json for mla train's byte-level models.
 // mla detokenize --model DIR (--ids 1,2,3 | --ids-file F): the text (--ids-file: one JSON array
 // of ids per line in, one JSON string per line out).
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "mla/atomic_file.h"
 #include "mla/error.h"
 #include "mla/tokenizer.h"
 
@@ -20,6 +23,7 @@ namespace {
 
 struct TokenizeOptions {
   std::string model;
+  std::string write_byte_level;
   std::string text;
   std::string file;
   bool lines = false;
@@ -74,6 +78,15 @@ std::vector<std::string_view> split_lines(std::string_view text) {
 }
 
 int run_tokenize(const TokenizeOptions& opt) {
+  if (!opt.write_byte_level.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(opt.write_byte_level, ec);
+    if (ec) throw Error(opt.write_byte_level + ": cannot create the folder: " + ec.message());
+    const std::string path = opt.write_byte_level + "/tokenizer.json";
+    write_file_atomic(path, byte_level_tokenizer_json());
+    std::printf("wrote %s (byte-level: token id = byte value, 256 ids)\n", path.c_str());
+    return 0;
+  }
   const Tokenizer tokenizer = Tokenizer::from_dir(opt.model);
   const std::string input = opt.file.empty() ? opt.text : read_all(opt.file);
   const std::string where = opt.file.empty() ? "--text" : opt.file;
@@ -176,14 +189,21 @@ Runner add_tokenize_command(CLI::App& app) {
   auto opt = std::make_shared<TokenizeOptions>();
   CLI::App* cmd =
       app.add_subcommand("tokenize", "Text to token ids (JSON) with a model's tokenizer.json");
-  cmd->add_option("--model", opt->model, "Folder with tokenizer.json (and tokenizer_config.json)")
-      ->required();
+  CLI::Option* model = cmd->add_option("--model", opt->model,
+                                       "Folder with tokenizer.json (and tokenizer_config.json)");
   CLI::Option* text = cmd->add_option("--text", opt->text, "The text to tokenize");
   CLI::Option* file = cmd->add_option("--file", opt->file, "A UTF-8 file to tokenize");
   text->excludes(file);
   cmd->add_flag("--lines", opt->lines, "Tokenize each line alone: one JSON array per line");
   cmd->add_flag("--add-special", opt->add_special, "Add bos (add_bos_token) / eos (add_eos_token)");
-  return [opt, text, file] {
+  CLI::Option* write = cmd->add_option("--write-byte-level", opt->write_byte_level,
+                                       "Write DIR/tokenizer.json for mla train's byte-level models")
+                           ->excludes(model)
+                           ->excludes(text)
+                           ->excludes(file);
+  return [opt, model, text, file, write] {
+    if (write->count() > 0) return run_tokenize(*opt);
+    if (model->count() == 0) throw Error("tokenize: --model is required");
     if (text->count() == 0 && file->count() == 0) throw Error("tokenize: give --text or --file");
     return run_tokenize(*opt);
   };

@@ -15,6 +15,13 @@
 
 namespace mla {
 
+// tokenizer.json for the byte-level models that `mla train` writes (token id = byte value,
+// vocabulary 256, no merges), in Hugging Face's layout: save it beside such a model and every
+// text path (this class, Hugging Face's tokenizers) reads it the same way.
+std::string byte_level_tokenizer_json();
+
+class TokenStream;
+
 class Tokenizer {
  public:
   // Reads DIR/tokenizer.json and, when present, DIR/tokenizer_config.json (bos/eos tokens and
@@ -52,8 +59,26 @@ class Tokenizer {
   struct Impl;  // src/text/tokenizer_impl.h
 
  private:
+  friend class TokenStream;
   explicit Tokenizer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
+};
+
+// Text of a growing id sequence, for streaming output: push() returns only complete characters
+// and holds bytes that may still become one, so the pieces joined (finish() included) equal
+// decode() of all the ids, and every piece is valid UTF-8.
+class TokenStream {
+ public:
+  explicit TokenStream(const Tokenizer& tokenizer, bool skip_special = false)
+      : tokenizer_(&tokenizer), skip_special_(skip_special) {}
+  std::string push(int32_t id);
+  std::string finish();  // what is still held, with U+FFFD for an unfinished character
+
+ private:
+  const Tokenizer* tokenizer_;
+  bool skip_special_;
+  bool first_ = true;
+  std::string pending_;
 };
 
 }  // namespace mla

@@ -273,9 +273,15 @@ void DeepseekModel::truncate_sequence(SeqId seq, int64_t length) {
   }
 }
 
-int64_t DeepseekModel::page_size() const { return impl_->blocks.front().pool->page_size(); }
-int64_t DeepseekModel::pages_total() const { return impl_->blocks.front().pool->pages_total(); }
-int64_t DeepseekModel::pages_free() const { return impl_->blocks.front().pool->pages_free(); }
+int64_t DeepseekModel::page_size() const {
+  return impl_->blocks.front().pool->page_size();
+}
+int64_t DeepseekModel::pages_total() const {
+  return impl_->blocks.front().pool->pages_total();
+}
+int64_t DeepseekModel::pages_free() const {
+  return impl_->blocks.front().pool->pages_free();
+}
 
 // One pass of every layer over the packed new tokens of `seqs`.
 void DeepseekModel::Impl::pass(const int32_t* tokens, std::span<const SeqId> seqs,
@@ -290,7 +296,8 @@ void DeepseekModel::Impl::pass(const int32_t* tokens, std::span<const SeqId> seq
   for (int64_t i = 0; i < n; ++i) embed.copy_row(tokens[i], h.data() + i * d);
   for (Block& b : blocks) {
     std::copy(h.begin(), h.begin() + n * d, xn.begin());
-    ops::rms_norm_rows(xn.data(), n, d, d, b.attn_norm.data(), eps);
+    ops::rms_norm_forward<float>(xn.data(), nullptr, xn.data(), b.attn_norm.data(), n, d, eps, d,
+                                 d);
     const std::span<const float> x(xn.data(), static_cast<size_t>(n * d));
     const std::span<float> y(branch.data(), static_cast<size_t>(n * d));
     if (b.index_pool) {
@@ -300,7 +307,7 @@ void DeepseekModel::Impl::pass(const int32_t* tokens, std::span<const SeqId> seq
     }
     for (int64_t i = 0; i < n * d; ++i) h[i] += branch[i];
     std::copy(h.begin(), h.begin() + n * d, xn.begin());
-    ops::rms_norm_rows(xn.data(), n, d, d, b.ffn_norm.data(), eps);
+    ops::rms_norm_forward<float>(xn.data(), nullptr, xn.data(), b.ffn_norm.data(), n, d, eps, d, d);
     if (b.moe) {
       detail::moe_forward(config.router, b.experts, xn.data(), n, d, moe, branch.data());
     } else {
@@ -325,7 +332,7 @@ void DeepseekModel::Impl::pass(const int32_t* tokens, std::span<const SeqId> seq
   }
   grow(xn, rows * d);
   std::copy(src, src + rows * d, xn.begin());
-  ops::rms_norm_rows(xn.data(), rows, d, d, norm.data(), eps);
+  ops::rms_norm_forward<float>(xn.data(), nullptr, xn.data(), norm.data(), rows, d, eps, d, d);
   head->apply(xn.data(), rows, logits);
 }
 

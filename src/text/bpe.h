@@ -59,7 +59,7 @@ struct BpeScratch;
 class Bpe {
  public:
   Vocab vocab;
-  std::vector<std::string> id_to_token;  // indexed by id; "" where the model has no token
+  std::vector<std::string_view> id_to_token;  // into vocab's keys; "" where no token has the id
   MergeTable merges;
   std::optional<int32_t> unk_id;
   bool fuse_unk = false;

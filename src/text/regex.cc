@@ -3,6 +3,9 @@
 
 #include <pcre2.h>
 
+#include <algorithm>
+#include <cstdint>
+
 #include "mla/error.h"
 #include "text/utf8.h"
 
@@ -107,6 +110,12 @@ Regex::~Regex() {
 
 void Regex::find_all(std::string_view subject, std::vector<std::pair<size_t, size_t>>& out) const {
   MatchState& state = match_state();
+  // PCRE2's default limit (10M backtracking steps) stops the linear backtracking of patterns such
+  // as \s*[\r\n]+ over a run of a few million spaces; the limit grows with the subject instead,
+  // which still stops a pattern that backtracks exponentially.
+  const uint64_t limit = std::max<uint64_t>(10'000'000, 64 * static_cast<uint64_t>(subject.size()));
+  pcre2_set_match_limit(state.context,
+                        static_cast<uint32_t>(std::min<uint64_t>(limit, UINT32_MAX)));
   auto* code = static_cast<pcre2_code*>(code_);
   const auto* text = reinterpret_cast<PCRE2_SPTR>(subject.data());
   size_t last_end = 0;

@@ -139,6 +139,24 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) c
   return text::utf8_lossy(bytes);
 }
 
+std::string TokenStream::push(int32_t id) {
+  if (id < 0 || id >= tokenizer_->vocab_size() || tokenizer_->id_to_token(id).empty()) {
+    throw Error("tokenizer: token id " + std::to_string(id) + " is not in the vocabulary (" +
+                std::to_string(tokenizer_->vocab_size()) + " ids)");
+  }
+  if (skip_special_ && tokenizer_->is_special(id)) return {};
+  if (!tokenizer_->impl_->byte_level_decoder && !first_) pending_ += ' ';  // as decode() joins
+  first_ = false;
+  pending_ += tokenizer_->token_bytes(id);
+  return text::utf8_lossy_prefix(pending_);
+}
+
+std::string TokenStream::finish() {
+  std::string out = text::utf8_lossy(pending_);
+  pending_.clear();
+  return out;
+}
+
 int32_t Tokenizer::vocab_size() const {
   return impl_->vocab_size;
 }
@@ -155,7 +173,7 @@ std::string Tokenizer::id_to_token(int32_t id) const {
   const auto added = impl_->added_by_id.find(id);
   if (added != impl_->added_by_id.end()) return impl_->added[added->second].content;
   if (id >= 0 && static_cast<size_t>(id) < impl_->model.id_to_token.size()) {
-    return impl_->model.id_to_token[static_cast<size_t>(id)];
+    return std::string(impl_->model.id_to_token[static_cast<size_t>(id)]);
   }
   return {};
 }

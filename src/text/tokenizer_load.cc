@@ -11,7 +11,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int64_t kMaxId = int64_t{1} << 24;  // 16M tokens: far above any released vocabulary
+constexpr int64_t kMaxId = int64_t{1} << 22;  // 4M ids: far above any released vocabulary
 
 struct Ctx {
   const std::string& source;
@@ -24,9 +24,13 @@ const char* type_name(const json& j) {
   return j.type_name();
 }
 
+std::string join(const std::string& path, const char* key) {
+  return path.empty() ? std::string(key) : path + "." + key;
+}
+
 const json& member(const Ctx& c, const json& obj, const std::string& path, const char* key) {
   const auto it = obj.find(key);
-  if (it == obj.end()) c.fail(path + "." + key, "missing");
+  if (it == obj.end()) c.fail(join(path, key), "missing");
   return *it;
 }
 
@@ -35,8 +39,7 @@ bool get_bool(const Ctx& c, const json& obj, const std::string& path, const char
   const auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return fallback;
   if (!it->is_boolean()) {
-    c.fail(path.empty() ? std::string(key) : path + "." + key,
-           std::string("expected true or false, got ") + type_name(*it));
+    c.fail(join(path, key), std::string("expected true or false, got ") + type_name(*it));
   }
   return it->get<bool>();
 }
@@ -64,7 +67,7 @@ std::string quote_token(const std::string& s) {
 }
 
 void load_model(const Ctx& c, const json& root, text::Bpe& bpe) {
-  const json& m = member(c, root, "tokenizer.json", "model");
+  const json& m = member(c, root, "", "model");
   if (!m.is_object()) c.fail("model", std::string("expected an object, got ") + type_name(m));
   const auto type_it = m.find("type");
   const std::string type = type_it == m.end() ? "BPE" : get_string(c, *type_it, "model.type");
@@ -91,13 +94,17 @@ void load_model(const Ctx& c, const json& root, text::Bpe& bpe) {
   bpe.vocab.reserve(vocab.size());
   int32_t max_id = -1;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    const int32_t id = get_id(c, it.value(), "model.vocab[" + quote_token(it.key()) + "]");
+    const json& v = it.value();
+    // The field's name is built only for a message: 128k entries load faster without it.
+    const int32_t id = v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() < kMaxId
+                           ? static_cast<int32_t>(v.get<int64_t>())
+                           : get_id(c, v, "model.vocab[" + quote_token(it.key()) + "]");
     if (text::first_invalid_utf8(it.key()) != std::string::npos)
       c.fail("model.vocab", "a token is not valid UTF-8");
     bpe.vocab.emplace(it.key(), id);
     max_id = std::max(max_id, id);
   }
-  bpe.id_to_token.assign(static_cast<size_t>(max_id + 1), std::string());
+  bpe.id_to_token.assign(static_cast<size_t>(max_id + 1), std::string_view());
   std::vector<bool> used(static_cast<size_t>(max_id + 1), false);
   for (const auto& [token, id] : bpe.vocab) {
     if (used[static_cast<size_t>(id)])
@@ -119,31 +126,35 @@ void load_model(const Ctx& c, const json& root, text::Bpe& bpe) {
   if (!merges.is_array())
     c.fail("model.merges", std::string("expected an array, got ") + type_name(merges));
   bpe.merges.reserve(merges.size());
-  std::string left, right, both;
+  std::string both;
+  std::string_view left, right;
   for (size_t i = 0; i < merges.size(); ++i) {
-    const std::string path = "model.merges[" + std::to_string(i) + "]";
+    const auto path = [i] { return "model.merges[" + std::to_string(i) + "]"; };
     const json& e = merges[i];
     if (e.is_string()) {
       const std::string& s = e.get_ref<const std::string&>();
       const size_t space = s.find(' ');
       if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos) {
-        c.fail(path, "expected two tokens separated by one space, got " + quote_token(s));
+        c.fail(path(), "expected two tokens separated by one space, got " + quote_token(s));
       }
-      left = s.substr(0, space);
-      right = s.substr(space + 1);
+      left = std::string_view(s).substr(0, space);
+      right = std::string_view(s).substr(space + 1);
     } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
-      left = e[0].get<std::string>();
-      right = e[1].get<std::string>();
+      left = e[0].get_ref<const std::string&>();
+      right = e[1].get_ref<const std::string&>();
     } else {
-      c.fail(path, "expected \"left right\" or [\"left\", \"right\"]");
+      c.fail(path(), "expected \"left right\" or [\"left\", \"right\"]");
     }
     const auto a = bpe.vocab.find(left), b = bpe.vocab.find(right);
-    if (a == bpe.vocab.end()) c.fail(path, quote_token(left) + " is not in model.vocab");
-    if (b == bpe.vocab.end()) c.fail(path, quote_token(right) + " is not in model.vocab");
-    both = left + right;
+    if (a == bpe.vocab.end())
+      c.fail(path(), quote_token(std::string(left)) + " is not in model.vocab");
+    if (b == bpe.vocab.end())
+      c.fail(path(), quote_token(std::string(right)) + " is not in model.vocab");
+    both.assign(left);
+    both.append(right);
     const auto merged = bpe.vocab.find(both);
     if (merged == bpe.vocab.end())
-      c.fail(path, "the merged token " + quote_token(both) + " is not in model.vocab");
+      c.fail(path(), "the merged token " + quote_token(both) + " is not in model.vocab");
     bpe.merges.insert(a->second, b->second, static_cast<int32_t>(i), merged->second);
   }
 }
@@ -153,7 +164,8 @@ void load_model(const Ctx& c, const json& root, text::Bpe& bpe) {
 void load_added(const Ctx& c, const json& root, Tokenizer::Impl& impl) {
   const auto list = root.find("added_tokens");
   if (list == root.end() || list->is_null()) return;
-  if (!list->is_array()) c.fail("added_tokens", std::string("expected an array, got ") + type_name(*list));
+  if (!list->is_array())
+    c.fail("added_tokens", std::string("expected an array, got ") + type_name(*list));
   const int64_t model_size = static_cast<int64_t>(impl.model.vocab.size());
   int64_t max_id = -1;
   for (size_t i = 0; i < list->size(); ++i) {
@@ -164,7 +176,8 @@ void load_added(const Ctx& c, const json& root, Tokenizer::Impl& impl) {
     (void)get_id(c, member(c, e, path, "id"), path + ".id");
     t.content = get_string(c, member(c, e, path, "content"), path + ".content");
     if (t.content.empty()) c.fail(path + ".content", "is empty");
-    if (text::first_invalid_utf8(t.content) != std::string::npos) c.fail(path + ".content", "is not valid UTF-8");
+    if (text::first_invalid_utf8(t.content) != std::string::npos)
+      c.fail(path + ".content", "is not valid UTF-8");
     t.special = get_bool(c, e, path, "special", false);
     t.single_word = get_bool(c, e, path, "single_word", false);
     t.lstrip = get_bool(c, e, path, "lstrip", false);
@@ -182,7 +195,8 @@ void load_added(const Ctx& c, const json& root, Tokenizer::Impl& impl) {
     } else if (max_id < 0) {
       t.id = static_cast<int32_t>(model_size);
     } else {
-      t.id = static_cast<int32_t>(max_id >= model_size || model_size == 0 ? max_id + 1 : model_size);
+      t.id =
+          static_cast<int32_t>(max_id >= model_size || model_size == 0 ? max_id + 1 : model_size);
     }
     if (t.id >= kMaxId) c.fail(path, "too many added tokens");
     max_id = std::max<int64_t>(max_id, t.id);

@@ -110,6 +110,27 @@ std::string utf8_lossy(std::string_view bytes) {
   return out;
 }
 
+std::string utf8_lossy_prefix(std::string& bytes) {
+  std::string out;
+  size_t i = 0;
+  while (i < bytes.size()) {
+    const Subpart s = scan(bytes, i);
+    if (!s.complete && i + s.length == bytes.size() &&
+        static_cast<unsigned char>(bytes[i]) >= 0xC2 &&
+        static_cast<unsigned char>(bytes[i]) <= 0xF4) {
+      break;  // a valid start cut short by the end of the bytes so far: wait for more
+    }
+    if (s.complete) {
+      out.append(bytes, i, s.length);
+    } else {
+      out += "\xEF\xBF\xBD";
+    }
+    i += s.length;
+  }
+  bytes.erase(0, i);
+  return out;
+}
+
 const ByteAlphabet& byte_alphabet() {
   static const ByteAlphabet alphabet = make_alphabet();
   return alphabet;

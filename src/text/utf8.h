@@ -26,6 +26,9 @@ void append_utf8(std::string& out, uint32_t code_point);
 // Replaces every maximal invalid subsequence with U+FFFD, like Rust's String::from_utf8_lossy
 // (the Unicode "substitution of maximal subparts" practice): what the reference's decoder does.
 std::string utf8_lossy(std::string_view bytes);
+// The same for a prefix of a longer text: converts what is final and leaves in `bytes` only a
+// trailing incomplete sequence that later bytes could complete.
+std::string utf8_lossy_prefix(std::string& bytes);
 
 // GPT-2 bytes_to_unicode: byte -> code point of its printable stand-in, and back.
 struct ByteAlphabet {

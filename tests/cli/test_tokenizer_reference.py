@@ -151,13 +151,16 @@ def test_decode_equals_reference_on_broken_utf8(oracle, tmp_path):
 
 def test_add_special_and_specials_in_text(oracle):
     model, _ = oracle
-    plain = run("tokenize", "--model", model, "--text", "Hello")
-    special = run("tokenize", "--model", model, "--text", "Hello", "--add-special")
-    assert json.loads(special.stdout) == [0] + json.loads(plain.stdout)  # bos: add_bos_token
-    inside = run("tokenize", "--model", model, "--text", "<｜begin▁of▁sentence｜>Hello")
-    assert json.loads(inside.stdout) == json.loads(special.stdout)
-    text = run("detokenize", "--model", model, "--ids", json.loads(special.stdout).__str__()[1:-1])
-    assert text.stdout.decode() == "<｜begin▁of▁sentence｜>Hello"
+    text = "Hello\n<｜begin▁of▁sentence｜>Hello"
+    plain = run("tokenize", "--model", model, "--text", text, "--lines")
+    special = run("tokenize", "--model", model, "--text", text, "--lines", "--add-special")
+    hello, inside = [json.loads(line) for line in plain.stdout.decode().split("\n")[:-1]]
+    with_bos, inside_bos = [json.loads(line) for line in special.stdout.decode().split("\n")[:-1]]
+    assert with_bos == [0] + hello  # bos first: add_bos_token is true, no eos
+    assert inside == with_bos  # special-token text in the input is matched
+    assert inside_bos == [0, 0] + hello
+    back = run("detokenize", "--model", model, "--ids", ",".join(map(str, with_bos)))
+    assert back.stdout.decode() == "<｜begin▁of▁sentence｜>Hello"
 
 
 def variant(spec, pre_tokenizer, extra_tokens=()):
@@ -195,7 +198,10 @@ QWEN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L
 
 def variants(spec):
     v3 = spec["pre_tokenizer"]
+    whole_words = variant(spec, v3)
+    whole_words["model"] = dict(spec["model"], ignore_merges=True)
     return {
+        "ignore_merges": whole_words,
         "flags": variant(spec, v3, FLAG_TOKENS),
         "gpt2": variant(spec, {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
                                "use_regex": True}),
@@ -244,6 +250,24 @@ def test_ids_equal_reference_under_other_pre_tokenizers_and_token_flags(oracle, 
         assert len(ours) == len(lines) and len(reference) == len(lines) + 1
         wrong = [describe(lines[i], ours[i], reference[i]) for i in range(len(lines)) if ours[i] != reference[i]]
         assert not wrong, f"{name}: {len(wrong)} of {len(lines)} lines differ:\n" + "\n".join(wrong[:6])
-        if name in ("llm", "empty_matches"):  # ^ and $ at the corpus's newlines
+        if name == "llm":  # \s+$ at the corpus's newlines
             whole = run("tokenize", "--model", str(tmp_path / name), "--file", str(corpus))
             assert json.loads(whole.stdout) == reference[-1], name
+
+
+def test_byte_level_model_tokenizer_matches_reference(oracle, tmp_path):
+    """The tokenizer.json written for `mla train`'s byte-level models (mla tokenize
+    --write-byte-level) reads the same in Hugging Face: one id per byte, the byte's value."""
+    model, node = oracle
+    folder = tmp_path / "bytes"
+    result = run("tokenize", "--write-byte-level", str(folder))
+    assert result.returncode == 0, result.stderr.decode()
+    lines = tokenizer_corpus.corpus_lines(added_contents(model)[:5], seed=17, count=300)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+    node("encode-hf", str(corpus), str(folder), str(tmp_path / "ref.jsonl"))
+    reference = [r["hf"] for r in read_jsonl(tmp_path / "ref.jsonl")]
+    ours = run("tokenize", "--model", str(folder), "--file", str(corpus), "--lines")
+    got = [json.loads(line) for line in ours.stdout.decode().split("\n")[:-1]]
+    assert got == reference[:-1]
+    assert got == [list(line.encode("utf-8")) for line in lines]
