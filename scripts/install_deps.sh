@@ -7,6 +7,7 @@ packages=(
   libdnnl-dev ocl-icd-opencl-dev libomp-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   pybind11-dev python3-dev python3-numpy python3-pytest python3-torch libpng-dev
   python3-pil  # bench/train_compare.py draws its plot with PIL
+  python3-jinja2  # tests/text: chat templates compared with the reference Jinja engine
   libopenblas0-pthread  # the PyTorch peer's BLAS in bench/: Debian's default reference BLAS would make it look 50x slower
 )
 # ocl-icd-opencl-dev: oneDNN's CMake package config asks for OpenCL (its GPU runtime) even for CPU use.

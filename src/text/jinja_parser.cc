@@ -356,15 +356,19 @@ class Parser {
     return e;
   }
 
-  ExprPtr parse_unary() {
+  // As jinja2: `-x | f` is `(-x) | f`, the sign binding tighter than filters and tests.
+  ExprPtr parse_unary(bool with_filters = true) {
     const Nesting guard(*this, peek().pos);
+    ExprPtr e;
     if (at_op("-") || at_op("+")) {
       const Token& t = next();
-      ExprPtr e = make(Expr::Kind::kUnary, t.pos, t.text);
-      e->children.push_back(parse_unary());
-      return e;
+      e = make(Expr::Kind::kUnary, t.pos, t.text);
+      e->children.push_back(parse_unary(false));
+    } else {
+      e = parse_postfix(parse_primary());
     }
-    return parse_filters(parse_postfix(parse_primary()));
+    if (!with_filters) return e;
+    return parse_filters(std::move(e));
   }
 
   void parse_call_args(Expr& call) {
