@@ -41,9 +41,14 @@ def hf_environment():
 ENV = hf_environment()
 
 
+_COMPILED = {}
+
+
 def reference(template, variables):
     try:
-        return {"text": ENV.from_string(template).render(**variables)}
+        if template not in _COMPILED:
+            _COMPILED[template] = ENV.from_string(template)
+        return {"text": _COMPILED[template].render(**variables)}
     except Exception as e:  # jinja2's errors and Python's TypeErrors alike
         return {"error": f"{type(e).__name__}: {e}"}
 
