@@ -1,4 +1,4 @@
-"""Chat templates rendered by mla (through tests/text/mla_chat_oracle) against Python's jinja2
+"""Chat templates rendered by mla (through tests/text/tools/mla_chat_oracle) against Python's jinja2
 set up as Hugging Face transformers sets it up for apply_chat_template: a sandboxed environment
 with trim_blocks, lstrip_blocks, loop controls, raise_exception and transformers' own tojson.
 

@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "attention_reference.h"
 #include "mla/dtype.h"
 #include "ops/flash_attention.h"
 #include "test_util.h"
@@ -25,92 +26,19 @@ void PrintTo(const Case& c, std::ostream* os) {
       << c.context_before;
 }
 
+test::AttentionShape shape(const Case& c) {
+  return test::latent_shape(c.heads, c.rank, c.rope, c.queries, c.context_before);
+}
+
 // out (T, H, R) in double from rows (L, R + Dr) whose first R entries are the value.
 std::vector<float> reference(const Case& c, const std::vector<float>& q,
                              const std::vector<float>& rows, float scale) {
-  const int64_t w = c.rank + c.rope;
-  std::vector<float> out(c.queries * c.heads * c.rank);
-  for (int64_t t = 0; t < c.queries; ++t) {
-    const int64_t n = c.context_before + t + 1;
-    for (int64_t h = 0; h < c.heads; ++h) {
-      const float* qh = q.data() + (t * c.heads + h) * w;
-      std::vector<double> s(n);
-      double mx = -INFINITY;
-      for (int64_t j = 0; j < n; ++j) {
-        double dot = 0;
-        for (int64_t i = 0; i < w; ++i) dot += static_cast<double>(qh[i]) * rows[j * w + i];
-        s[j] = scale * dot;
-        mx = std::max(mx, s[j]);
-      }
-      double total = 0;
-      for (double& e : s) total += (e = std::exp(e - mx));
-      for (int64_t i = 0; i < c.rank; ++i) {
-        double acc = 0;
-        for (int64_t j = 0; j < n; ++j) acc += s[j] * rows[j * w + i];
-        out[(t * c.heads + h) * c.rank + i] = static_cast<float>(acc / total);
-      }
-    }
-  }
-  return out;
-}
-
-struct PagedRows {
-  std::vector<std::vector<uint16_t>> bf16_pages;
-  std::vector<std::vector<float>> f32_pages;
-  std::vector<const void*> table;
-};
-
-// Stores rows in shuffled pages of `page_size` (NaN or its bf16 pattern in unused slots).
-PagedRows make_pages(const std::vector<float>& rows, int64_t tokens, int64_t width,
-                     int64_t page_size, DType dtype, uint64_t seed) {
-  PagedRows p;
-  const int64_t pages = (tokens + page_size - 1) / page_size;
-  std::vector<int64_t> order(pages);
-  for (int64_t i = 0; i < pages; ++i) order[i] = i;
-  std::mt19937_64 rng(seed);
-  std::shuffle(order.begin(), order.end(), rng);
-  if (dtype == DType::kBF16) {
-    p.bf16_pages.assign(pages, std::vector<uint16_t>(page_size * width, 0x7fc0));
-  } else {
-    p.f32_pages.assign(pages, std::vector<float>(page_size * width, NAN));
-  }
-  p.table.resize(pages);
-  for (int64_t pg = 0; pg < pages; ++pg) {
-    const int64_t storage = order[pg];
-    for (int64_t t = pg * page_size; t < std::min(tokens, (pg + 1) * page_size); ++t) {
-      const int64_t slot = (t - pg * page_size) * width;
-      if (dtype == DType::kBF16) {
-        convert_from_f32(rows.data() + t * width, width, DType::kBF16,
-                         p.bf16_pages[storage].data() + slot);
-      } else {
-        std::copy_n(rows.begin() + t * width, width, p.f32_pages[storage].begin() + slot);
-      }
-    }
-    p.table[pg] = dtype == DType::kBF16 ? static_cast<const void*>(p.bf16_pages[storage].data())
-                                        : static_cast<const void*>(p.f32_pages[storage].data());
-  }
-  return p;
+  return test::attention_reference(shape(c), q.data(), rows.data(), nullptr, scale);
 }
 
 ops::AttentionParams latent_params(const Case& c, const float* q, ops::KvView view, float* out,
                                    float scale) {
-  ops::AttentionParams p;
-  p.q = q;
-  p.q_token_stride = c.heads * (c.rank + c.rope);
-  p.q_head_stride = c.rank + c.rope;
-  p.k = view;
-  p.v = view;  // the value is the first R entries of each row
-  p.out = out;
-  p.out_token_stride = c.heads * c.rank;
-  p.out_head_stride = c.rank;
-  p.num_queries = c.queries;
-  p.num_heads = c.heads;
-  p.num_kv_heads = 1;
-  p.qk_dim = c.rank + c.rope;
-  p.v_dim = c.rank;
-  p.context_before = c.context_before;
-  p.scale = scale;
-  return p;
+  return test::attention_params(shape(c), q, view, view, out, scale);
 }
 
 class LatentAttention : public ::testing::TestWithParam<Case> {};
@@ -130,11 +58,11 @@ TEST_P(LatentAttention, MatchesDoubleReferenceInEveryLayout) {
     for (int64_t page_size : {0, 1, 7, 64}) {
       for (DType dtype : {DType::kF32, DType::kBF16}) {
         if (page_size == 0 && dtype == DType::kBF16) continue;
-        PagedRows pages;
+        test::ShuffledPages pages;
         ops::KvView view = ops::KvView::contiguous(rows.data(), w);
         if (page_size > 0) {
-          pages = make_pages(rows, keys, w, page_size, dtype, 100 + page_size);
-          view = ops::KvView::paged(pages.table.data(), page_size, w, 0, dtype);
+          pages = test::shuffled_pages(rows, keys, w, page_size, dtype, 100 + page_size);
+          view = pages.view();
         }
         std::vector<float> out(expected.size(), NAN);
         const ops::AttentionParams params[] = {latent_params(c, q.data(), view, out.data(), scale)};

@@ -6,18 +6,12 @@
 
 #include "mla/error.h"
 #include "mla/paged_cache.h"
+#include "test_util.h"
 
 namespace mla {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using test::error_of;
 
 void append(PagedKvPool& pool, PagedKvPool::SeqId seq, int64_t n, float value) {
   const int64_t one[] = {n};

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "attention_reference.h"
 #include "mla/dtype.h"
 #include "ops/attention.h"
 #include "ops/cpu_features.h"
@@ -112,65 +113,25 @@ struct Data {
   }
 };
 
+test::AttentionShape shape(const Case& c) {
+  return {c.queries, c.context_before, c.heads, c.kv_heads, c.qk_dim, c.v_dim, c.latent};
+}
+
 std::vector<float> reference(const Case& c, const Data& d, float scale) {
-  const int64_t group = c.heads / c.kv_heads;
-  std::vector<float> out(c.queries * c.heads * c.v_dim);
-  for (int64_t t = 0; t < c.queries; ++t) {
-    for (int64_t h = 0; h < c.heads; ++h) {
-      const int64_t g = h / group, n = c.context_before + t + 1;
-      std::vector<double> s(n);
-      double mx = -INFINITY;
-      for (int64_t j = 0; j < n; ++j) {
-        double dot = 0;
-        for (int64_t i = 0; i < c.qk_dim; ++i)
-          dot += static_cast<double>(d.q[(t * c.heads + h) * c.qk_dim + i]) *
-                 d.k[(j * c.kv_heads + g) * c.qk_dim + i];
-        s[j] = scale * dot;
-        mx = std::max(mx, s[j]);
-      }
-      double total = 0;
-      for (double& e : s) total += (e = std::exp(e - mx));
-      for (int64_t i = 0; i < c.v_dim; ++i) {
-        double acc = 0;
-        for (int64_t j = 0; j < n; ++j)
-          acc += s[j] * (c.latent ? d.k[(j * c.kv_heads + g) * c.qk_dim + i]
-                                  : d.v[(j * c.kv_heads + g) * c.v_dim + i]);
-        out[(t * c.heads + h) * c.v_dim + i] = static_cast<float>(acc / total);
-      }
-    }
-  }
-  return out;
+  return test::attention_reference(shape(c), d.q.data(), d.k.data(), d.v.data(), scale);
 }
 
 std::vector<float> run(const Case& c, const Data& d, float scale) {
   const bool bf16 = c.dtype == DType::kBF16;
   std::vector<float> out(c.queries * c.heads * c.v_dim, NAN);
-  ops::AttentionParams p;
-  p.q = d.q.data();
-  p.q_token_stride = c.heads * c.qk_dim;
-  p.q_head_stride = c.qk_dim;
-  p.k.base = bf16 ? static_cast<const void*>(d.k16.data()) : d.k.data();
-  p.k.token_stride = c.kv_heads * c.qk_dim;
-  p.k.dtype = c.dtype;
-  p.k_head_stride = c.qk_dim;
-  p.v = p.k;
-  p.v_head_stride = c.qk_dim;
-  if (!c.latent) {
-    p.v.base = bf16 ? static_cast<const void*>(d.v16.data()) : d.v.data();
-    p.v.token_stride = c.kv_heads * c.v_dim;
-    p.v_head_stride = c.v_dim;
-  }
-  p.out = out.data();
-  p.out_token_stride = c.heads * c.v_dim;
-  p.out_head_stride = c.v_dim;
-  p.num_queries = c.queries;
-  p.num_heads = c.heads;
-  p.num_kv_heads = c.kv_heads;
-  p.qk_dim = c.qk_dim;
-  p.v_dim = c.v_dim;
-  p.context_before = c.context_before;
-  p.scale = scale;
-  ops::attention_forward(p);
+  ops::KvView k, v;
+  k.base = bf16 ? static_cast<const void*>(d.k16.data()) : d.k.data();
+  k.token_stride = c.kv_heads * c.qk_dim;
+  k.dtype = c.dtype;
+  v.base = bf16 ? static_cast<const void*>(d.v16.data()) : d.v.data();
+  v.token_stride = c.kv_heads * c.v_dim;
+  v.dtype = c.dtype;
+  ops::attention_forward(test::attention_params(shape(c), d.q.data(), k, v, out.data(), scale));
   return out;
 }
 

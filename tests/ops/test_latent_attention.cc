@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "attention_reference.h"
 #include "mla/dtype.h"
 #include "mla/error.h"
 #include "ops/cpu_features.h"
@@ -48,33 +49,14 @@ class LevelGuard {
   SimdLevel level_;
 };
 
-// out (T, H, R) from rows (L, R + Dr) whose first R entries are the value, in double.
+test::AttentionShape shape(const Case& c) {
+  return test::latent_shape(c.heads, c.rank, c.rope, c.queries, c.context_before);
+}
+
+// out (T, H, R) in double from rows (L, R + Dr) whose first R entries are the value.
 std::vector<float> reference(const Case& c, const std::vector<float>& q,
                              const std::vector<float>& rows, float scale) {
-  const int64_t w = c.rank + c.rope;
-  std::vector<float> out(c.queries * c.heads * c.rank);
-  for (int64_t t = 0; t < c.queries; ++t) {
-    const int64_t n = c.context_before + t + 1;
-    for (int64_t h = 0; h < c.heads; ++h) {
-      const float* qh = q.data() + (t * c.heads + h) * w;
-      std::vector<double> s(n);
-      double mx = -INFINITY;
-      for (int64_t j = 0; j < n; ++j) {
-        double dot = 0;
-        for (int64_t i = 0; i < w; ++i) dot += static_cast<double>(qh[i]) * rows[j * w + i];
-        s[j] = scale * dot;
-        mx = std::max(mx, s[j]);
-      }
-      double total = 0;
-      for (double& e : s) total += (e = std::exp(e - mx));
-      for (int64_t i = 0; i < c.rank; ++i) {
-        double acc = 0;
-        for (int64_t j = 0; j < n; ++j) acc += s[j] * rows[j * w + i];
-        out[(t * c.heads + h) * c.rank + i] = static_cast<float>(acc / total);
-      }
-    }
-  }
-  return out;
+  return test::attention_reference(shape(c), q.data(), rows.data(), nullptr, scale);
 }
 
 float round_bf16(float x) {
@@ -116,61 +98,9 @@ std::vector<float> torch_bf16_model(const Case& c, const std::vector<float>& q,
   return out;
 }
 
-// Rows in shuffled pages of `page_size` tokens, NaN (or its bf16 pattern) in unused slots.
-struct Pages {
-  std::vector<std::vector<uint16_t>> bf16;
-  std::vector<std::vector<float>> f32;
-  std::vector<const void*> table;
-};
-
-Pages make_pages(const std::vector<float>& rows, int64_t tokens, int64_t width, int64_t page_size,
-                 DType dtype, uint64_t seed) {
-  Pages p;
-  const int64_t pages = (tokens + page_size - 1) / page_size;
-  std::vector<int64_t> order(pages);
-  for (int64_t i = 0; i < pages; ++i) order[i] = i;
-  std::mt19937_64 rng(seed);
-  std::shuffle(order.begin(), order.end(), rng);
-  if (dtype == DType::kBF16) {
-    p.bf16.assign(pages, std::vector<uint16_t>(page_size * width, 0x7fc0));
-  } else {
-    p.f32.assign(pages, std::vector<float>(page_size * width, NAN));
-  }
-  p.table.resize(pages);
-  for (int64_t pg = 0; pg < pages; ++pg) {
-    const int64_t at = order[pg];
-    for (int64_t t = pg * page_size; t < std::min(tokens, (pg + 1) * page_size); ++t) {
-      const int64_t slot = (t - pg * page_size) * width;
-      if (dtype == DType::kBF16) {
-        convert_from_f32(rows.data() + t * width, width, DType::kBF16, p.bf16[at].data() + slot);
-      } else {
-        std::copy_n(rows.begin() + t * width, width, p.f32[at].begin() + slot);
-      }
-    }
-    p.table[pg] = dtype == DType::kBF16 ? static_cast<const void*>(p.bf16[at].data())
-                                        : static_cast<const void*>(p.f32[at].data());
-  }
-  return p;
-}
-
 ops::AttentionParams params(const Case& c, const float* q, ops::KvView view, float* out,
                             float scale) {
-  ops::AttentionParams p;
-  p.q = q;
-  p.q_token_stride = c.heads * (c.rank + c.rope);
-  p.q_head_stride = c.rank + c.rope;
-  p.k = view;
-  p.v = view;  // the value is the first R entries of each row
-  p.out = out;
-  p.out_token_stride = c.heads * c.rank;
-  p.out_head_stride = c.rank;
-  p.num_queries = c.queries;
-  p.num_heads = c.heads;
-  p.qk_dim = c.rank + c.rope;
-  p.v_dim = c.rank;
-  p.context_before = c.context_before;
-  p.scale = scale;
-  return p;
+  return test::attention_params(shape(c), q, view, view, out, scale);
 }
 
 // Inputs of a case: queries ~ N(0, 1), rows ~ N(0, 1), the scale 1/sqrt(width) gives softmaxes
@@ -191,12 +121,12 @@ struct Inputs {
 std::vector<float> run(const Case& c, const Inputs& in, DType dtype, int64_t page_size,
                        int64_t split) {
   const int64_t w = c.rank + c.rope, keys = c.context_before + c.queries;
-  Pages pages;
+  test::ShuffledPages pages;
   std::vector<uint16_t> contiguous_bf16;
   ops::KvView view = ops::KvView::contiguous(in.rows.data(), w);
   if (page_size > 0) {
-    pages = make_pages(in.rows, keys, w, page_size, dtype, 100 + page_size);
-    view = ops::KvView::paged(pages.table.data(), page_size, w, 0, dtype);
+    pages = test::shuffled_pages(in.rows, keys, w, page_size, dtype, 100 + page_size);
+    view = pages.view();
   } else if (dtype == DType::kBF16) {
     contiguous_bf16.resize(in.rows.size());
     convert_from_f32(in.rows.data(), in.rows.size(), DType::kBF16, contiguous_bf16.data());

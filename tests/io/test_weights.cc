@@ -27,14 +27,7 @@ class WeightsTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  std::string error_of(const std::function<void()>& f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "no error";
-  }
+  static std::string error_of(const std::function<void()>& f) { return test::error_of(f); }
   fs::path dir_;
   MlaConfig config_ = preset_config("tiny");
 };

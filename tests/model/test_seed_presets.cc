@@ -115,14 +115,7 @@ TEST(SeedPresets, MappingsOfTheSeedExamples) {
   EXPECT_FALSE(r.has_q_lora());
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using test::error_of;
 
 TEST(SeedPresets, ArgumentErrorsNameTheSeedAndArgument) {
   EXPECT_EQ(error_of([] { seeds::mhla(512, 500, 256, 8, 0.1, 128); }),
