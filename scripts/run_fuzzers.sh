@@ -10,7 +10,7 @@ CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo 
 cmake --build build-fuzz --target fuzzers
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for target in safetensors config index checkpoint; do
+for target in safetensors config index checkpoint chat_template; do
   echo "== fuzz_$target: regressions, then ${seconds}s"
   if ls fuzz/regressions/$target/* >/dev/null 2>&1; then
     ./build-fuzz/fuzz/fuzz_$target fuzz/regressions/$target/* 2>&1 | tail -n 1
