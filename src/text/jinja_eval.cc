@@ -162,11 +162,12 @@ bool less(const Value& a, const Value& b, const std::string& op, Pos pos) {
 
 class Renderer {
  public:
-  explicit Renderer(const Dict& variables) {
+  Renderer(const Dict& variables, const std::vector<std::string>& locals) {
     auto globals = std::make_shared<Dict>(variables);
     add_builtins(*globals);
     frames_.push_back(std::move(globals));
     frames_.push_back(std::make_shared<Dict>());  // the template's own top-level variables
+    bind_locals(locals);
   }
 
   std::string render(const Body& body) {
@@ -181,6 +182,12 @@ class Renderer {
   std::string* out_ = nullptr;
   int call_depth_ = 0;
   uint64_t steps_ = 0;
+
+  // A scope's locals start undefined, hiding outer values (jinja2's compile-time scoping).
+  void bind_locals(const std::vector<std::string>& names) {
+    for (const std::string& name : names)
+      frames_.back()->set(name, Value::undefined("'" + name + "' is undefined"));
+  }
 
   void step(Pos pos) {
     if (++steps_ > kMaxSteps) fail(pos, "rendering takes more than 10000000 steps");
@@ -364,8 +371,9 @@ class Renderer {
                                  : Value::undefined("there is no previous item"));
       loop.set("nextitem", k + 1 < count ? items[static_cast<size_t>(k + 1)]
                                          : Value::undefined("there is no next item"));
-      frame->set("loop", Value::make_dict(std::move(loop)));
       frames_.push_back(std::move(frame));
+      bind_locals(n.locals);
+      frames_.back()->set("loop", Value::make_dict(std::move(loop)));
       assign(n.targets, items[static_cast<size_t>(k)], n.pos);
       const Flow f = exec(n.body);
       frames_.pop_back();
@@ -385,6 +393,7 @@ class Renderer {
     // A macro sees the globals and the template's top-level variables, not its caller's locals.
     std::vector<std::shared_ptr<Dict>> saved = frames_;
     frames_ = {saved[0], saved[1], std::make_shared<Dict>()};
+    bind_locals(macro.locals);
     for (size_t k = 0; k < macro.params.size(); ++k) {
       const auto& [name, def] = macro.params[k];
       Value v;
@@ -663,10 +672,14 @@ bool contains(const Value& container, const Value& item, Pos pos) {
   }
 }
 
-Template::Template(std::string_view source) : body_(std::make_shared<Body>(parse(source))) {}
+Template::Template(std::string_view source) {
+  auto body = std::make_shared<Body>(parse(source));
+  locals_ = resolve_scopes(*body);
+  body_ = std::move(body);
+}
 
 std::string Template::render(const Dict& variables) const {
-  return Renderer(variables).render(*body_);
+  return Renderer(variables, locals_).render(*body_);
 }
 
 }  // namespace mla::jinja

@@ -129,13 +129,13 @@ class Parser {
     std::string end;
     if (kw == "if") {
       n.kind = Node::Kind::kIf;
-      ExprPtr cond = parse_expression();
+      ExprPtr cond = parse_expression(/*allow_condition=*/false);  // jinja2 refuses `if a if b`
       expect(TK::kBlockEnd, "'%}'");
       while (true) {
         Body body = parse_body({"elif", "else", "endif"}, end, n.pos);
         n.branches.emplace_back(std::move(cond), std::move(body));
         if (end != "elif") break;
-        cond = parse_expression();
+        cond = parse_expression(false);
         expect(TK::kBlockEnd, "'%}'");
       }
       if (end == "else") {
