@@ -11,6 +11,7 @@ packages=(
   libpcre2-dev  # the tokenizer's pre-tokenizer regexes (Unicode classes, JIT)
   libcairo2-dev fonts-dejavu-core pkg-config  # `mla bench --plot` and `mla train --plot` draw with cairo and DejaVu Sans
   python3-pil  # bench/train_compare.py draws its plot with PIL
+  python3-jinja2  # tests/text: chat templates compared with the reference Jinja engine
   python3-pip python3-setuptools python3-wheel python3-venv  # pip install . (setup.py) and its venv test
   libopenblas0-pthread  # the PyTorch peer's BLAS in bench/: Debian's default reference BLAS would make it look 50x slower
 )

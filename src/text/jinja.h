@@ -21,6 +21,7 @@ class Template {
 
  private:
   std::shared_ptr<const Body> body_;
+  std::vector<std::string> locals_;  // names first assigned at the top level (jinja_scopes.cc)
 };
 
 // Builtins (jinja_builtins.cc). Each throws through fail(pos, ...) on bad arguments.

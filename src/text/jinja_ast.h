@@ -87,8 +87,15 @@ struct Node {
   Body body;                                       // kFor, kSetBlock, kMacro body
   Body else_body;                                  // kIf, kFor
   std::vector<std::pair<std::string, ExprPtr>> params;  // kMacro: name and default (may be null)
+  // kFor, kMacro: names whose first use in the body is an assignment. As in jinja2, such a name
+  // is local to the body from its start: undefined until assigned, hiding any outer value.
+  std::vector<std::string> locals;
 };
 
 Body parse(std::string_view source);
+
+// jinja2's compile-time scoping (jinja_scopes.cc): fills each loop's and macro's `locals` and
+// returns the template's own (names first assigned at the top level).
+std::vector<std::string> resolve_scopes(Body& root);
 
 }  // namespace mla::jinja

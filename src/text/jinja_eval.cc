@@ -16,8 +16,12 @@ void fail_undefined(const Value& v, Pos pos) {
 
 namespace {
 
+// Bounds on hostile templates: a macro calling itself twice per level would otherwise run 2^64
+// times within the depth limit, and doubling a string in a loop exhausts memory.
 constexpr int kMaxCallDepth = 64;
-constexpr size_t kMaxOutputBytes = size_t{256} << 20;
+constexpr size_t kMaxOutputBytes = size_t{256} << 20;  // any string, the rendering included
+constexpr size_t kMaxListItems = size_t{1} << 20;
+constexpr uint64_t kMaxSteps = 10'000'000;  // statements run plus loop iterations
 
 enum class Flow { kNormal, kBreak, kContinue };
 
@@ -81,13 +85,17 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b, Pos pos)
   if (a.is_undefined()) fail_undefined(a, pos);
   if (b.is_undefined()) fail_undefined(b, pos);
   if (op == "+") {
-    if (a.is_string() && b.is_string()) return Value::string(a.s + b.s);
+    if (a.is_string() && b.is_string()) {
+      if (a.s.size() + b.s.size() > kMaxOutputBytes) fail(pos, "string longer than 256 MiB");
+      return Value::string(a.s + b.s);
+    }
     if (a.is_string() || b.is_string()) {
       const Value& other = a.is_string() ? b : a;
       fail(pos,
            std::string("can only concatenate str (not \"") + kind_name(other.kind) + "\") to str");
     }
     if (a.kind == Value::Kind::kList && b.kind == Value::Kind::kList) {
+      if (a.list->size() + b.list->size() > kMaxListItems) fail(pos, "list longer than 2^20 items");
       List items = *a.list;
       items.insert(items.end(), b.list->begin(), b.list->end());
       return Value::make_list(std::move(items));
@@ -96,8 +104,8 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b, Pos pos)
   if (op == "*" && (a.is_string() || a.kind == Value::Kind::kList) && b.kind == Value::Kind::kInt) {
     const int64_t n = std::max<int64_t>(b.i, 0);
     const size_t unit = a.is_string() ? a.s.size() : a.list->size();
-    if (unit > 0 && static_cast<size_t>(n) > kMaxOutputBytes / unit)
-      fail(pos, "repetition result too large");
+    const size_t limit = a.is_string() ? kMaxOutputBytes : kMaxListItems;
+    if (unit > 0 && static_cast<size_t>(n) > limit / unit) fail(pos, "repetition result too large");
     if (a.is_string()) {
       std::string s;
       for (int64_t k = 0; k < n; ++k) s += a.s;
@@ -154,11 +162,12 @@ bool less(const Value& a, const Value& b, const std::string& op, Pos pos) {
 
 class Renderer {
  public:
-  explicit Renderer(const Dict& variables) {
+  Renderer(const Dict& variables, const std::vector<std::string>& locals) {
     auto globals = std::make_shared<Dict>(variables);
     add_builtins(*globals);
     frames_.push_back(std::move(globals));
     frames_.push_back(std::make_shared<Dict>());  // the template's own top-level variables
+    bind_locals(locals);
   }
 
   std::string render(const Body& body) {
@@ -172,6 +181,17 @@ class Renderer {
   std::vector<std::shared_ptr<Dict>> frames_;
   std::string* out_ = nullptr;
   int call_depth_ = 0;
+  uint64_t steps_ = 0;
+
+  // A scope's locals start undefined, hiding outer values (jinja2's compile-time scoping).
+  void bind_locals(const std::vector<std::string>& names) {
+    for (const std::string& name : names)
+      frames_.back()->set(name, Value::undefined("'" + name + "' is undefined"));
+  }
+
+  void step(Pos pos) {
+    if (++steps_ > kMaxSteps) fail(pos, "rendering takes more than 10000000 steps");
+  }
 
   void add_builtins(Dict& g) {
     if (!g.find("range")) g.set("range", Value::function([](Args& a) { return range(a); }));
@@ -266,6 +286,7 @@ class Renderer {
   }
 
   Flow exec(const Node& n) {
+    step(n.pos);
     switch (n.kind) {
       case Node::Kind::kText:
         emit(n.text, n.pos);
@@ -324,6 +345,7 @@ class Renderer {
     if (n.filter) {
       std::vector<Value> kept;
       for (Value& item : items) {
+        step(n.pos);
         frames_.push_back(std::make_shared<Dict>());
         assign(n.targets, item, n.pos);
         const bool keep = truthy(eval(*n.filter));
@@ -335,6 +357,7 @@ class Renderer {
     if (items.empty()) return exec(n.else_body);
     const auto count = static_cast<int64_t>(items.size());
     for (int64_t k = 0; k < count; ++k) {
+      step(n.pos);
       auto frame = std::make_shared<Dict>();
       Dict loop;
       loop.set("index", Value::integer(k + 1));
@@ -348,8 +371,9 @@ class Renderer {
                                  : Value::undefined("there is no previous item"));
       loop.set("nextitem", k + 1 < count ? items[static_cast<size_t>(k + 1)]
                                          : Value::undefined("there is no next item"));
-      frame->set("loop", Value::make_dict(std::move(loop)));
       frames_.push_back(std::move(frame));
+      bind_locals(n.locals);
+      frames_.back()->set("loop", Value::make_dict(std::move(loop)));
       assign(n.targets, items[static_cast<size_t>(k)], n.pos);
       const Flow f = exec(n.body);
       frames_.pop_back();
@@ -359,6 +383,7 @@ class Renderer {
   }
 
   Value call_macro(const Node& macro, Args& a) {
+    step(macro.pos);
     if (call_depth_ >= kMaxCallDepth)
       fail(macro.pos, "macro '" + macro.text + "' nested deeper than 64 calls");
     if (a.positional.size() > macro.params.size()) {
@@ -368,6 +393,7 @@ class Renderer {
     // A macro sees the globals and the template's top-level variables, not its caller's locals.
     std::vector<std::shared_ptr<Dict>> saved = frames_;
     frames_ = {saved[0], saved[1], std::make_shared<Dict>()};
+    bind_locals(macro.locals);
     for (size_t k = 0; k < macro.params.size(); ++k) {
       const auto& [name, def] = macro.params[k];
       Value v;
@@ -511,7 +537,11 @@ class Renderer {
     const Value b = eval(*e.children[1]);
     if (op == "==") return Value::boolean(equal(a, b));
     if (op == "!=") return Value::boolean(!equal(a, b));
-    if (op == "~") return Value::string(to_str(a) + to_str(b));
+    if (op == "~") {
+      std::string joined = to_str(a) + to_str(b);
+      if (joined.size() > kMaxOutputBytes) fail(e.pos, "string longer than 256 MiB");
+      return Value::string(std::move(joined));
+    }
     if (op == "in") return Value::boolean(contains(b, a, e.pos));
     if (op == "not in") return Value::boolean(!contains(b, a, e.pos));
     if (op == "<") return Value::boolean(less(a, b, op, e.pos));
@@ -642,10 +672,14 @@ bool contains(const Value& container, const Value& item, Pos pos) {
   }
 }
 
-Template::Template(std::string_view source) : body_(std::make_shared<Body>(parse(source))) {}
+Template::Template(std::string_view source) {
+  auto body = std::make_shared<Body>(parse(source));
+  locals_ = resolve_scopes(*body);
+  body_ = std::move(body);
+}
 
 std::string Template::render(const Dict& variables) const {
-  return Renderer(variables).render(*body_);
+  return Renderer(variables, locals_).render(*body_);
 }
 
 }  // namespace mla::jinja

@@ -129,13 +129,13 @@ class Parser {
     std::string end;
     if (kw == "if") {
       n.kind = Node::Kind::kIf;
-      ExprPtr cond = parse_expression();
+      ExprPtr cond = parse_expression(/*allow_condition=*/false);  // jinja2 refuses `if a if b`
       expect(TK::kBlockEnd, "'%}'");
       while (true) {
         Body body = parse_body({"elif", "else", "endif"}, end, n.pos);
         n.branches.emplace_back(std::move(cond), std::move(body));
         if (end != "elif") break;
-        cond = parse_expression();
+        cond = parse_expression(false);
         expect(TK::kBlockEnd, "'%}'");
       }
       if (end == "else") {
@@ -356,15 +356,19 @@ class Parser {
     return e;
   }
 
-  ExprPtr parse_unary() {
+  // As jinja2: `-x | f` is `(-x) | f`, the sign binding tighter than filters and tests.
+  ExprPtr parse_unary(bool with_filters = true) {
     const Nesting guard(*this, peek().pos);
+    ExprPtr e;
     if (at_op("-") || at_op("+")) {
       const Token& t = next();
-      ExprPtr e = make(Expr::Kind::kUnary, t.pos, t.text);
-      e->children.push_back(parse_unary());
-      return e;
+      e = make(Expr::Kind::kUnary, t.pos, t.text);
+      e->children.push_back(parse_unary(false));
+    } else {
+      e = parse_postfix(parse_primary());
     }
-    return parse_filters(parse_postfix(parse_primary()));
+    if (!with_filters) return e;
+    return parse_filters(std::move(e));
   }
 
   void parse_call_args(Expr& call) {

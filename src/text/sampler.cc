@@ -131,28 +131,34 @@ int32_t Sampler::sample(std::span<const float> logits) {
       std::sort(ids, ids + n, better);
       sorted = true;
     }
-    // Mass of the top-k survivors: top-p's reference.
-    double mass = 0.0;
-    for (size_t k = 0; k < n; ++k) mass += weight(ids[k]);
+    size_t kept = n;
     if (params_.min_p > 0.0) {
-      // p >= min_p * p_max  <=>  logit >= max + T ln(min_p): a prefix of the sorted order.
+      // p >= min_p * p_max  <=>  logit >= max + T ln(min_p): a prefix of the sorted order. The
+      // tokens it drops stay behind the kept ones, still counted in top-p's mass below.
       const double threshold = max_logit + params_.temperature * std::log(params_.min_p);
-      n = static_cast<size_t>(
+      kept = static_cast<size_t>(
           std::partition(ids, ids + n, [&](int32_t id) { return w[id] >= threshold; }) - ids);
-      if (sorted) std::sort(ids, ids + n, better);  // partition keeps no order
+      if (sorted) std::sort(ids, ids + kept, better);  // partition keeps no order
+    }
+    // One exponential per top-k survivor, by position; their sum is top-p's reference mass.
+    double mass = 0.0;
+    for (size_t k = 0; k < n; ++k) {
+      probs_[k] = weight(ids[k]);
+      mass += probs_[k];
     }
     if (params_.top_p < 1.0) {
       const double target = params_.top_p * mass;
       double cumulative = 0.0;
-      size_t done = 0, cut = n;
-      while (done < n && cut == n) {
-        const size_t end = sorted ? n : std::min(n, std::max(done * 2, done + 64));
+      size_t done = 0, cut = kept;
+      while (done < kept && cut == kept) {
+        const size_t end = sorted ? kept : std::min(kept, std::max(done * 2, done + 64));
         if (!sorted) {
-          if (end < n) std::nth_element(ids + done, ids + end, ids + n, better);
+          if (end < kept) std::nth_element(ids + done, ids + end, ids + kept, better);
           std::sort(ids + done, ids + end, better);
         }
         for (size_t k = done; k < end; ++k) {
-          cumulative += weight(ids[k]);
+          if (!sorted) probs_[k] = weight(ids[k]);  // the sort moved the ids
+          cumulative += probs_[k];
           if (cumulative >= target) {
             cut = k + 1;
             break;
@@ -160,13 +166,11 @@ int32_t Sampler::sample(std::span<const float> logits) {
         }
         done = end;
       }
-      n = cut;
+      kept = cut;
     }
+    n = kept;
     double total = 0.0;
-    for (size_t k = 0; k < n; ++k) {
-      probs_[k] = weight(ids[k]);
-      total += probs_[k];
-    }
+    for (size_t k = 0; k < n; ++k) total += probs_[k];
     const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53 * total;
     double acc = 0.0;
     chosen = -1;

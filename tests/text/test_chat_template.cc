@@ -12,6 +12,7 @@
 
 #include "mla/chat_template.h"
 #include "mla/error.h"
+#include "test_util.h"
 
 namespace mla {
 namespace {
@@ -37,14 +38,7 @@ const char* const kTemplate =
     "{%- endfor -%}\n"
     "{% if add_generation_prompt %}<A>{% endif %}\n";
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using test::error_of;
 
 TEST(ChatTemplate, RendersMessagesWithTheGenerationPrompt) {
   const ChatTemplate t(kTemplate, "<bos>", "<eos>");
