@@ -235,3 +235,14 @@ def test_bench_whole_model(cases, tmp_path):
     assert j["layers"] == 2
     r = subprocess.run([cli(), "bench", "--model", model, "--layers", "2"], capture_output=True, text=True)
     assert r.returncode == 2 and "--layers: applies to --preset" in r.stderr
+
+
+def test_reference_cached_absorbed_decode_equals_naive_prefill():
+    """The transcription's two attention forms (official naive and absorb) agree."""
+    cfg = dc.config("v2")
+    model = dr.Model(cfg, dc.make_tensors(cfg, 8))
+    full = model.forward(TOKENS)
+    cache = model.new_cache(TOKENS.shape[0], TOKENS.shape[1])
+    parts = [model.step(TOKENS[:, :3], 0, cache)]
+    parts += [model.step(TOKENS[:, t : t + 1], t, cache) for t in range(3, TOKENS.shape[1])]
+    assert dr.torch.allclose(dr.torch.cat(parts, dim=1), full, atol=1e-10)
