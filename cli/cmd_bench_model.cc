@@ -67,10 +67,12 @@ int run_model_bench(const ModelBenchOptions& opt) {
   DeepseekModel::Options mo;
   if (opt.weight_dtype == "f32") {
     mo.weight_dtype = DType::kF32;
-  } else if (opt.weight_dtype == "bf16") {
+  } else if (opt.weight_dtype == "bf16" || opt.weight_dtype == "int8") {
     mo.weight_dtype = DType::kBF16;
+    mo.int8 = opt.weight_dtype == "int8";
   } else {
-    throw Error("--weight-dtype: whole models take f32 or bf16, got '" + opt.weight_dtype + "'");
+    throw Error("--weight-dtype: whole models take f32, bf16 or int8, got '" + opt.weight_dtype +
+                "'");
   }
   if (opt.context < 1 || opt.context > 65536) throw Error("--context: must be between 1 and 65536");
   if (opt.layers < 0 || opt.layers > 4096) throw Error("--layers: must be between 0 and 4096");
@@ -138,7 +140,11 @@ int run_model_bench(const ModelBenchOptions& opt) {
   // shared and k routed experts, the router, the head) plus the cached rows of every layer.
   const ModelCounts counts = count_model(c);
   const int64_t weight_size = mo.weight_dtype == DType::kF32 ? 4 : 2;
-  const int64_t active_bytes = counts.active_parameters * weight_size;
+  int64_t active_bytes = counts.active_parameters * weight_size;
+  if (mo.int8) {  // all but attention (and the small router and norms) at one byte per weight
+    const int64_t attention = counts.attention_parameters_per_layer * c.num_layers;
+    active_bytes = attention * weight_size + (counts.active_parameters - attention);
+  }
   const int64_t cache_bytes = counts.cache_numbers_per_token * (opt.context + 1) * weight_size;
   const double bandwidth = perf::read_bandwidth_gbs();
   const double floor_seconds = static_cast<double>(active_bytes + cache_bytes) / (bandwidth * 1e9);

@@ -32,14 +32,19 @@ DType default_weight_dtype(const std::string& dir) {
   return DType::kBF16;
 }
 
-DType parse_weight_dtype(const std::string& text, const std::string& dir) {
-  if (text.empty()) return default_weight_dtype(dir);
-  if (text == "f32") return DType::kF32;
-  if (text == "bf16") return DType::kBF16;
-  if (text == "int8") {
-    throw Error("--weight-dtype: int8 is not implemented yet for whole models (use f32 or bf16)");
+void set_weight_dtype(const std::string& text, const std::string& dir, DeepseekModel::Options& o) {
+  if (text.empty()) {
+    o.weight_dtype = default_weight_dtype(dir);
+  } else if (text == "f32") {
+    o.weight_dtype = DType::kF32;
+  } else if (text == "bf16") {
+    o.weight_dtype = DType::kBF16;
+  } else if (text == "int8") {  // MLP, experts and head int8; attention bf16
+    o.weight_dtype = DType::kBF16;
+    o.int8 = true;
+  } else {
+    throw Error("--weight-dtype: must be f32, bf16 or int8, got '" + text + "'");
   }
-  throw Error("--weight-dtype: must be f32, bf16 or int8, got '" + text + "'");
 }
 
 int run_forward(const ForwardOptions& opt) {
@@ -55,7 +60,7 @@ int run_forward(const ForwardOptions& opt) {
   if (!std::filesystem::is_directory(opt.model))
     throw Error(opt.model + ": not a directory (--model expects a model folder)");
   DeepseekModel::Options mo;
-  mo.weight_dtype = parse_weight_dtype(opt.weight_dtype, opt.model);
+  set_weight_dtype(opt.weight_dtype, opt.model, mo);
   mo.cache_tokens = batch * seq + batch * mo.page_size;
   DeepseekModel model = DeepseekModel::load(opt.model, mo);
   const int64_t vocab = model.config().vocab_size;

@@ -106,6 +106,9 @@ class DeepseekModel {
     // checkpoint's expert, MLP and head matrices are used in place from the mapping); kF8E4M3 is
     // not a compute type (FP8 checkpoints are dequantized at load to the chosen type).
     DType weight_dtype = DType::kBF16;
+    // Quantizes the dense MLP, expert and LM head matrices to int8 with one scale per row at
+    // load (attention stays in weight_dtype, the embedding and router as they are).
+    bool int8 = false;
     int64_t cache_tokens = 4096;  // latent cache capacity, all sequences together
     int64_t page_size = 64;
     int64_t prefill_chunk = 256;  // tokens of one sequence per layer pass (bounds memory)
@@ -122,6 +125,7 @@ class DeepseekModel {
 
   const DeepseekConfig& config() const;
   DType weight_dtype() const;
+  bool int8() const;
   // Weight bytes held in memory or mapped, by compute dtype, and the latent cache's bytes.
   int64_t weight_bytes() const;
   int64_t cache_bytes() const;

@@ -42,6 +42,7 @@ struct DeepseekModel::Impl {
   std::vector<int64_t> last_rows;
 
   void make_pools();
+  void quantize();  // options.int8
   void pass(const int32_t* tokens, std::span<const SeqId> seqs, std::span<const int64_t> counts,
             float* logits, bool last_only);
   void step(std::span<const int32_t> tokens, std::span<const SeqId> seqs,
@@ -79,6 +80,21 @@ void check_router_bias(const CheckpointDir& ck, const DeepseekConfig& c, int64_t
 }
 
 }  // namespace
+
+void DeepseekModel::Impl::quantize() {
+  if (!options.int8) return;
+  const auto swiglu = [](SwiGlu& s) {
+    s.gate.quantize_int8();
+    s.up.quantize_int8();
+    s.down.quantize_int8();
+  };
+  if (head != &embed) head_own.quantize_int8();
+  for (Block& b : blocks) {
+    if (!b.mlp.gate.empty()) swiglu(b.mlp);
+    for (SwiGlu& e : b.experts.experts) swiglu(e);
+    if (!b.experts.shared.gate.empty()) swiglu(b.experts.shared);
+  }
+}
 
 void DeepseekModel::Impl::make_pools() {
   const int64_t pages = (options.cache_tokens + options.page_size - 1) / options.page_size + 16;
@@ -151,6 +167,7 @@ DeepseekModel DeepseekModel::load(const std::string& dir, const Options& options
           detail::load_swiglu(ck, mp + "shared_experts.", d, c.n_shared_experts * m, dt);
     }
   }
+  impl->quantize();
   impl->make_pools();
   return DeepseekModel(std::move(impl));
 }
@@ -196,6 +213,7 @@ DeepseekModel DeepseekModel::random(const DeepseekConfig& config, uint64_t seed,
     if (c.n_shared_experts > 0)
       b.experts.shared = detail::random_swiglu(d, c.n_shared_experts * m, dt, ++s);
   }
+  impl->quantize();
   impl->make_pools();
   return DeepseekModel(std::move(impl));
 }

@@ -1,5 +1,6 @@
 // Weight matrices of the whole model: loading (bf16 in place, FP8 block-scaled), random
 // filling, products, and the SwiGLU MLP.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -85,7 +86,9 @@ float uniform(uint64_t& state, float lo, float hi) {
 
 void Matrix::apply(const float* x, int64_t rows, float* y) const {
   if (rows <= 0) return;
-  if (is_bf16()) {
+  if (is_int8()) {
+    linear_int8(x, rows, *this, y);
+  } else if (is_bf16()) {
     ops::linear_bf16(x, rows, in, bf16, out, y);
   } else {
     ops::linear(x, rows, in, f32.data(), out, y);
@@ -93,7 +96,9 @@ void Matrix::apply(const float* x, int64_t rows, float* y) const {
 }
 
 void Matrix::copy_row(int64_t r, float* dst) const {
-  if (is_bf16()) {
+  if (is_int8()) {
+    for (int64_t i = 0; i < in; ++i) dst[i] = static_cast<float>(q[r * in + i]) * scale[r];
+  } else if (is_bf16()) {
     convert_to_f32(bf16 + r * in, DType::kBF16, static_cast<size_t>(in), dst);
   } else {
     std::memcpy(dst, f32.data() + r * in, static_cast<size_t>(in) * sizeof(float));
@@ -180,6 +185,27 @@ SwiGlu random_swiglu(int64_t d, int64_t m, DType compute, uint64_t seed) {
   s.up = random_matrix(m, d, compute, 3 * seed + 1);
   s.down = random_matrix(d, m, compute, 3 * seed + 2);
   return s;
+}
+
+void Matrix::quantize_int8() {
+  if (is_int8() || empty()) return;
+  std::vector<int8_t> codes(static_cast<size_t>(out * in));
+  std::vector<float> scales(static_cast<size_t>(out));
+  std::vector<float> row(static_cast<size_t>(in));
+  for (int64_t o = 0; o < out; ++o) {
+    copy_row(o, row.data());  // before q is set: copy_row reads the current form
+    float top = 0.0f;
+    for (float v : row) top = std::max(top, std::fabs(v));
+    const float s = top > 0.0f ? top / 127.0f : 1.0f;
+    scales[o] = s;
+    for (int64_t i = 0; i < in; ++i)
+      codes[o * in + i] = static_cast<int8_t>(std::lrint(std::clamp(row[i] / s, -127.0f, 127.0f)));
+  }
+  q = std::move(codes);
+  scale = std::move(scales);
+  f32 = {};
+  bf16_owned = {};
+  bf16 = nullptr;
 }
 
 void swiglu_forward(const SwiGlu& w, const float* x, int64_t n, float* hidden, float* y) {

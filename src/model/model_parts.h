@@ -14,15 +14,21 @@ namespace mla::detail {
 
 // A weight [out, in] for y = x W^T, float32 (owned) or bf16 (owned, or a view into the mapping
 // of a checkpoint that outlives it).
+// int8: symmetric per-row scales, w[o][i] = q[o][i] * scale[o] (quantized at load).
 struct Matrix {
   int64_t out = 0, in = 0;
   std::vector<float> f32;
   std::vector<uint16_t> bf16_owned;
   const uint16_t* bf16 = nullptr;
+  std::vector<int8_t> q;
+  std::vector<float> scale;
 
   bool empty() const { return out == 0; }
   bool is_bf16() const { return bf16 != nullptr; }
-  int64_t bytes() const { return out * in * (is_bf16() ? 2 : 4); }
+  bool is_int8() const { return !q.empty(); }
+  int64_t bytes() const { return is_int8() ? out * in + out * 4 : out * in * (is_bf16() ? 2 : 4); }
+  // Replaces the weights by int8 with per-row scales (from whichever form they are in).
+  void quantize_int8();
   void apply(const float* x, int64_t rows, float* y) const;  // y (rows, out)
   void copy_row(int64_t r, float* dst) const;                // row r as float32
 };
@@ -38,6 +44,10 @@ std::vector<float> load_vector(const CheckpointDir& ck, const std::string& name,
 // Uniform random weights with variance 1/in (fast: benchmarks fill billions of them).
 Matrix random_matrix(int64_t out, int64_t in, DType compute, uint64_t seed);
 std::vector<float> random_vector(int64_t size, float lo, float hi, uint64_t seed);
+
+// y (rows, out) = x (rows, in) * (q * scale)^T: up to 8 rows stream the int8 weights once; more
+// rows dequantize blocks of weight rows to float32 and multiply them with sgemm.
+void linear_int8(const float* x, int64_t rows, const Matrix& w, float* y);
 
 struct SwiGlu {
   Matrix gate, up, down;  // [m, d], [m, d], [d, m]

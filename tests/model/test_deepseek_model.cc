@@ -7,6 +7,7 @@
 
 #include "mla/error.h"
 #include "mla/model.h"
+#include "model/model_parts.h"
 #include "test_util.h"
 
 namespace mla {
@@ -106,6 +107,29 @@ TEST(DeepseekModel, BadStepsThrowBeforeWriting) {
   std::vector<float> out(static_cast<size_t>(n * v));
   EXPECT_THROW(m.forward(big, std::span(&seq, 1), std::span(&n, 1), out), Error);
   EXPECT_EQ(m.length(seq), 0);
+}
+
+// int8 products (few rows: streamed kernel; many rows: dequantized blocks and sgemm) against the
+// float32 product of the dequantized weights; quantization error against the original bounded.
+TEST(DeepseekModel, Int8ProductsEqualTheDequantizedProduct) {
+  detail::Matrix w = detail::random_matrix(300, 70, DType::kF32, 3);
+  const std::vector<float> original = w.f32;
+  w.quantize_int8();
+  ASSERT_TRUE(w.is_int8());
+  EXPECT_EQ(w.bytes(), 300 * 70 + 300 * 4);
+  detail::Matrix deq;
+  deq.out = 300;
+  deq.in = 70;
+  deq.f32.resize(300 * 70);
+  for (int64_t o = 0; o < 300; ++o) w.copy_row(o, deq.f32.data() + o * 70);
+  EXPECT_LE(test::rel_error(deq.f32, original), 1.0 / 254 + 1e-6);  // half a step of max/127
+  for (int64_t rows : {1, 3, 8, 20}) {
+    const auto x = test::random_normal(static_cast<size_t>(rows * 70), rows);
+    std::vector<float> y(static_cast<size_t>(rows * 300)), want(y.size());
+    w.apply(x.data(), rows, y.data());
+    deq.apply(x.data(), rows, want.data());
+    EXPECT_LE(test::rel_error(y, want), 1e-5) << rows << " rows";
+  }
 }
 
 }  // namespace
