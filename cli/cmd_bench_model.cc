@@ -2,6 +2,7 @@
 // reported; the memory floor of a batch-1 step is (active weight bytes + cache bytes read) over
 // the read bandwidth measured in the same run.
 #include <omp.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -20,6 +21,14 @@
 
 namespace mla::cli {
 namespace {
+
+// Peak resident set: anonymous memory plus the mapped checkpoint pages touched (file-backed
+// pages of a bf16 checkpoint are page cache the kernel can drop, not private memory).
+int64_t peak_rss_bytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;
+}
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -166,7 +175,8 @@ int run_model_bench(const ModelBenchOptions& opt) {
       "%.1f GB/s)",
       1e3 * floor_seconds, active_bytes / 1e6, cache_bytes / 1e3, bandwidth);
   if (batch1_seconds > 0) std::printf("; measured / floor = %.2fx", batch1_seconds / floor_seconds);
-  std::printf("\n");
+  std::printf("\n  weights held %.1f MB, peak resident %.1f MB\n", model.weight_bytes() / 1e6,
+              peak_rss_bytes() / 1e6);
 
   if (!opt.json.empty()) {
     nlohmann::json j;
@@ -176,6 +186,8 @@ int run_model_bench(const ModelBenchOptions& opt) {
     j["weight_dtype"] = opt.weight_dtype;
     j["threads"] = threads;
     j["load_seconds"] = load_seconds;
+    j["weight_bytes"] = model.weight_bytes();
+    j["peak_rss_bytes"] = peak_rss_bytes();
     j["prefill"] = {{"tokens", opt.prefill_tokens},
                     {"seconds", prefill_seconds},
                     {"tokens_per_second", prefill_tps}};

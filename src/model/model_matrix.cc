@@ -191,15 +191,21 @@ void Matrix::quantize_int8() {
   if (is_int8() || empty()) return;
   std::vector<int8_t> codes(static_cast<size_t>(out * in));
   std::vector<float> scales(static_cast<size_t>(out));
-  std::vector<float> row(static_cast<size_t>(in));
-  for (int64_t o = 0; o < out; ++o) {
-    copy_row(o, row.data());  // before q is set: copy_row reads the current form
-    float top = 0.0f;
-    for (float v : row) top = std::max(top, std::fabs(v));
-    const float s = top > 0.0f ? top / 127.0f : 1.0f;
-    scales[o] = s;
-    for (int64_t i = 0; i < in; ++i)
-      codes[o * in + i] = static_cast<int8_t>(std::lrint(std::clamp(row[i] / s, -127.0f, 127.0f)));
+#pragma omp parallel
+  {
+    std::vector<float> row(static_cast<size_t>(in));
+#pragma omp for
+    for (int64_t o = 0; o < out; ++o) {
+      copy_row(o, row.data());  // before q is set: copy_row reads the current form
+      float top = 0.0f;
+      for (float v : row) top = std::max(top, std::fabs(v));
+      const float s = top > 0.0f ? top / 127.0f : 1.0f;
+      scales[o] = s;
+      for (int64_t i = 0; i < in; ++i) {
+        codes[o * in + i] =
+            static_cast<int8_t>(std::lrint(std::clamp(row[i] / s, -127.0f, 127.0f)));
+      }
+    }
   }
   q = std::move(codes);
   scale = std::move(scales);
