@@ -172,8 +172,18 @@ int run_model_bench(const ModelBenchOptions& opt) {
               opt.model.empty() ? opt.preset.c_str() : opt.model.c_str(),
               static_cast<long long>(c.num_layers), static_cast<long long>(counts.moe_layers),
               opt.weight_dtype.c_str(), threads);
-  std::printf("  prefill %lld tokens: %.1f tokens/s (%.3f s)\n",
-              static_cast<long long>(opt.prefill_tokens), prefill_tps, prefill_seconds);
+  // Prefill work: 2 FLOPs per active weight per token (the head only for the last token, the
+  // quadratic attention left out: small at these lengths), against the measured peak.
+  const double prefill_gflops =
+      2.0 * static_cast<double>(counts.active_parameters - c.vocab_size * c.attention.hidden_size) *
+      prefill_tps / 1e9;
+  const double peak = mo.weight_dtype == DType::kF32 ? perf::f32_peak_gflops(threads)
+                                                     : perf::bf16_peak_gflops(threads);
+  std::printf(
+      "  prefill %lld tokens: %.1f tokens/s (%.3f s), %.1f GFLOP/s = %.0f%% of the %s peak "
+      "(%.0f GFLOP/s)\n",
+      static_cast<long long>(opt.prefill_tokens), prefill_tps, prefill_seconds, prefill_gflops,
+      100.0 * prefill_gflops / peak, mo.weight_dtype == DType::kF32 ? "f32" : "bf16", peak);
   for (const auto& d : decode) {
     std::printf("  decode batch %lld at context %lld: %.2f tokens/s (%.2f ms per step)\n",
                 static_cast<long long>(d["batch"].get<int64_t>()),
@@ -203,7 +213,9 @@ int run_model_bench(const ModelBenchOptions& opt) {
     j["private_rss_bytes"] = anonymous_rss_bytes();
     j["prefill"] = {{"tokens", opt.prefill_tokens},
                     {"seconds", prefill_seconds},
-                    {"tokens_per_second", prefill_tps}};
+                    {"tokens_per_second", prefill_tps},
+                    {"gflops", prefill_gflops},
+                    {"peak_gflops", peak}};
     j["decode_context"] = opt.context;
     j["decode"] = decode;
     j["memory_floor"] = {{"active_weight_bytes", active_bytes},
