@@ -15,7 +15,6 @@ Runner add_demo_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app);
 Runner add_train_command(CLI::App& app);
 Runner add_generate_command(CLI::App& app);
-Runner add_bench_sparse_command(CLI::App& app);
 Runner add_forward_command(CLI::App& app);
 
 }  // namespace mla::cli

@@ -4,8 +4,8 @@
 
 #include <vector>
 
-#include "mla/baseline.h"
 #include "mla/error.h"
+#include "mla/gqa_layer.h"
 #include "test_util.h"
 
 namespace mla {

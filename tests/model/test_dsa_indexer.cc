@@ -12,6 +12,7 @@
 #include "mla/dsa.h"
 #include "mla/error.h"
 #include "mla/layer.h"
+#include "model/rope_params.h"
 #include "ops/rope.h"
 #include "test_util.h"
 
@@ -35,7 +36,7 @@ DsaConfig dsa(int64_t top_k = 2048) {
 
 // Rotate-half RoPE in double with the model's frequencies: (v[i], v[i + Dr/2]).
 void rope_half(std::vector<double>& v, size_t at, const MlaConfig& c, int64_t pos) {
-  const std::vector<float> f = ops::rope_frequencies(c);
+  const std::vector<float> f = ops::rope_frequencies(rope_params(c));
   const size_t half = f.size();
   for (size_t i = 0; i < half; ++i) {
     const double angle = static_cast<double>(static_cast<float>(pos) * f[i]);
@@ -85,7 +86,7 @@ TEST(DsaIndexer, KeysAndQueriesFollowTheV32Math) {
   // The interleaved convention (MLA's own) gives other keys at a non-zero position.
   std::vector<float> inter(k.begin() + di, k.begin() + 2 * di);
   std::vector<float> cos_sin(8);
-  ops::rope_cos_sin(ops::rope_frequencies(c), 1.0f, 5, cos_sin.data());
+  ops::rope_cos_sin(ops::rope_frequencies(rope_params(c)), 1.0f, 5, cos_sin.data());
   std::vector<float> raw(di);
   indexer.keys(x.data() + c.hidden_size, 1, std::vector<int64_t>{0}.data(), raw.data());
   ops::rope_apply(raw.data(), 1, di, 8, cos_sin.data());

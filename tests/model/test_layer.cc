@@ -117,7 +117,7 @@ TEST_P(LayerEquivalence, PrefillEqualsIncrementalDecode) {
     for (auto [first, step] : {std::pair<int64_t, int64_t>{1, 1}, {20, 1}, {7, 5}, {40, 1}}) {
       auto inc = path == AttentionPath::kAbsorbed
                      ? run_incremental<LatentCache>(layer, x, batch, seq, first, step)
-                     : run_incremental<NaiveKVCache>(layer, x, batch, seq, first, step);
+                     : run_incremental<NaiveKvCache>(layer, x, batch, seq, first, step);
       EXPECT_LT(rel_error(inc, full), 2e-6) << "first=" << first << " step=" << step;
     }
   }
@@ -205,7 +205,7 @@ TEST(Layer, RejectsBadSizes) {
     EXPECT_EQ(std::string(e.what()), "forward: sequence length must be at least 1, got 0");
   }
   EXPECT_THROW(LatentCache(c, 0, 8), Error);
-  EXPECT_THROW(NaiveKVCache(c, 1, 0), Error);
+  EXPECT_THROW(NaiveKvCache(c, 1, 0), Error);
 }
 
 TEST(Layer, RejectsWrongWeightShapes) {
@@ -259,7 +259,7 @@ TEST(Layer, RejectsWeightDtypesItCannotComputeWith) {
 TEST(Layer, CacheSizes) {
   MlaConfig c = preset_config("deepseek-v2-lite");
   LatentCache latent(c, 1, 2);
-  NaiveKVCache naive(c, 1, 2);
+  NaiveKvCache naive(c, 1, 2);
   EXPECT_EQ(latent.bytes_per_token(), 576 * 4);
   EXPECT_EQ(naive.bytes_per_token(), 16 * (192 + 128) * 4);
   EXPECT_EQ(latent.bytes(), 2 * 576 * 4);

@@ -66,7 +66,7 @@ TEST(NoAllocation, AbsorbedDecodeStepBf16WeightsRetainsNothing) {
   EXPECT_EQ(allocations_per_decode_step<LatentCache>(DType::kBF16).retained, 0);
 }
 TEST(NoAllocation, NaiveDecodeStep) {
-  EXPECT_EQ(allocations_per_decode_step<NaiveKVCache>().allocations, 0);
+  EXPECT_EQ(allocations_per_decode_step<NaiveKvCache>().allocations, 0);
 }
 
 // A whole model (MoE with a shared expert, dense first layer) over its paged caches: a warm

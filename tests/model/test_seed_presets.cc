@@ -1,4 +1,4 @@
-// The five seed systems as configs (include/mla/seed_presets.h): each mapping's fields, its
+// The five seed systems as configs (include/mla/presets.h): each mapping's fields, its
 // argument errors, and for each seed prefill == decode through the latent cache and naive ==
 // absorbed. The training step of each seed is in test_train_seeds.cc.
 #include <gtest/gtest.h>
@@ -10,7 +10,7 @@
 
 #include "mla/error.h"
 #include "mla/layer.h"
-#include "mla/seed_presets.h"
+#include "mla/presets.h"
 #include "test_util.h"
 
 namespace mla {
@@ -26,7 +26,7 @@ struct Seed {
 
 // Small versions of each seed's example (same structure, fewer numbers).
 std::vector<Seed> small_seeds() {
-  seeds::ModelArgs args;
+  presets::ModelArgs args;
   args.dim = 64;
   args.n_heads = 4;
   args.q_lora_rank = 24;
@@ -36,11 +36,11 @@ std::vector<Seed> small_seeds() {
   args.v_head_dim = 12;
   args.max_seq_len = 64;
   args.original_seq_len = 16;  // YaRN on, as in V3's 4x extension
-  return {{"mhla_000", seeds::mhla(48, 40, 24, 4, 0.1, 32)},
-          {"mla_config_001", seeds::mla_config(64, 4, 16, 32, 8, 32, true)},
-          {"deepseek_v3_002", seeds::deepseek_v3(args)},
-          {"latent_attention_003", seeds::latent_attention(64, 4, 0.25)},
-          {"ropeless_mla_004", seeds::ropeless_mla(64, 4, 16)}};
+  return {{"mhla_000", presets::mhla(48, 40, 24, 4, 0.1, 32)},
+          {"mla_config_001", presets::mla_config(64, 4, 16, 32, 8, 32, true)},
+          {"deepseek_v3_002", presets::deepseek_v3(args)},
+          {"latent_attention_003", presets::latent_attention(64, 4, 0.25)},
+          {"ropeless_mla_004", presets::ropeless_mla(64, 4, 16)}};
 }
 
 void PrintTo(const Seed& s, std::ostream* os) {
@@ -77,7 +77,7 @@ INSTANTIATE_TEST_SUITE_P(Seeds, SeedPreset, ::testing::ValuesIn(small_seeds()),
 
 TEST(SeedPresets, MappingsOfTheSeedExamples) {
   // 000: the README's multiheadlatentattention(512, 512, 256, 8, 0.1, 128).
-  MlaConfig m = seeds::mhla(512, 512, 256, 8, 0.1, 128);
+  MlaConfig m = presets::mhla(512, 512, 256, 8, 0.1, 128);
   EXPECT_EQ(m.hidden_size, 512);
   EXPECT_EQ(m.out_size(), 512);
   EXPECT_EQ(m.q_lora_rank, 256);
@@ -87,28 +87,28 @@ TEST(SeedPresets, MappingsOfTheSeedExamples) {
   EXPECT_EQ(m.latent_norm, LatentNorm::kNone);
   EXPECT_DOUBLE_EQ(m.attention_dropout, 0.1);
   EXPECT_EQ(m.max_position_embeddings, 128);
-  EXPECT_EQ(seeds::mhla(512, 256, 64, 8, 0.0, 16).out_size(), 256);
+  EXPECT_EQ(presets::mhla(512, 256, 64, 8, 0.0, 16).out_size(), 256);
   // 001: MLAConfig(256, 8, 64, 128, 32, 256).
-  MlaConfig a = seeds::mla_config(256, 8, 64, 128, 32, 256);
+  MlaConfig a = presets::mla_config(256, 8, 64, 128, 32, 256);
   EXPECT_EQ(a.kv_lora_rank, 64);
   EXPECT_EQ(a.q_lora_rank, 128);
   EXPECT_EQ(a.qk_rope_head_dim, 32);
   EXPECT_EQ(a.qk_nope_head_dim, 32);
   EXPECT_FALSE(a.projection_bias);
   // 002: the official defaults give the V2-Lite-like attention of ModelArgs.
-  MlaConfig v = seeds::deepseek_v3(seeds::ModelArgs{});
+  MlaConfig v = presets::deepseek_v3(presets::ModelArgs{});
   EXPECT_EQ(v.hidden_size, 2048);
   EXPECT_EQ(v.latent_dim(), 576);
   EXPECT_TRUE(v.yarn_active());
   EXPECT_NEAR(v.softmax_scale(), std::pow(192.0, -0.5) * std::pow(0.1 * std::log(40.0) + 1, 2),
               1e-12);
   // 003: LatentAttention(512, 8, 0.25).
-  MlaConfig l = seeds::latent_attention(512, 8, 0.25);
+  MlaConfig l = presets::latent_attention(512, 8, 0.25);
   EXPECT_EQ(l.kv_lora_rank, 128);
   EXPECT_EQ(l.qk_rope_head_dim, 0);
   EXPECT_TRUE(l.projection_bias);
   // 004: RopelessMLA(512, 8, 64).
-  MlaConfig r = seeds::ropeless_mla(512, 8, 64);
+  MlaConfig r = presets::ropeless_mla(512, 8, 64);
   EXPECT_EQ(r.kv_lora_rank, 64);
   EXPECT_EQ(r.latent_dim(), 64);
   EXPECT_EQ(r.latent_norm, LatentNorm::kLayerNorm);
@@ -118,23 +118,23 @@ TEST(SeedPresets, MappingsOfTheSeedExamples) {
 using test::error_of;
 
 TEST(SeedPresets, ArgumentErrorsNameTheSeedAndArgument) {
-  EXPECT_EQ(error_of([] { seeds::mhla(512, 500, 256, 8, 0.1, 128); }),
+  EXPECT_EQ(error_of([] { presets::mhla(512, 500, 256, 8, 0.1, 128); }),
             "MHLA: d_out (500) must be divisible by num_head (8)");
-  EXPECT_EQ(error_of([] { seeds::mhla(512, 512, 256, 8, 1.5, 128); }),
+  EXPECT_EQ(error_of([] { presets::mhla(512, 512, 256, 8, 1.5, 128); }),
             "MHLA: dropout_rate must be in [0, 1), got 1.5");
-  EXPECT_EQ(error_of([] { seeds::mhla(512, 512, 0, 8, 0.1, 128); }),
+  EXPECT_EQ(error_of([] { presets::mhla(512, 512, 0, 8, 0.1, 128); }),
             "MHLA: dl must be positive, got 0");
-  EXPECT_EQ(error_of([] { seeds::mla_config(256, 8, 64, 128, 31, 256); }),
+  EXPECT_EQ(error_of([] { presets::mla_config(256, 8, 64, 128, 31, 256); }),
             "MLAConfig: rope_dim must be even and not negative, got 31");
-  EXPECT_EQ(error_of([] { seeds::mla_config(256, 0, 64, 128, 32, 256); }),
+  EXPECT_EQ(error_of([] { presets::mla_config(256, 0, 64, 128, 32, 256); }),
             "MLAConfig: num_heads must be positive, got 0");
-  seeds::ModelArgs args;
+  presets::ModelArgs args;
   args.qk_rope_head_dim = 7;
-  EXPECT_EQ(error_of([&] { seeds::deepseek_v3(args); }),
+  EXPECT_EQ(error_of([&] { presets::deepseek_v3(args); }),
             "ModelArgs: config: qk_rope_head_dim: must be even (RoPE rotates pairs), got 7");
-  EXPECT_EQ(error_of([] { seeds::latent_attention(512, 8, 0.0); }),
+  EXPECT_EQ(error_of([] { presets::latent_attention(512, 8, 0.0); }),
             "LatentAttention: latent_dim_ratio must be in (0, 1], got 0");
-  EXPECT_EQ(error_of([] { seeds::ropeless_mla(512, 3, 64); }),
+  EXPECT_EQ(error_of([] { presets::ropeless_mla(512, 3, 64); }),
             "RopelessMLA: d_model (512) must be divisible by n_heads (3)");
 }
 

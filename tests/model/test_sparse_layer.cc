@@ -41,7 +41,7 @@ std::vector<float> run_layer(const SparseSpec& spec, Cache run, int64_t prefill 
                                  ? AttentionPath::kAbsorbed
                                  : AttentionPath::kNaive;
   LatentCache latent(c, kBatch, kSeq);
-  NaiveKVCache naive(c, kBatch, kSeq);
+  NaiveKvCache naive(c, kBatch, kSeq);
   PagedKvPool pool(layer.paged_token_width(path), 8, kBatch * 8);
   std::vector<PagedKvPool::SeqId> seqs = {pool.add_sequence(), pool.add_sequence()};
   for (int64_t t = 0; t < kSeq;) {

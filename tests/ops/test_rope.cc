@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "mla/config.h"
+#include "model/rope_params.h"
 #include "ops/rope.h"
 
 namespace mla {
@@ -15,11 +16,11 @@ namespace {
 TEST(Rope, PlainFrequenciesAreThetaPowers) {
   MlaConfig c = preset_config("tiny");
   c.qk_rope_head_dim = 16;
-  const auto f = ops::rope_frequencies(c);
+  const auto f = ops::rope_frequencies(rope_params(c));
   ASSERT_EQ(f.size(), 8u);
   for (int k = 0; k < 8; ++k)
     EXPECT_FLOAT_EQ(f[k], static_cast<float>(std::pow(10000.0, -2.0 * k / 16.0)));
-  EXPECT_EQ(ops::rope_amplitude(c), 1.0f);
+  EXPECT_EQ(ops::rope_amplitude(rope_params(c)), 1.0f);
 }
 
 TEST(Rope, YarnFrequenciesMatchClosedFormForDeepSeekV3) {
@@ -32,7 +33,7 @@ TEST(Rope, YarnFrequenciesMatchClosedFormForDeepSeekV3) {
       64.0 * std::log(4096.0 / (1.0 * 2.0 * std::numbers::pi)) / (2.0 * std::log(10000.0));
   ASSERT_NEAR(corr_fast, 10.4715, 1e-3);
   ASSERT_NEAR(corr_slow, 22.5134, 1e-3);
-  const auto f = ops::rope_frequencies(c);
+  const auto f = ops::rope_frequencies(rope_params(c));
   ASSERT_EQ(f.size(), 32u);
   for (int k = 0; k < 32; ++k) {
     const double base = std::pow(10000.0, -2.0 * k / 64.0);
@@ -52,22 +53,23 @@ TEST(Rope, YarnFrequenciesMatchClosedFormForDeepSeekV3) {
 TEST(Rope, YarnOffKeepsPlainFrequencies) {
   MlaConfig c = preset_config("deepseek-v3");
   c.max_position_embeddings = 4096;  // the run never exceeds the original length
-  const auto f = ops::rope_frequencies(c);
+  const auto f = ops::rope_frequencies(rope_params(c));
   for (int k = 0; k < 32; ++k)
     EXPECT_FLOAT_EQ(f[k], static_cast<float>(std::pow(10000.0, -2.0 * k / 64.0)));
 }
 
 TEST(Rope, AmplitudeIsMscaleRatio) {
   MlaConfig c = preset_config("deepseek-v2-lite");
-  EXPECT_FLOAT_EQ(ops::rope_amplitude(c), 1.0f);  // mscale == mscale_all_dim
+  EXPECT_FLOAT_EQ(ops::rope_amplitude(rope_params(c)), 1.0f);  // mscale == mscale_all_dim
   c.rope_scaling.mscale = 1.0;
   c.rope_scaling.mscale_all_dim = 0.0;
-  EXPECT_FLOAT_EQ(ops::rope_amplitude(c), static_cast<float>(0.1 * std::log(40.0) + 1.0));
+  EXPECT_FLOAT_EQ(ops::rope_amplitude(rope_params(c)),
+                  static_cast<float>(0.1 * std::log(40.0) + 1.0));
 }
 
 TEST(Rope, RotatesInterleavedPairs) {
   MlaConfig c = preset_config("tiny");  // d_r = 8
-  const auto f = ops::rope_frequencies(c);
+  const auto f = ops::rope_frequencies(rope_params(c));
   std::vector<float> cs(8);
   ops::rope_cos_sin(f, 1.0f, 3, cs.data());
   std::vector<float> x = {1, 0, 0, 1, 2, 3, -1, 0.5f};
@@ -82,7 +84,7 @@ TEST(Rope, RotatesInterleavedPairs) {
 
 TEST(Rope, DotProductDependsOnlyOnRelativePosition) {
   MlaConfig c = preset_config("deepseek-v2-lite");
-  const auto f = ops::rope_frequencies(c);
+  const auto f = ops::rope_frequencies(rope_params(c));
   std::mt19937 rng(7);
   std::normal_distribution<float> n(0, 1);
   std::vector<float> q(64), k(64);

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <string>
 
+#include "cli/train_tasks.h"
 #include "mla/error.h"
 #include "mla/safetensors.h"
 #include "mla/train.h"
@@ -66,7 +67,7 @@ TEST(TrainCheckpoint, ResumeIsBitIdenticalToAnUninterruptedRun) {
   for (AttentionKind kind : {AttentionKind::kMla, AttentionKind::kGqa}) {
     TempDir dir;
     const int64_t half = 7, total = 14;
-    Trainer full(small_config(kind, 0.1), small_options(total));
+    Trainer full(small_config(kind, 0.1), small_options(total), cli::train_data);
     std::vector<double> full_losses;
     for (int64_t i = 0; i < total; ++i) {
       full_losses.push_back(full.step().loss);
@@ -75,7 +76,8 @@ TEST(TrainCheckpoint, ResumeIsBitIdenticalToAnUninterruptedRun) {
     }
     full.save(dir.file("full.safetensors"));
 
-    Trainer resumed = Trainer::resume(dir.str());  // the folder: picks step_00000007
+    Trainer resumed =
+        Trainer::resume(dir.str(), 0, "", cli::train_data);  // the folder: picks step_00000007
     ASSERT_EQ(resumed.steps_done(), half);
     for (int64_t i = half; i < total; ++i) {
       EXPECT_EQ(resumed.step().loss, full_losses[static_cast<size_t>(i)]) << "step " << i + 1;
@@ -100,12 +102,12 @@ TEST(TrainCheckpoint, ResumeAcrossThreadCountsIsIdenticalToo) {
   // Every reduction in the training code runs in a fixed order, so the thread count does not
   // change a single bit (oneDNN's sgemm included, for these shapes).
   TempDir dir;
-  Trainer a(small_config(AttentionKind::kMla, 0.0), small_options(6));
+  Trainer a(small_config(AttentionKind::kMla, 0.0), small_options(6), cli::train_data);
   for (int i = 0; i < 6; ++i) a.step();
   a.save(dir.file("a.safetensors"));
   const int threads = omp_get_max_threads();
   omp_set_num_threads(1);
-  Trainer b(small_config(AttentionKind::kMla, 0.0), small_options(6));
+  Trainer b(small_config(AttentionKind::kMla, 0.0), small_options(6), cli::train_data);
   for (int i = 0; i < 6; ++i) b.step();
   omp_set_num_threads(threads);
   b.save(dir.file("b.safetensors"));
@@ -121,7 +123,7 @@ TEST(TrainCheckpoint, ResumeAcrossThreadCountsIsIdenticalToo) {
 
 TEST(TrainCheckpoint, GenerationModelLoadsFromTheCheckpoint) {
   TempDir dir;
-  Trainer t(small_config(AttentionKind::kMla, 0.0), small_options(3));
+  Trainer t(small_config(AttentionKind::kMla, 0.0), small_options(3), cli::train_data);
   t.step();
   t.save(dir.file("c.safetensors"));
   const LmModel m = load_model_checkpoint(dir.file("c.safetensors"));
@@ -160,7 +162,7 @@ void expect_error(const std::function<void()>& f, const std::string& expected) {
 
 TEST(TrainCheckpoint, BadCheckpointsAreRejectedWithAMessage) {
   TempDir dir;
-  Trainer t(small_config(AttentionKind::kMla, 0.0), small_options(3));
+  Trainer t(small_config(AttentionKind::kMla, 0.0), small_options(3), cli::train_data);
   t.step();
   const std::string good = dir.file("good.safetensors");
   t.save(good);
@@ -210,19 +212,19 @@ TEST(TrainCheckpoint, BadCheckpointsAreRejectedWithAMessage) {
                "tensor 'model.norm.weight': expected shape [32], got [2, 16]");
   const std::string step =
       edited(dir, good, "step.safetensors", [](Meta& m, Tensors&, Shapes&) { m["step"] = "x1"; });
-  expect_error([&] { Trainer::resume(step); },
+  expect_error([&] { Trainer::resume(step, 0, "", cli::train_data); },
                "step.safetensors: metadata 'step' is not a non-negative integer");
   const std::string past =
       edited(dir, good, "past.safetensors", [](Meta& m, Tensors&, Shapes&) { m["step"] = "99"; });
-  expect_error([&] { Trainer::resume(past); },
+  expect_error([&] { Trainer::resume(past, 0, "", cli::train_data); },
                "past.safetensors: the checkpoint is at step 99, past the requested 3");
   const std::string rng = edited(dir, good, "rng.safetensors",
                                  [](Meta& m, Tensors&, Shapes&) { m["data_rng"] = "1 2"; });
-  expect_error([&] { Trainer::resume(rng); },
+  expect_error([&] { Trainer::resume(rng, 0, "", cli::train_data); },
                "rng.safetensors: metadata 'data_rng' is not a generator state");
   const std::string data = edited(dir, good, "data.safetensors",
                                   [](Meta& m, Tensors&, Shapes&) { m["data_fingerprint"] = "7"; });
-  expect_error([&] { Trainer::resume(data); },
+  expect_error([&] { Trainer::resume(data, 0, "", cli::train_data); },
                "data.safetensors: the data differs from the data the checkpoint");
 }
 

@@ -10,9 +10,10 @@
 #include <cstdio>
 #include <string>
 
+#include "cli/train_tasks.h"
 #include "mla/error.h"
+#include "mla/lm_decoder.h"
 #include "mla/train.h"
-#include "mla/train_generate.h"
 
 namespace mla {
 namespace {
@@ -70,7 +71,7 @@ TEST_P(TrainGenerate, CachedDecodingMatchesRecomputation) {
   o.batch = 16;
   o.seq = 32;
   o.task = "copy";
-  Trainer trainer(lm_config_from_shape(GetParam().shape), o);
+  Trainer trainer(lm_config_from_shape(GetParam().shape), o, cli::train_data);
   for (int64_t i = 0; i < o.steps; ++i) trainer.step();
   const LmModel& model = trainer.model();
 

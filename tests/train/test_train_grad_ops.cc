@@ -8,16 +8,18 @@
 
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mla/config.h"
+#include "model/rope_params.h"
+#include "ops/norm.h"
+#include "ops/rope.h"
 #include "train/activation.h"
 #include "train/attention.h"
 #include "train/cross_entropy.h"
 #include "train/grad_check.h"
 #include "train/linear.h"
-#include "train/norm.h"
-#include "train/rope.h"
 
 namespace mla::train {
 namespace {
@@ -77,7 +79,8 @@ TEST(TrainGradOps, RmsNormStrided) {
   for (double& v : w) v += 1.0;
   std::vector<double> out(n * out_stride, 0.0), rstd(n);
   auto loss = [&] {
-    rmsnorm_forward(out.data(), rstd.data(), x.data(), w.data(), n, c, 1e-6, in_stride, out_stride);
+    ops::rms_norm_forward(out.data(), rstd.data(), x.data(), w.data(), n, c, 1e-6, in_stride,
+                          out_stride);
     double s = 0.0;
     for (int64_t i = 0; i < n; ++i) {
       for (int64_t j = 0; j < c; ++j) s += out[i * out_stride + j] * r[i * out_stride + j];
@@ -86,29 +89,37 @@ TEST(TrainGradOps, RmsNormStrided) {
   };
   loss();
   auto dx = start_buffer(x.size()), dw = start_buffer(w.size());
-  rmsnorm_backward(dx.data(), dw.data(), r.data(), x.data(), w.data(), rstd.data(), n, c, in_stride,
-                   out_stride);
+  ops::rms_norm_backward(dx.data(), dw.data(), r.data(), x.data(), w.data(), rstd.data(), n, c,
+                         in_stride, out_stride);
   expect_grad("rmsnorm dinp (strided)", x, dx, loss);
   expect_grad("rmsnorm dw", w, dw, loss);
 }
 
 TEST(TrainGradOps, LayerNorm) {
-  const int64_t n = 4, c = 8;
-  auto x = random_doubles(n * c, 9), w = random_doubles(c, 10), b = random_doubles(c, 11),
-       r = random_doubles(n * c, 12);
-  std::vector<double> out(n * c), mean(n), rstd(n);
-  auto loss = [&] {
-    layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), n, c,
-                      1e-5);
-    return dot(out, r, out.size());
-  };
-  loss();
-  auto dx = start_buffer(x.size()), dw = start_buffer(c), db = start_buffer(c);
-  layernorm_backward(dx.data(), dw.data(), db.data(), r.data(), x.data(), w.data(), mean.data(),
-                     rstd.data(), n, c);
-  expect_grad("layernorm dinp", x, dx, loss);
-  expect_grad("layernorm dw", w, dw, loss);
-  expect_grad("layernorm db", b, db, loss);
+  // Contiguous rows (the model's norms), then rows of 8 inside rows of 11 with output stride 10
+  // (an MLA latent norm).
+  for (const auto& [in_stride, out_stride] : {std::pair<int64_t, int64_t>{8, 8}, {11, 10}}) {
+    const int64_t n = 4, c = 8;
+    auto x = random_doubles(n * in_stride, 9), w = random_doubles(c, 10), b = random_doubles(c, 11),
+         r = random_doubles(n * out_stride, 12);
+    std::vector<double> out(n * out_stride), mean(n), rstd(n);
+    auto loss = [&] {
+      ops::layer_norm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), n,
+                              c, 1e-5, in_stride, out_stride);
+      double sum = 0.0;
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t j = 0; j < c; ++j) sum += out[i * out_stride + j] * r[i * out_stride + j];
+      }
+      return sum;
+    };
+    loss();
+    auto dx = start_buffer(x.size()), dw = start_buffer(c), db = start_buffer(c);
+    ops::layer_norm_backward(dx.data(), dw.data(), db.data(), r.data(), x.data(), w.data(),
+                             mean.data(), rstd.data(), n, c, in_stride, out_stride);
+    expect_grad("layernorm dinp", x, dx, loss);
+    expect_grad("layernorm dw", w, dw, loss);
+    expect_grad("layernorm db", b, db, loss);
+  }
 }
 
 TEST(TrainGradOps, RopeWithYarnAmplitude) {
@@ -119,19 +130,19 @@ TEST(TrainGradOps, RopeWithYarnAmplitude) {
   c.rope_scaling.original_max_position_embeddings = 16;
   c.rope_scaling.mscale = 1.0;
   c.rope_scaling.mscale_all_dim = 0.5;
-  const int64_t b = 2, s = 5, vectors = 3, stride = 3 * 11;
-  const RopeLayout layout{b, s, vectors, stride, 11, 8};  // slices at 0, 11, 22 of each token
-  const std::vector<float> table = rope_table(c, s);
+  const int64_t b = 2, s = 5, vectors = 3, stride = 3 * 11;  // slices at 0, 11, 22 of a token
+  const std::vector<float> table = ops::rope_table(rope_params(c), s);
   auto x = random_doubles(b * s * stride, 13), r = random_doubles(x.size(), 14);
   std::vector<double> y;
   auto loss = [&] {
     y = x;
-    rope_forward(y.data(), table.data(), layout);
+    ops::rope_apply_rows(y.data(), b * s, stride, vectors, 11, 8, table.data(), s);
     return dot(y, r, y.size());
   };
   // Backward turns dL/dy (= r on the rotated slices, r elsewhere too) into dL/dx in place.
   std::vector<double> g = r;
-  rope_backward(g.data(), table.data(), layout);
+  ops::rope_apply_rows(g.data(), b * s, stride, vectors, 11, 8, table.data(), s,
+                       ops::RopeDirection::kTranspose);
   for (double& v : g) v += kStart;
   expect_grad("rope (yarn amplitude) dx", x, g, loss);
 }

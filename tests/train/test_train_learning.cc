@@ -1,5 +1,6 @@
-// Training learns: a tiny model trained on the synthetic tasks drives the loss far below what
-// any model can reach without attention, within a few hundred steps (about 3 s each on one core).
+// Training learns: a tiny model trained on the generated tasks (cli/train_tasks.h) drives the loss
+// far below what any model can reach without attention, within a few hundred steps (about 3 s each
+// on one core).
 //   copy:   ln 26 = 3.26 for a letter not looked up; learned almost perfectly (loss ~0.03).
 //   recall: ln 10 = 2.30 without looking at the context. In 300 steps a model reaches ~ln 4 =
 //           1.39 (it picks among the 4 values present); binding values to keys needs an
@@ -12,10 +13,13 @@
 #include <cstdio>
 #include <string>
 
+#include "cli/train_tasks.h"
 #include "mla/error.h"
 #include "mla/model_lm.h"
+#include "mla/train.h"
 #include "mla/train_data.h"
 #include "mla/train_optim.h"
+#include "test_util.h"
 
 namespace mla {
 namespace {
@@ -25,13 +29,13 @@ struct RunResult {
 };
 
 // A plain loop over the public pieces (what `mla train` does, without I/O).
-RunResult train_task(const LmConfig& config, TaskKind task, int64_t steps, int64_t batch,
+RunResult train_task(const LmConfig& config, const std::string& task, int64_t steps, int64_t batch,
                      int64_t seq, double lr) {
   LmModel model(config);
   model.init_random(1);
   AdamW opt(model.num_parameters(), AdamWConfig{0.9, 0.95, 1e-8, 0.0});
   const LrSchedule schedule{lr, lr / 10, steps / 10, steps};
-  const TrainData data = TrainData::synthetic(task);
+  const TrainData data = cli::task_data(task);
   std::mt19937_64 rng(2);
   RunResult r;
   const auto t0 = std::chrono::steady_clock::now();
@@ -67,7 +71,7 @@ LmConfig tiny(AttentionKind attention) {
 
 TEST(TrainLearning, CopyIsLearned) {
   for (AttentionKind kind : {AttentionKind::kMla, AttentionKind::kMqa}) {
-    const RunResult r = train_task(tiny(kind), TaskKind::kCopy, 300, 16, 32, 3e-3);
+    const RunResult r = train_task(tiny(kind), "copy", 300, 16, 32, 3e-3);
     std::printf("[learn] %s copy: loss %.3f -> %.3f (last 10 steps), validation %.3f, %.1f s\n",
                 attention_kind_name(kind), r.first_loss, r.last_loss, r.val_loss, r.seconds);
     EXPECT_GT(r.first_loss, 5.0);  // about ln 256 at initialisation
@@ -76,14 +80,14 @@ TEST(TrainLearning, CopyIsLearned) {
 }
 
 TEST(TrainLearning, RecallUsesTheContext) {
-  const RunResult r = train_task(tiny(AttentionKind::kMla), TaskKind::kRecall, 300, 32, 16, 3e-3);
+  const RunResult r = train_task(tiny(AttentionKind::kMla), "recall", 300, 32, 16, 3e-3);
   std::printf("[learn] mla recall: loss %.3f -> %.3f (last 10 steps), validation %.3f, %.1f s\n",
               r.first_loss, r.last_loss, r.val_loss, r.seconds);
   EXPECT_LT(r.val_loss, 1.7);  // clearly below ln 10 = 2.30, the best without attention
 }
 
 TEST(TrainData, TasksAreSeededAndScoreOnlyAnswers) {
-  const TrainData recall = TrainData::synthetic(TaskKind::kRecall);
+  const TrainData recall = cli::task_data("recall");
   std::mt19937_64 a(9), b(9);
   const TrainBatch x = recall.train_batch(a, 3, 33), y = recall.train_batch(b, 3, 33);
   EXPECT_EQ(x.tokens, y.tokens);
@@ -107,11 +111,22 @@ TEST(TrainData, TasksAreSeededAndScoreOnlyAnswers) {
   EXPECT_EQ(recall.val_batch(1, 2, 16).tokens, recall.val_batch(1, 2, 16).tokens);
   EXPECT_NE(recall.val_batch(1, 2, 16).tokens, recall.val_batch(2, 2, 16).tokens);
 
-  const TrainData copy = TrainData::synthetic(TaskKind::kCopy);
+  const TrainData copy = cli::task_data("copy");
   const TrainBatch c = copy.train_batch(a, 1, 20);
   const std::string s = decode_bytes(c.tokens);
   EXPECT_EQ(s.substr(0, 10), s.substr(11, 9) + s.substr(0, 10).substr(9));  // "abc..|abc.."
   EXPECT_EQ(s[10], '|');
+  EXPECT_EQ(test::error_of([] { cli::task_data("sort"); }),
+            "task: unknown task 'sort' (choices: recall, copy)");
+}
+
+// Without a front end's DataFactory the library trains on text only.
+TEST(TrainData, TheLibraryAloneTrainsOnText) {
+  TrainOptions o;
+  o.task = "copy";
+  EXPECT_EQ(test::error_of([&] { Trainer t(tiny(AttentionKind::kMla), o); }),
+            "train options: data_path: no text file given (generated tasks such as 'copy' come "
+            "from the front end: mla train --task)");
 }
 
 TEST(TrainData, TextSplitsAndTokenizerRoundTrip) {

@@ -14,9 +14,9 @@
 
 #include "mla/error.h"
 #include "mla/layer.h"
+#include "mla/lm_decoder.h"
 #include "mla/model_lm.h"
-#include "mla/seed_presets.h"
-#include "mla/train_generate.h"
+#include "mla/presets.h"
 #include "mla/train_optim.h"
 #include "test_util.h"
 #include "train/grad_check.h"
@@ -147,7 +147,7 @@ TEST(TrainSeeds, AttentionDropoutActsOnlyInTraining) {
 
 // Small versions of the five seeds, with d_out == d_in where a model's residual needs it.
 std::vector<std::pair<std::string, MlaConfig>> seed_configs() {
-  seeds::ModelArgs args;
+  presets::ModelArgs args;
   args.dim = 32;
   args.n_heads = 2;
   args.q_lora_rank = 16;
@@ -157,11 +157,11 @@ std::vector<std::pair<std::string, MlaConfig>> seed_configs() {
   args.v_head_dim = 8;
   args.max_seq_len = 64;
   args.original_seq_len = 16;
-  return {{"000 MHLA", seeds::mhla(32, 32, 16, 4, 0.1, 32)},
-          {"001 MLAConfig", seeds::mla_config(32, 4, 8, 16, 4, 32, true)},
-          {"002 DeepSeek-V3", seeds::deepseek_v3(args)},
-          {"003 LatentAttention", seeds::latent_attention(32, 4, 0.25)},
-          {"004 RopelessMLA", seeds::ropeless_mla(32, 4, 8)}};
+  return {{"000 MHLA", presets::mhla(32, 32, 16, 4, 0.1, 32)},
+          {"001 MLAConfig", presets::mla_config(32, 4, 8, 16, 4, 32, true)},
+          {"002 DeepSeek-V3", presets::deepseek_v3(args)},
+          {"003 LatentAttention", presets::latent_attention(32, 4, 0.25)},
+          {"004 RopelessMLA", presets::ropeless_mla(32, 4, 8)}};
 }
 
 TEST(TrainSeeds, BlockForwardEqualsInferenceLayer) {
@@ -269,7 +269,7 @@ TEST(TrainSeeds, ModelNeedsOutputSizeEqualToDModel) {
   LmConfig c;
   c.d_model = 32;
   c.ffn_hidden = 64;
-  c.mla = seeds::mhla(32, 24, 16, 4, 0.0, 32);
+  c.mla = presets::mhla(32, 24, 16, 4, 0.0, 32);
   try {
     c.validate();
     FAIL() << "no error";

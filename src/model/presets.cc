@@ -1,5 +1,5 @@
-// The seed systems as MlaConfigs; docs/seeds.md explains each mapping.
-#include "mla/seed_presets.h"
+// The systems we reproduce as MlaConfigs; docs/presets.md explains each mapping.
+#include "mla/presets.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,35 +8,36 @@
 
 #include "mla/error.h"
 
-namespace mla::seeds {
+namespace mla::presets {
 namespace {
 
-[[noreturn]] void fail(const char* seed, const std::string& message) {
-  throw Error(std::string(seed) + ": " + message);
+[[noreturn]] void fail(const char* system, const std::string& message) {
+  throw Error(std::string(system) + ": " + message);
 }
 
-void require_positive(const char* seed, const char* name, int64_t value) {
-  if (value <= 0) fail(seed, std::string(name) + " must be positive, got " + std::to_string(value));
+void require_positive(const char* system, const char* name, int64_t value) {
+  if (value <= 0)
+    fail(system, std::string(name) + " must be positive, got " + std::to_string(value));
 }
 
 // Head width of `width` split over `heads`, which must divide it.
-int64_t head_width(const char* seed, const char* width_name, int64_t width, const char* heads_name,
-                   int64_t heads) {
-  require_positive(seed, width_name, width);
-  require_positive(seed, heads_name, heads);
+int64_t head_width(const char* system, const char* width_name, int64_t width,
+                   const char* heads_name, int64_t heads) {
+  require_positive(system, width_name, width);
+  require_positive(system, heads_name, heads);
   if (width % heads != 0) {
-    fail(seed, std::string(width_name) + " (" + std::to_string(width) + ") must be divisible by " +
-                   heads_name + " (" + std::to_string(heads) + ")");
+    fail(system, std::string(width_name) + " (" + std::to_string(width) +
+                     ") must be divisible by " + heads_name + " (" + std::to_string(heads) + ")");
   }
   return width / heads;
 }
 
-// Validates the result too, so that a seed's argument out of our limits names the seed.
-MlaConfig checked(const char* seed, const MlaConfig& c) {
+// Validates the result too, so that a system's argument out of our limits names the system.
+MlaConfig checked(const char* system, const MlaConfig& c) {
   try {
     c.validate();
   } catch (const Error& e) {
-    fail(seed, e.what());
+    fail(system, e.what());
   }
   return c;
 }
@@ -45,15 +46,15 @@ MlaConfig checked(const char* seed, const MlaConfig& c) {
 
 MlaConfig mhla(int64_t d_in, int64_t d_out, int64_t dl, int64_t num_head, double dropout_rate,
                int64_t context_length) {
-  const char* seed = "MHLA";
-  require_positive(seed, "d_in", d_in);
-  const int64_t dh = head_width(seed, "d_out", d_out, "num_head", num_head);
-  require_positive(seed, "dl", dl);
-  require_positive(seed, "contextlenght", context_length);
+  const char* system = "MHLA";
+  require_positive(system, "d_in", d_in);
+  const int64_t dh = head_width(system, "d_out", d_out, "num_head", num_head);
+  require_positive(system, "dl", dl);
+  require_positive(system, "contextlenght", context_length);
   if (!(dropout_rate >= 0.0 && dropout_rate < 1.0)) {
     std::ostringstream v;
     v << dropout_rate;
-    fail(seed, "dropout_rate must be in [0, 1), got " + v.str());
+    fail(system, "dropout_rate must be in [0, 1), got " + v.str());
   }
   MlaConfig c;
   c.hidden_size = d_in;
@@ -67,22 +68,22 @@ MlaConfig mhla(int64_t d_in, int64_t d_out, int64_t dl, int64_t num_head, double
   c.latent_norm = LatentNorm::kNone;
   c.attention_dropout = dropout_rate;
   c.max_position_embeddings = context_length;
-  return checked(seed, c);
+  return checked(system, c);
 }
 
 MlaConfig mla_config(int64_t d_model, int64_t num_heads, int64_t kv_compressed_dim,
                      int64_t q_compressed_dim, int64_t rope_dim, int64_t seq_len, bool use_bias) {
-  const char* seed = "MLAConfig";
-  const int64_t dh = head_width(seed, "d_model", d_model, "num_heads", num_heads);
-  require_positive(seed, "kv_compressed_dim", kv_compressed_dim);
+  const char* system = "MLAConfig";
+  const int64_t dh = head_width(system, "d_model", d_model, "num_heads", num_heads);
+  require_positive(system, "kv_compressed_dim", kv_compressed_dim);
   if (q_compressed_dim < 0) {
-    fail(seed, "q_compressed_dim must be positive (or 0 for no query compression), got " +
-                   std::to_string(q_compressed_dim));
+    fail(system, "q_compressed_dim must be positive (or 0 for no query compression), got " +
+                     std::to_string(q_compressed_dim));
   }
   if (rope_dim < 0 || rope_dim % 2 != 0) {
-    fail(seed, "rope_dim must be even and not negative, got " + std::to_string(rope_dim));
+    fail(system, "rope_dim must be even and not negative, got " + std::to_string(rope_dim));
   }
-  require_positive(seed, "seq_len", seq_len);
+  require_positive(system, "seq_len", seq_len);
   MlaConfig c;
   c.hidden_size = d_model;
   c.num_heads = num_heads;
@@ -93,15 +94,15 @@ MlaConfig mla_config(int64_t d_model, int64_t num_heads, int64_t kv_compressed_d
   c.v_head_dim = dh;
   c.projection_bias = use_bias;
   c.max_position_embeddings = seq_len;
-  return checked(seed, c);
+  return checked(system, c);
 }
 
 MlaConfig deepseek_v3(const ModelArgs& a) {
-  const char* seed = "ModelArgs";
-  require_positive(seed, "dim", a.dim);
-  require_positive(seed, "n_heads", a.n_heads);
-  require_positive(seed, "max_seq_len", a.max_seq_len);
-  require_positive(seed, "original_seq_len", a.original_seq_len);
+  const char* system = "ModelArgs";
+  require_positive(system, "dim", a.dim);
+  require_positive(system, "n_heads", a.n_heads);
+  require_positive(system, "max_seq_len", a.max_seq_len);
+  require_positive(system, "original_seq_len", a.original_seq_len);
   MlaConfig c;
   c.hidden_size = a.dim;
   c.num_heads = a.n_heads;
@@ -123,16 +124,16 @@ MlaConfig deepseek_v3(const ModelArgs& a) {
   // cos/sin are not rescaled (mscale / mscale_all_dim = 1).
   c.rope_scaling.mscale = a.mscale;
   c.rope_scaling.mscale_all_dim = a.mscale;
-  return checked(seed, c);
+  return checked(system, c);
 }
 
 MlaConfig latent_attention(int64_t embed_dim, int64_t num_heads, double latent_dim_ratio) {
-  const char* seed = "LatentAttention";
-  const int64_t dh = head_width(seed, "embed_dim", embed_dim, "num_heads", num_heads);
+  const char* system = "LatentAttention";
+  const int64_t dh = head_width(system, "embed_dim", embed_dim, "num_heads", num_heads);
   if (!(latent_dim_ratio > 0.0 && latent_dim_ratio <= 1.0)) {
     std::ostringstream v;
     v << latent_dim_ratio;
-    fail(seed, "latent_dim_ratio must be in (0, 1], got " + v.str());
+    fail(system, "latent_dim_ratio must be in (0, 1], got " + v.str());
   }
   MlaConfig c;
   c.hidden_size = embed_dim;
@@ -144,13 +145,13 @@ MlaConfig latent_attention(int64_t embed_dim, int64_t num_heads, double latent_d
   c.v_head_dim = dh;
   c.latent_norm = LatentNorm::kNone;
   c.projection_bias = true;
-  return checked(seed, c);
+  return checked(system, c);
 }
 
 MlaConfig ropeless_mla(int64_t d_model, int64_t n_heads, int64_t kv_latent_dim) {
-  const char* seed = "RopelessMLA";
-  const int64_t dh = head_width(seed, "d_model", d_model, "n_heads", n_heads);
-  require_positive(seed, "kv_latent_dim", kv_latent_dim);
+  const char* system = "RopelessMLA";
+  const int64_t dh = head_width(system, "d_model", d_model, "n_heads", n_heads);
+  require_positive(system, "kv_latent_dim", kv_latent_dim);
   MlaConfig c;
   c.hidden_size = d_model;
   c.num_heads = n_heads;
@@ -160,7 +161,7 @@ MlaConfig ropeless_mla(int64_t d_model, int64_t n_heads, int64_t kv_latent_dim) 
   c.v_head_dim = dh;
   c.latent_norm = LatentNorm::kLayerNorm;
   c.rms_norm_eps = 1e-5;
-  return checked(seed, c);
+  return checked(system, c);
 }
 
-}  // namespace mla::seeds
+}  // namespace mla::presets

@@ -1,4 +1,4 @@
-// mla bench-sparse: the attention alone, dense absorbed (the fused latent kernel) against DSA
+// bench_sparse: the attention alone, dense absorbed (the fused latent kernel) against DSA
 // (the lightning indexer choosing top-k, then sparse attention over the chosen latent rows), at
 // DeepSeek shapes with random data, for one decoded token and for a prefill chunk appended at
 // each context. Times are medians of repeats; the indexer and the sparse attention are also
@@ -8,6 +8,7 @@
 // step streams them whatever the context.
 #include <omp.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -17,14 +18,13 @@
 #include <string>
 #include <vector>
 
-#include "commands.h"
 #include "mla/atomic_file.h"
 #include "mla/dsa.h"
 #include "mla/error.h"
 #include "ops/latent_attention.h"
 #include "ops/sparse_attention.h"
 
-namespace mla::cli {
+namespace mla::bench {
 namespace {
 
 struct Options {
@@ -156,9 +156,8 @@ int run(const Options& opt) {
   dsa.top_k = opt.top_k;
   DsaIndexer indexer(c, dsa, DsaWeights::random(c, dsa, 1));
   std::mt19937_64 rng(1);
-  std::fprintf(stderr, "mla bench-sparse: %s, k %lld, %d threads, contexts %s\n",
-               opt.preset.c_str(), static_cast<long long>(opt.top_k), omp_get_max_threads(),
-               opt.contexts.c_str());
+  std::fprintf(stderr, "bench_sparse: %s, k %lld, %d threads, contexts %s\n", opt.preset.c_str(),
+               static_cast<long long>(opt.top_k), omp_get_max_threads(), opt.contexts.c_str());
   std::vector<Result> results;
   for (int64_t context : contexts) {
     for (int64_t tokens : {int64_t{1}, opt.chunk}) {
@@ -203,20 +202,32 @@ int run(const Options& opt) {
 }
 
 }  // namespace
+}  // namespace mla::bench
 
-Runner add_bench_sparse_command(CLI::App& app) {
-  auto opt = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand(
-      "bench-sparse", "Dense absorbed attention against DSA (indexer + sparse attention)");
-  cmd->add_option("--preset", opt->preset, "Model shape (default deepseek-v3)");
-  cmd->add_option("--contexts", opt->contexts, "Comma-separated contexts (default 16384,32768)");
-  cmd->add_option("--top-k", opt->top_k, "Keys per query (default 2048)");
-  cmd->add_option("--chunk", opt->chunk,
-                  "Tokens of the prefill chunk appended at each context (default 64; 0: off)");
-  cmd->add_option("--repeats", opt->repeats, "Timed runs per point, median reported (default 3)");
-  cmd->add_option("--threads", opt->threads, "Threads (default: all cores)");
-  cmd->add_option("--json", opt->json, "Write the results as JSON to this file");
-  return [opt] { return run(*opt); };
+// Exit 0 on success; bad options give one line on stderr and exit code 2, as `mla` does.
+int main(int argc, char** argv) {
+  mla::bench::Options opt;
+  CLI::App app{"Dense absorbed attention against DSA (indexer + sparse attention)", "bench_sparse"};
+  app.add_option("--preset", opt.preset, "Model shape (default deepseek-v3)");
+  app.add_option("--contexts", opt.contexts, "Comma-separated contexts (default 16384,32768)");
+  app.add_option("--top-k", opt.top_k, "Keys per query (default 2048)");
+  app.add_option("--chunk", opt.chunk,
+                 "Tokens of the prefill chunk appended at each context (default 64; 0: off)");
+  app.add_option("--repeats", opt.repeats, "Timed runs per point, median reported (default 3)");
+  app.add_option("--threads", opt.threads, "Threads (default: all cores)");
+  app.add_option("--json", opt.json, "Write the results as JSON to this file");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "bench_sparse: error: %s\n", e.what());
+    return 2;
+  }
+  try {
+    return mla::bench::run(opt);
+  } catch (const mla::Error& e) {
+    std::fprintf(stderr, "bench_sparse: error: %s\n", e.what());
+    return 2;
+  }
 }
-
-}  // namespace mla::cli

@@ -1,7 +1,7 @@
-"""The seed systems' own constructors and call conventions, over mla.Layer (docs/seeds.md).
+"""The reproduced systems' own constructors and call conventions, over mla.Layer (docs/presets.md).
 
-Each class builds the MlaConfig the C++ library derives from the seed's arguments
-(include/mla/seed_presets.h), so the mapping lives in one place, and then behaves as the seed's
+Each class builds the MlaConfig the C++ library derives from the system's arguments
+(include/mla/presets.h), so the mapping lives in one place, and then behaves as the system's
 README shows.
 """
 
@@ -21,11 +21,11 @@ def _seq_len(x):
 
 
 class multiheadlatentattention(Layer):
-    """Seed 000 (MHLA): multiheadlatentattention(d_in, d_out, dl, num_head, dropout_rate,
+    """MHLA: multiheadlatentattention(d_in, d_out, dl, num_head, dropout_rate,
     contextlenght). Inference: dropout_rate is kept in the config for training and not applied."""
 
     def __init__(self, d_in, d_out, dl, num_head, dropout_rate, contextlenght, seed=0):
-        super().__init__(_mla.seed_mhla(d_in, d_out, dl, num_head, dropout_rate, contextlenght),
+        super().__init__(_mla.preset_mhla(d_in, d_out, dl, num_head, dropout_rate, contextlenght),
                          seed)
         self.contextlenght = contextlenght
 
@@ -40,7 +40,7 @@ MHLA = multiheadlatentattention
 
 
 class MLAConfig:
-    """Seed 001's MLAConfig(d_model, num_heads, kv_compressed_dim, q_compressed_dim, rope_dim,
+    """The MLA package's MLAConfig(d_model, num_heads, kv_compressed_dim, q_compressed_dim, rope_dim,
     seq_len), plus its optional use_bias. q_compressed_dim=0 turns query compression off."""
 
     def __init__(self, d_model, num_heads, kv_compressed_dim, q_compressed_dim, rope_dim,
@@ -48,7 +48,7 @@ class MLAConfig:
         self.d_model, self.num_heads, self.seq_len = d_model, num_heads, seq_len
         self.kv_compressed_dim, self.q_compressed_dim = kv_compressed_dim, q_compressed_dim
         self.rope_dim, self.use_bias = rope_dim, use_bias
-        self.config = _mla.seed_mla_config(d_model, num_heads, kv_compressed_dim,
+        self.config = _mla.preset_mla_config(d_model, num_heads, kv_compressed_dim,
                                            q_compressed_dim, rope_dim, seq_len, use_bias)
 
     def __repr__(self):
@@ -59,7 +59,7 @@ class MLAConfig:
 
 
 class MLA(Layer):
-    """Seed 001: MLA(MLAConfig(...))(x) for x (batch, seq_len, d_model)."""
+    """The MLA package: MLA(MLAConfig(...))(x) for x (batch, seq_len, d_model)."""
 
     def __init__(self, config, seed=0):
         if not isinstance(config, MLAConfig):
@@ -76,7 +76,7 @@ class MLA(Layer):
 
 @dataclass
 class ModelArgs:
-    """Seed 002: the attention fields of DeepSeek-V3's ModelArgs, with the official defaults."""
+    """The attention fields of DeepSeek-V3's ModelArgs, with the official defaults."""
 
     dim: int = 2048
     n_heads: int = 16
@@ -95,7 +95,7 @@ class ModelArgs:
 
 
 class DeepSeekV3MLA(Layer):
-    """Seed 002: DeepSeek-V3's MLA(args) with attn_impl "naive" (per-head K/V cache) or "absorb"
+    """DeepSeek-V3's MLA(args) with attn_impl "naive" (per-head K/V cache) or "absorb"
     (latent cache). Like the official module it keeps its own cache: call with start_pos = 0 to
     start a sequence, then with start_pos = the number of tokens already seen."""
 
@@ -103,14 +103,14 @@ class DeepSeekV3MLA(Layer):
         args = args if args is not None else ModelArgs()
         if attn_impl not in ("naive", "absorb"):
             raise ValueError(f"attn_impl: must be 'naive' or 'absorb', got '{attn_impl}'")
-        super().__init__(_mla.seed_deepseek_v3(**vars(args)), seed)
+        super().__init__(_mla.preset_deepseek_v3(**vars(args)), seed)
         self.args, self.attn_impl, self.cache = args, attn_impl, None
 
     def __call__(self, x, start_pos=0):
         arr, _ = as_input(x)
         batch = 1 if arr.ndim == 2 else arr.shape[0]
         if start_pos == 0:
-            kind = _mla.LatentCache if self.attn_impl == "absorb" else _mla.NaiveKVCache
+            kind = _mla.LatentCache if self.attn_impl == "absorb" else _mla.NaiveKvCache
             self.cache = kind(self.config, batch, self.args.max_seq_len)
         elif self.cache is None or start_pos != self.cache.length:
             have = 0 if self.cache is None else self.cache.length
@@ -135,12 +135,12 @@ def attention_stats(weights, threshold=1e-3):
 
 
 class LatentAttention(Layer):
-    """Seed 003: LatentAttention(embed_dim, num_heads, latent_dim_ratio). Calling it returns
+    """DeepSeek Latent Attention: LatentAttention(embed_dim, num_heads, latent_dim_ratio). Calling it returns
     (output, weights or None, stats); weights (batch, heads, seq, seq) when need_weights.
     Self-attention only (our layer projects keys and values from the same tokens)."""
 
     def __init__(self, embed_dim, num_heads, latent_dim_ratio, seed=0):
-        super().__init__(_mla.seed_latent_attention(embed_dim, num_heads, latent_dim_ratio), seed)
+        super().__init__(_mla.preset_latent_attention(embed_dim, num_heads, latent_dim_ratio), seed)
 
     def __call__(self, query, key=None, value=None, need_weights=False):
         for name, other in (("key", key), ("value", value)):
@@ -154,8 +154,8 @@ class LatentAttention(Layer):
         return out, (weights if need_weights else None), attention_stats(weights)
 
 
-class LatentKVCache:
-    """Seed 004's growing latent cache: a LatentCache that doubles when full (rows are copied
+class LatentKvCache:
+    """RopelessMLA's growing latent cache: a LatentCache that doubles when full (rows are copied
     once per doubling)."""
 
     def __init__(self, config, batch, capacity=64, start_position=0):
@@ -186,19 +186,19 @@ class LatentKVCache:
 
 
 class RopelessMLA(Layer):
-    """Seed 004: RopelessMLA(d_model, n_heads, kv_latent_dim); model(x, kv_cache=past_kv,
+    """RopelessMLA(d_model, n_heads, kv_latent_dim); model(x, kv_cache=past_kv,
     past_length=offset) returns (out, kv_cache)."""
 
     def __init__(self, d_model, n_heads, kv_latent_dim, seed=0):
-        super().__init__(_mla.seed_ropeless_mla(d_model, n_heads, kv_latent_dim), seed)
+        super().__init__(_mla.preset_ropeless_mla(d_model, n_heads, kv_latent_dim), seed)
 
     def __call__(self, x, kv_cache=None, past_length=0):
         arr, _ = as_input(x)
         batch = 1 if arr.ndim == 2 else arr.shape[0]
         if kv_cache is None:
-            kv_cache = LatentKVCache(self.config, batch, max(64, _seq_len(arr)), past_length)
-        elif not isinstance(kv_cache, LatentKVCache):
-            raise ValueError("kv_cache: expected the LatentKVCache a previous call returned")
+            kv_cache = LatentKvCache(self.config, batch, max(64, _seq_len(arr)), past_length)
+        elif not isinstance(kv_cache, LatentKvCache):
+            raise ValueError("kv_cache: expected the LatentKvCache a previous call returned")
         elif past_length != kv_cache.length:
             raise ValueError(f"past_length: {past_length} does not match the cache's "
                              f"{kv_cache.length} tokens")
