@@ -277,7 +277,7 @@ int64_t DeepseekModel::length(SeqId seq) const {
 void DeepseekModel::Impl::pass(const int32_t* tokens, std::span<const SeqId> seqs,
                                std::span<const int64_t> counts, float* logits, bool last_only) {
   const int64_t d = config.attention.hidden_size;
-  const auto eps = static_cast<float>(config.attention.rms_norm_eps);
+  const double eps = config.attention.rms_norm_eps;
   int64_t n = 0;
   for (int64_t c : counts) n += c;
   grow(h, n * d);
@@ -285,8 +285,7 @@ void DeepseekModel::Impl::pass(const int32_t* tokens, std::span<const SeqId> seq
   grow(branch, n * d);
   for (int64_t i = 0; i < n; ++i) embed.copy_row(tokens[i], h.data() + i * d);
   for (Block& b : blocks) {
-    std::copy(h.begin(), h.begin() + n * d, xn.begin());
-    ops::rms_norm_rows(xn.data(), n, d, d, b.attn_norm.data(), eps);
+    ops::rms_norm_forward<float>(xn.data(), nullptr, h.data(), b.attn_norm.data(), n, d, eps, d, d);
     const std::span<const float> x(xn.data(), static_cast<size_t>(n * d));
     const std::span<float> y(branch.data(), static_cast<size_t>(n * d));
     if (b.index_pool) {
@@ -295,8 +294,7 @@ void DeepseekModel::Impl::pass(const int32_t* tokens, std::span<const SeqId> seq
       b.attn->forward(x, seqs, counts, *b.pool, AttentionPath::kAbsorbed, y);
     }
     for (int64_t i = 0; i < n * d; ++i) h[i] += branch[i];
-    std::copy(h.begin(), h.begin() + n * d, xn.begin());
-    ops::rms_norm_rows(xn.data(), n, d, d, b.ffn_norm.data(), eps);
+    ops::rms_norm_forward<float>(xn.data(), nullptr, h.data(), b.ffn_norm.data(), n, d, eps, d, d);
     if (b.moe) {
       detail::moe_forward(config.router, b.experts, xn.data(), n, d, moe, branch.data());
     } else {
@@ -320,8 +318,7 @@ void DeepseekModel::Impl::pass(const int32_t* tokens, std::span<const SeqId> seq
     src = last.data();
   }
   grow(xn, rows * d);
-  std::copy(src, src + rows * d, xn.begin());
-  ops::rms_norm_rows(xn.data(), rows, d, d, norm.data(), eps);
+  ops::rms_norm_forward<float>(xn.data(), nullptr, src, norm.data(), rows, d, eps, d, d);
   head->apply(xn.data(), rows, logits);
 }
 

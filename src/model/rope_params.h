@@ -1,7 +1,7 @@
 // The rotary numbers of a model config, for the ops (which know no configs).
 #pragma once
 
-#include "mla/baseline.h"
+#include "mla/gqa_layer.h"
 #include "mla/config.h"
 #include "ops/rope.h"
 
