@@ -183,6 +183,32 @@ def test_bad_tokens_exit_2(cases, tmp_path):
         assert r.returncode == 2 and expected in r.stderr and r.stderr.count("\n") == 1, r.stderr
 
 
+def test_malformed_token_files_exit_2(cases, tmp_path):
+    model, _ = cases["v2lite"]
+    tok = str(tmp_path / "tokens.safetensors")
+    ids = np.arange(6, dtype=np.int32).tobytes()
+    good = {"dtype": "I32", "shape": [2, 3], "data_offsets": [0, 24]}
+    for header, data, expected in [
+        ({"tokens": good}, ids[:20], "data_offsets do not match its shape and the file size"),
+        ({"tokens": dict(good, data_offsets=[8, 32])}, ids, "data_offsets do not match"),
+        ({"tokens": dict(good, shape=[2, 4])}, ids, "data_offsets do not match"),
+        ({"tokens": dict(good, shape=[0, 3], data_offsets=[0, 0])}, b"", "must have 1 <= batch, seq"),
+        ({"other": good}, ids, "no tensor 'tokens'"),
+        ({"tokens": dict(good, data_offsets=[0, 2 ** 64 - 1])}, ids, "data_offsets do not match"),
+        ({"tokens": dict(good, shape=[-1, 3])}, ids, "shape must be [batch, seq]"),
+    ]:
+        with open(tok, "wb") as f:
+            f.write(safetensors_io.raw_file(header, data))
+        r = subprocess.run([cli(), "forward", "--model", model, "--tokens", tok, "--output",
+                            str(tmp_path / "o.safetensors")], capture_output=True, text=True)
+        assert r.returncode == 2 and expected in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    with open(tok, "wb") as f:
+        f.write(safetensors_io.raw_file({"tokens": good}, b"", header_len=10 ** 6))
+    r = subprocess.run([cli(), "forward", "--model", model, "--tokens", tok, "--output",
+                        str(tmp_path / "o.safetensors")], capture_output=True, text=True)
+    assert r.returncode == 2 and "header length exceeds the file size" in r.stderr
+
+
 def test_reference_moe_matches_dense_expert_sum():
     """The transcription's MoE against a plain loop over tokens (guards the reference)."""
     cfg = dc.config("v3")
