@@ -79,6 +79,19 @@ def test_cached_decode_equals_prefill(style, prefill, cases, tmp_path):
     assert rel_error(y, ref) <= TOLERANCE
 
 
+def test_sparse_dsa_model_decode_equals_prefill(tmp_path):
+    """V3.2 with index_topk 3 below the length: attention is really sparse (differs from dense),
+    and the cached decode selects the same keys as the prefill."""
+    model = str(tmp_path / "v32sparse")
+    cfg, stored = make_case(model, "v32", seed=9, index_topk=3)
+    dense = dr.Model(cfg, stored).forward(TOKENS).numpy()
+    whole = run_forward(model, TOKENS, str(tmp_path))
+    for prefill in ("0", "4"):
+        assert rel_error(run_forward(model, TOKENS, str(tmp_path), "--prefill", prefill), whole) <= TOLERANCE
+    assert rel_error(whole[:, :3], dense[:, :3]) <= TOLERANCE  # up to 3 tokens: every key kept
+    assert rel_error(whole, dense) > 1e-3
+
+
 def test_batched_equals_alone(cases, tmp_path):
     model, ref = cases["v3"]
     both = run_forward(model, TOKENS, str(tmp_path), "--prefill", "2")
