@@ -38,13 +38,18 @@ void check_finite(const std::string& where, const std::string& name, const float
   }
 }
 
+// In parallel: a bf16 checkpoint's matrices are scanned straight from the mapping, which also
+// pages them in (the threads fault pages concurrently).
 void check_finite_bf16(const std::string& where, const std::string& name, const uint16_t* v,
                        int64_t n) {
+  int64_t first_bad = n;
+#pragma omp parallel for reduction(min : first_bad) schedule(static) if (n > (1 << 20))
   for (int64_t i = 0; i < n; ++i) {
-    if ((v[i] & 0x7f80) == 0x7f80) {  // exponent all ones: infinity or NaN
-      throw Error(where + ": tensor '" + name + "': value " + std::to_string(i) +
-                  " is NaN or infinity");
-    }
+    if ((v[i] & 0x7f80) == 0x7f80 && i < first_bad) first_bad = i;  // infinity or NaN
+  }
+  if (first_bad < n) {
+    throw Error(where + ": tensor '" + name + "': value " + std::to_string(first_bad) +
+                " is NaN or infinity");
   }
 }
 

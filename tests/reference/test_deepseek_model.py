@@ -184,6 +184,20 @@ def test_bad_checkpoint_exits_2_naming_it(name, tmp_path):
     assert not os.path.exists(tmp_path / "out.safetensors")
 
 
+@pytest.mark.parametrize("dtype", ["BF16", "F32"])
+def test_nan_weight_exits_2_naming_it(dtype, tmp_path):
+    cfg = dc.config("v2lite")
+    tensors = dc.make_tensors(cfg, 5)
+    tensors["model.layers.2.mlp.experts.6.down_proj.weight"][1, 2] = np.nan  # value 1*16+2
+    dc.write(str(tmp_path / "m"), cfg, tensors, dtype=dtype)
+    tok = str(tmp_path / "tokens.safetensors")
+    dc.write_tokens(tok, TOKENS)
+    r = subprocess.run([cli(), "forward", "--model", str(tmp_path / "m"), "--tokens", tok,
+                        "--output", str(tmp_path / "o.safetensors")], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "'model.layers.2.mlp.experts.6.down_proj.weight': value 18 is NaN or infinity" in r.stderr
+
+
 def test_bad_tokens_exit_2(cases, tmp_path):
     model, _ = cases["v2lite"]
     tok = str(tmp_path / "tokens.safetensors")
