@@ -91,7 +91,9 @@ float uniform(uint64_t& state, float lo, float hi) {
 
 void Matrix::apply(const float* x, int64_t rows, float* y) const {
   if (rows <= 0) return;
-  if (is_int8()) {
+  if (is_fp8()) {
+    linear_fp8(x, rows, *this, y);
+  } else if (is_int8()) {
     linear_int8(x, rows, *this, y);
   } else if (is_bf16()) {
     ops::linear_bf16(x, rows, in, bf16, out, y);
@@ -101,7 +103,9 @@ void Matrix::apply(const float* x, int64_t rows, float* y) const {
 }
 
 void Matrix::copy_row(int64_t r, float* dst) const {
-  if (is_int8()) {
+  if (is_fp8()) {
+    fp8_row(*this, r, dst);
+  } else if (is_int8()) {
     for (int64_t i = 0; i < in; ++i) dst[i] = static_cast<float>(q[r * in + i]) * scale[r];
   } else if (is_bf16()) {
     convert_to_f32(bf16 + r * in, DType::kBF16, static_cast<size_t>(in), dst);
@@ -128,6 +132,26 @@ Matrix load_matrix(const CheckpointDir& ck, const std::string& name, int64_t out
       m.bf16 = m.bf16_owned.data();
     }
     check_finite_bf16(file.path(), name, m.bf16, n);
+    return m;
+  }
+  if (compute == DType::kBF16 && info.dtype == DType::kF8E4M3) {
+    const std::string scale_name = name.substr(0, name.size() - 7) + ".weight_scale_inv";
+    if (!ck.contains(scale_name)) {
+      throw Error(file.path() + ": tensor '" + name + "' is F8_E4M3 but its block scales '" +
+                  scale_name + "' are missing");
+    }
+    m.block_cols = (in + kFp8Block - 1) / kFp8Block;
+    checked_info(ck, scale_name, {(out + kFp8Block - 1) / kFp8Block, m.block_cols});
+    m.block_scale = ck.file_for(scale_name).read_f32(scale_name);
+    check_finite(ck.file_for(scale_name).path(), scale_name, m.block_scale.data(),
+                 static_cast<int64_t>(m.block_scale.size()));
+    m.fp8 = reinterpret_cast<const uint8_t*>(file.bytes(name).data());  // in place
+    for (int64_t i = 0; i < n; ++i) {
+      if ((m.fp8[i] & 0x7f) == 0x7f) {  // e4m3fn has no infinity; 0x7f/0xff are NaN
+        throw Error(file.path() + ": tensor '" + name + "': value " + std::to_string(i) +
+                    " is NaN or infinity");
+      }
+    }
     return m;
   }
   std::vector<float> values =
@@ -217,6 +241,8 @@ void Matrix::quantize_int8() {
   f32 = {};
   bf16_owned = {};
   bf16 = nullptr;
+  fp8 = nullptr;
+  block_scale = {};
 }
 
 void swiglu_forward(const SwiGlu& w, const float* x, int64_t n, float* hidden, float* y) {

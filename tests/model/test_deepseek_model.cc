@@ -132,5 +132,36 @@ TEST(DeepseekModel, Int8ProductsEqualTheDequantizedProduct) {
   }
 }
 
+// FP8 e4m3 weights kept as stored, with 128x128 block scales (a 300 x 200 matrix spans 3 x 2
+// blocks, the last ones partial): products equal the dequantized float32 product.
+TEST(DeepseekModel, Fp8ProductsEqualTheDequantizedProduct) {
+  const int64_t out = 300, in = 200;
+  std::vector<uint8_t> codes(static_cast<size_t>(out * in));
+  for (size_t i = 0; i < codes.size(); ++i) {
+    codes[i] = static_cast<uint8_t>((i * 97 + 13) % 0x7f) | static_cast<uint8_t>((i % 2) << 7);
+  }
+  detail::Matrix w;
+  w.out = out;
+  w.in = in;
+  w.fp8 = codes.data();
+  w.block_cols = 2;
+  w.block_scale = {0.01f, 0.02f, 0.005f, 0.03f, 0.015f, 0.001f};
+  detail::Matrix deq;
+  deq.out = out;
+  deq.in = in;
+  deq.f32.resize(static_cast<size_t>(out * in));
+  for (int64_t o = 0; o < out; ++o) w.copy_row(o, deq.f32.data() + o * in);
+  // Element (250, 150) is in block (1, 1): its code times 0.03.
+  EXPECT_FLOAT_EQ(deq.f32[250 * in + 150], fp8_e4m3_to_f32(codes[250 * in + 150]) * 0.03f);
+  for (int64_t rows : {1, 5, 8, 19}) {
+    const auto x = test::random_normal(static_cast<size_t>(rows * in), rows);
+    std::vector<float> y(static_cast<size_t>(rows * out)), want(y.size());
+    w.apply(x.data(), rows, y.data());
+    deq.apply(x.data(), rows, want.data());
+    EXPECT_LE(test::rel_error(y, want), 1e-5) << rows << " rows";
+  }
+  EXPECT_EQ(w.bytes(), out * in + 6 * 4);
+}
+
 }  // namespace
 }  // namespace mla

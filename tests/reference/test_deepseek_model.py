@@ -123,6 +123,8 @@ def test_fp8_block_scaled_weights(tmp_path):
     cfg, stored = make_case(model, "v3", seed=3, dtype="BF16", fp8=fp8)
     ref = dr.Model(cfg, stored).forward(TOKENS).numpy()
     assert rel_error(run_forward(model, TOKENS, str(tmp_path), "--weight-dtype", "f32"), ref) <= TOLERANCE
+    # bf16 (the default here): the FP8 expert and MLP matrices stay FP8 in the mapping.
+    assert rel_error(run_forward(model, TOKENS, str(tmp_path), "--prefill", "2"), ref) <= BF16_TOLERANCE
 
 
 def test_tied_embeddings(tmp_path):
