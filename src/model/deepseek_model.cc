@@ -19,7 +19,8 @@ using detail::Matrix;
 using detail::MoeWeights;
 using detail::SwiGlu;
 
-struct Block {
+// One decoder layer: its norms, attention (with its cache pools) and MLP or MoE.
+struct ModelBlock {
   std::vector<float> attn_norm, ffn_norm;
   std::unique_ptr<MlaLayer> attn;
   bool moe = false;
@@ -35,7 +36,7 @@ struct DeepseekModel::Impl {
   Matrix embed, head_own;
   const Matrix* head = nullptr;
   std::vector<float> norm;
-  std::vector<Block> blocks;
+  std::vector<ModelBlock> blocks;
   // Grow-only workspace: a warm step of a size seen before allocates nothing.
   std::vector<float> h, xn, branch, last, hidden, discard;
   detail::MoeScratch moe;
@@ -89,7 +90,7 @@ void DeepseekModel::Impl::quantize() {
     s.down.quantize_int8();
   };
   if (head != &embed) head_own.quantize_int8();
-  for (Block& b : blocks) {
+  for (ModelBlock& b : blocks) {
     if (!b.mlp.gate.empty()) swiglu(b.mlp);
     for (SwiGlu& e : b.experts.experts) swiglu(e);
     if (!b.experts.shared.gate.empty()) swiglu(b.experts.shared);
@@ -99,7 +100,7 @@ void DeepseekModel::Impl::quantize() {
 void DeepseekModel::Impl::make_pools() {
   const int64_t pages = (options.cache_tokens + options.page_size - 1) / options.page_size + 16;
   const DType cache_dtype = options.weight_dtype == DType::kF32 ? DType::kF32 : DType::kBF16;
-  for (Block& b : blocks) {
+  for (ModelBlock& b : blocks) {
     b.pool = std::make_unique<PagedKvPool>(b.attn->paged_token_width(AttentionPath::kAbsorbed),
                                            options.page_size, pages, cache_dtype);
     if (config.dsa) {
@@ -131,7 +132,7 @@ DeepseekModel DeepseekModel::load(const std::string& dir, const Options& options
   impl->norm = detail::load_vector(ck, "model.norm.weight", d);
   impl->blocks.resize(static_cast<size_t>(c.num_layers));
   for (int64_t l = 0; l < c.num_layers; ++l) {
-    Block& b = impl->blocks[static_cast<size_t>(l)];
+    ModelBlock& b = impl->blocks[static_cast<size_t>(l)];
     const std::string p = "model.layers." + std::to_string(l) + ".";
     b.attn_norm = detail::load_vector(ck, p + "input_layernorm.weight", d);
     b.ffn_norm = detail::load_vector(ck, p + "post_attention_layernorm.weight", d);
@@ -188,7 +189,7 @@ DeepseekModel DeepseekModel::random(const DeepseekConfig& config, uint64_t seed,
   impl->norm = detail::random_vector(d, 0.8f, 1.2f, ++s);
   impl->blocks.resize(static_cast<size_t>(c.num_layers));
   for (int64_t l = 0; l < c.num_layers; ++l) {
-    Block& b = impl->blocks[static_cast<size_t>(l)];
+    ModelBlock& b = impl->blocks[static_cast<size_t>(l)];
     b.attn_norm = detail::random_vector(d, 0.8f, 1.2f, ++s);
     b.ffn_norm = detail::random_vector(d, 0.8f, 1.2f, ++s);
     b.attn = std::make_unique<MlaLayer>(c.attention, MlaWeights::random(c.attention, ++s), dt);
@@ -236,7 +237,7 @@ int64_t DeepseekModel::weight_bytes() const {
                   static_cast<int64_t>(m.norm.size() * 4);
   const int64_t attn = count_model(m.config).attention_parameters_per_layer;
   const int64_t attn_bytes = m.options.weight_dtype == DType::kF32 ? 4 : 2;
-  for (const Block& b : m.blocks) {
+  for (const ModelBlock& b : m.blocks) {
     bytes += attn * attn_bytes;  // approximately: kv_b and the norms stay float32 in MlaLayer
     bytes += b.moe ? b.experts.bytes() : b.mlp.bytes();
   }
@@ -245,7 +246,7 @@ int64_t DeepseekModel::weight_bytes() const {
 
 int64_t DeepseekModel::cache_bytes() const {
   int64_t bytes = 0;
-  for (const Block& b : impl_->blocks) {
+  for (const ModelBlock& b : impl_->blocks) {
     bytes += b.pool->bytes_used() + (b.index_pool ? b.index_pool->bytes_used() : 0);
   }
   return bytes;
@@ -253,7 +254,7 @@ int64_t DeepseekModel::cache_bytes() const {
 
 DeepseekModel::SeqId DeepseekModel::add_sequence() {
   SeqId id = -1;
-  for (Block& b : impl_->blocks) {
+  for (ModelBlock& b : impl_->blocks) {
     const SeqId got = b.pool->add_sequence();
     if (b.index_pool) b.index_pool->add_sequence();
     if (id >= 0 && got != id) throw Error("model: the layers' caches disagree on sequence ids");
@@ -263,7 +264,7 @@ DeepseekModel::SeqId DeepseekModel::add_sequence() {
 }
 
 void DeepseekModel::remove_sequence(SeqId seq) {
-  for (Block& b : impl_->blocks) {
+  for (ModelBlock& b : impl_->blocks) {
     b.pool->remove_sequence(seq);
     if (b.index_pool) b.index_pool->remove_sequence(seq);
   }
@@ -284,7 +285,7 @@ void DeepseekModel::Impl::pass(const int32_t* tokens, std::span<const SeqId> seq
   grow(xn, n * d);
   grow(branch, n * d);
   for (int64_t i = 0; i < n; ++i) embed.copy_row(tokens[i], h.data() + i * d);
-  for (Block& b : blocks) {
+  for (ModelBlock& b : blocks) {
     ops::rms_norm_forward<float>(xn.data(), nullptr, h.data(), b.attn_norm.data(), n, d, eps, d, d);
     const std::span<const float> x(xn.data(), static_cast<size_t>(n * d));
     const std::span<float> y(branch.data(), static_cast<size_t>(n * d));
