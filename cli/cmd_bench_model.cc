@@ -2,6 +2,7 @@
 // reported; the memory floor of a batch-1 step is (active weight bytes + cache bytes read) over
 // the read bandwidth measured in the same run.
 #include <omp.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -20,6 +21,24 @@
 
 namespace mla::cli {
 namespace {
+
+// Peak resident set: anonymous memory plus the mapped checkpoint pages touched (file-backed
+// pages of a bf16 checkpoint are page cache the kernel can drop, not private memory).
+int64_t peak_rss_bytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;
+}
+
+// Private (anonymous) resident memory now, from /proc/self/status (0 where there is none):
+// what the model holds beyond the page cache of its mapped checkpoint.
+int64_t anonymous_rss_bytes() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("RssAnon:", 0) == 0) return std::stoll(line.substr(8)) * 1024;
+  }
+  return 0;
+}
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -67,10 +86,12 @@ int run_model_bench(const ModelBenchOptions& opt) {
   DeepseekModel::Options mo;
   if (opt.weight_dtype == "f32") {
     mo.weight_dtype = DType::kF32;
-  } else if (opt.weight_dtype == "bf16") {
+  } else if (opt.weight_dtype == "bf16" || opt.weight_dtype == "int8") {
     mo.weight_dtype = DType::kBF16;
+    mo.int8 = opt.weight_dtype == "int8";
   } else {
-    throw Error("--weight-dtype: whole models take f32 or bf16, got '" + opt.weight_dtype + "'");
+    throw Error("--weight-dtype: whole models take f32, bf16 or int8, got '" + opt.weight_dtype +
+                "'");
   }
   if (opt.context < 1 || opt.context > 65536) throw Error("--context: must be between 1 and 65536");
   if (opt.layers < 0 || opt.layers > 4096) throw Error("--layers: must be between 0 and 4096");
@@ -138,7 +159,11 @@ int run_model_bench(const ModelBenchOptions& opt) {
   // shared and k routed experts, the router, the head) plus the cached rows of every layer.
   const ModelCounts counts = count_model(c);
   const int64_t weight_size = mo.weight_dtype == DType::kF32 ? 4 : 2;
-  const int64_t active_bytes = counts.active_parameters * weight_size;
+  int64_t active_bytes = counts.active_parameters * weight_size;
+  if (mo.int8) {  // all but attention (and the small router and norms) at one byte per weight
+    const int64_t attention = counts.attention_parameters_per_layer * c.num_layers;
+    active_bytes = attention * weight_size + (counts.active_parameters - attention);
+  }
   const int64_t cache_bytes = counts.cache_numbers_per_token * (opt.context + 1) * weight_size;
   const double bandwidth = perf::read_bandwidth_gbs();
   const double floor_seconds = static_cast<double>(active_bytes + cache_bytes) / (bandwidth * 1e9);
@@ -147,8 +172,18 @@ int run_model_bench(const ModelBenchOptions& opt) {
               opt.model.empty() ? opt.preset.c_str() : opt.model.c_str(),
               static_cast<long long>(c.num_layers), static_cast<long long>(counts.moe_layers),
               opt.weight_dtype.c_str(), threads);
-  std::printf("  prefill %lld tokens: %.1f tokens/s (%.3f s)\n",
-              static_cast<long long>(opt.prefill_tokens), prefill_tps, prefill_seconds);
+  // Prefill work: 2 FLOPs per active weight per token (the head only for the last token, the
+  // quadratic attention left out: small at these lengths), against the measured peak.
+  const double prefill_gflops =
+      2.0 * static_cast<double>(counts.active_parameters - c.vocab_size * c.attention.hidden_size) *
+      prefill_tps / 1e9;
+  const double peak = mo.weight_dtype == DType::kF32 ? perf::f32_peak_gflops(threads)
+                                                     : perf::bf16_peak_gflops(threads);
+  std::printf(
+      "  prefill %lld tokens: %.1f tokens/s (%.3f s), %.1f GFLOP/s = %.0f%% of the %s peak "
+      "(%.0f GFLOP/s)\n",
+      static_cast<long long>(opt.prefill_tokens), prefill_tps, prefill_seconds, prefill_gflops,
+      100.0 * prefill_gflops / peak, mo.weight_dtype == DType::kF32 ? "f32" : "bf16", peak);
   for (const auto& d : decode) {
     std::printf("  decode batch %lld at context %lld: %.2f tokens/s (%.2f ms per step)\n",
                 static_cast<long long>(d["batch"].get<int64_t>()),
@@ -160,7 +195,10 @@ int run_model_bench(const ModelBenchOptions& opt) {
       "%.1f GB/s)",
       1e3 * floor_seconds, active_bytes / 1e6, cache_bytes / 1e3, bandwidth);
   if (batch1_seconds > 0) std::printf("; measured / floor = %.2fx", batch1_seconds / floor_seconds);
-  std::printf("\n");
+  std::printf(
+      "\n  weights %.1f MB, peak resident %.1f MB (private now %.1f MB; the rest is the "
+      "mapped checkpoint's page cache)\n",
+      model.weight_bytes() / 1e6, peak_rss_bytes() / 1e6, anonymous_rss_bytes() / 1e6);
 
   if (!opt.json.empty()) {
     nlohmann::json j;
@@ -170,9 +208,14 @@ int run_model_bench(const ModelBenchOptions& opt) {
     j["weight_dtype"] = opt.weight_dtype;
     j["threads"] = threads;
     j["load_seconds"] = load_seconds;
+    j["weight_bytes"] = model.weight_bytes();
+    j["peak_rss_bytes"] = peak_rss_bytes();
+    j["private_rss_bytes"] = anonymous_rss_bytes();
     j["prefill"] = {{"tokens", opt.prefill_tokens},
                     {"seconds", prefill_seconds},
-                    {"tokens_per_second", prefill_tps}};
+                    {"tokens_per_second", prefill_tps},
+                    {"gflops", prefill_gflops},
+                    {"peak_gflops", peak}};
     j["decode_context"] = opt.context;
     j["decode"] = decode;
     j["memory_floor"] = {{"active_weight_bytes", active_bytes},

@@ -14,6 +14,7 @@
 #include "mla/error.h"
 #include "mla/model.h"
 #include "mla/safetensors.h"
+#include "model_dir.h"
 
 namespace mla::cli {
 namespace {
@@ -23,24 +24,6 @@ struct ForwardOptions {
   int64_t prefill = -1;  // -1: every token
   int threads = 0;
 };
-
-// f32 when the checkpoint stores float32 (exactness), else bf16 (bf16 and FP8 releases).
-DType default_weight_dtype(const std::string& dir) {
-  const CheckpointDir ck = CheckpointDir::open(dir);
-  const std::string name = "model.embed_tokens.weight";
-  if (ck.contains(name) && ck.file_for(name).info(name).dtype == DType::kF32) return DType::kF32;
-  return DType::kBF16;
-}
-
-DType parse_weight_dtype(const std::string& text, const std::string& dir) {
-  if (text.empty()) return default_weight_dtype(dir);
-  if (text == "f32") return DType::kF32;
-  if (text == "bf16") return DType::kBF16;
-  if (text == "int8") {
-    throw Error("--weight-dtype: int8 is not implemented yet for whole models (use f32 or bf16)");
-  }
-  throw Error("--weight-dtype: must be f32, bf16 or int8, got '" + text + "'");
-}
 
 int run_forward(const ForwardOptions& opt) {
   if (opt.threads < 0) throw Error("--threads: must not be negative");
@@ -55,7 +38,7 @@ int run_forward(const ForwardOptions& opt) {
   if (!std::filesystem::is_directory(opt.model))
     throw Error(opt.model + ": not a directory (--model expects a model folder)");
   DeepseekModel::Options mo;
-  mo.weight_dtype = parse_weight_dtype(opt.weight_dtype, opt.model);
+  set_weight_dtype(opt.weight_dtype, opt.model, mo);
   mo.cache_tokens = batch * seq + batch * mo.page_size;
   DeepseekModel model = DeepseekModel::load(opt.model, mo);
   const int64_t vocab = model.config().vocab_size;

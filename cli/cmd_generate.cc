@@ -257,7 +257,7 @@ Runner add_generate_command(CLI::App& app) {
   cmd->add_option("--seed", o->sampler.seed, "Sampling seed (default 1)");
   cmd->add_option("--stop", o->stops, "Stop before this text (repeatable)");
   cmd->add_option("--threads", o->threads, "Compute threads (default: all cores)");
-  cmd->add_option("--weight-dtype", o->weight_dtype, "f32 or bf16 (DeepSeek folders)");
+  cmd->add_option("--weight-dtype", o->weight_dtype, "f32, bf16 or int8 (DeepSeek folders)");
   cmd->add_option("--cache-tokens", o->cache_tokens, "Latent cache size in tokens (default 16384)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   cmd->add_flag("--json", o->json, "Print one JSON summary (text, tokens, speeds) instead");

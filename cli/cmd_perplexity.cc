@@ -141,7 +141,7 @@ Runner add_perplexity_command(CLI::App& app) {
   cmd->add_option("--context", o->context, "Tokens per window (default 512)");
   cmd->add_option("--stride", o->stride, "Tokens between window starts (default: --context)");
   cmd->add_option("--threads", o->threads, "Compute threads (default: all cores)");
-  cmd->add_option("--weight-dtype", o->weight_dtype, "f32 or bf16 (DeepSeek folders)");
+  cmd->add_option("--weight-dtype", o->weight_dtype, "f32, bf16 or int8 (DeepSeek folders)");
   cmd->add_flag("--json", o->json, "Print one JSON object instead");
   return [o] { return run_perplexity(*o); };
 }

@@ -41,7 +41,7 @@ int run_serve(const ServeOptions& o) {
   if (o.threads < 0) throw Error("--threads: must not be negative");
   if (o.threads > 0) omp_set_num_threads(o.threads);
   DeepseekModel::Options mo;
-  mo.weight_dtype = whole_model_weight_dtype(o.weight_dtype, o.model);
+  set_weight_dtype(o.weight_dtype, o.model, mo);
   mo.cache_tokens = o.cache_tokens;
   mo.prefill_chunk = o.prefill_chunk;
   std::fprintf(stderr, "mla serve: loading %s\n", o.model.c_str());
@@ -114,7 +114,8 @@ Runner add_serve_command(CLI::App& app) {
                   "Latent cache size in tokens, all requests together (default 16384)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   cmd->add_option("--api-key", o->api_key, "Require 'Authorization: Bearer KEY' on /v1/*");
-  cmd->add_option("--weight-dtype", o->weight_dtype, "f32 or bf16 (default: the checkpoint's)");
+  cmd->add_option("--weight-dtype", o->weight_dtype,
+                  "f32, bf16 or int8 (default: the checkpoint's)");
   cmd->add_option("--max-queue", o->max_queue,
                   "Requests waiting for cache room before 429 (default 64)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));

@@ -71,7 +71,7 @@ class DeepseekBackend : public TextBackend {
   static DeepseekModel load(const std::string& dir, const std::string& weight_dtype,
                             int64_t cache_tokens) {
     DeepseekModel::Options o;
-    o.weight_dtype = whole_model_weight_dtype(weight_dtype, dir);
+    set_weight_dtype(weight_dtype, dir, o);
     o.cache_tokens = cache_tokens;
     return DeepseekModel::load(dir, o);
   }

@@ -102,10 +102,14 @@ class DeepseekModel {
  public:
   using SeqId = PagedKvPool::SeqId;
   struct Options {
-    // kF32 computes with float32 weights (exact); kBF16 multiplies bf16 weights (a bf16
-    // checkpoint's expert, MLP and head matrices are used in place from the mapping); kF8E4M3 is
-    // not a compute type (FP8 checkpoints are dequantized at load to the chosen type).
+    // kF32 computes with float32 weights (exact: other dtypes are widened at load); kBF16
+    // multiplies bf16 weights: a bf16 checkpoint's embedding, expert, MLP and head matrices and
+    // an FP8 checkpoint's expert and MLP matrices (with their block scales) are used in place
+    // from the mapping, never copied; the attention projections are MlaLayer's bf16 copies.
     DType weight_dtype = DType::kBF16;
+    // Quantizes the dense MLP, expert and LM head matrices to int8 with one scale per row at
+    // load (attention stays in weight_dtype, the embedding and router as they are).
+    bool int8 = false;
     int64_t cache_tokens = 4096;  // latent cache capacity, all sequences together
     int64_t page_size = 64;
     int64_t prefill_chunk = 256;  // tokens of one sequence per layer pass (bounds memory)
@@ -122,7 +126,9 @@ class DeepseekModel {
 
   const DeepseekConfig& config() const;
   DType weight_dtype() const;
-  // Weight bytes held in memory or mapped, by compute dtype, and the latent cache's bytes.
+  bool int8() const;
+  // Weight bytes held in memory or mapped (attention counted at the compute dtype's width), and
+  // the bytes of the cache pages in use.
   int64_t weight_bytes() const;
   int64_t cache_bytes() const;
 

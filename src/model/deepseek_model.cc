@@ -19,7 +19,8 @@ using detail::Matrix;
 using detail::MoeWeights;
 using detail::SwiGlu;
 
-struct Block {
+// One decoder layer: its norms, attention (with its cache pools) and MLP or MoE.
+struct ModelBlock {
   std::vector<float> attn_norm, ffn_norm;
   std::unique_ptr<MlaLayer> attn;
   bool moe = false;
@@ -35,13 +36,14 @@ struct DeepseekModel::Impl {
   Matrix embed, head_own;
   const Matrix* head = nullptr;
   std::vector<float> norm;
-  std::vector<Block> blocks;
+  std::vector<ModelBlock> blocks;
   // Grow-only workspace: a warm step of a size seen before allocates nothing.
   std::vector<float> h, xn, branch, last, hidden, discard;
   detail::MoeScratch moe;
   std::vector<int64_t> last_rows;
 
   void make_pools();
+  void quantize();  // options.int8
   void pass(const int32_t* tokens, std::span<const SeqId> seqs, std::span<const int64_t> counts,
             float* logits, bool last_only);
   void step(std::span<const int32_t> tokens, std::span<const SeqId> seqs,
@@ -80,10 +82,25 @@ void check_router_bias(const CheckpointDir& ck, const DeepseekConfig& c, int64_t
 
 }  // namespace
 
+void DeepseekModel::Impl::quantize() {
+  if (!options.int8) return;
+  const auto swiglu = [](SwiGlu& s) {
+    s.gate.quantize_int8();
+    s.up.quantize_int8();
+    s.down.quantize_int8();
+  };
+  if (head != &embed) head_own.quantize_int8();
+  for (ModelBlock& b : blocks) {
+    if (!b.mlp.gate.empty()) swiglu(b.mlp);
+    for (SwiGlu& e : b.experts.experts) swiglu(e);
+    if (!b.experts.shared.gate.empty()) swiglu(b.experts.shared);
+  }
+}
+
 void DeepseekModel::Impl::make_pools() {
   const int64_t pages = (options.cache_tokens + options.page_size - 1) / options.page_size + 16;
   const DType cache_dtype = options.weight_dtype == DType::kF32 ? DType::kF32 : DType::kBF16;
-  for (Block& b : blocks) {
+  for (ModelBlock& b : blocks) {
     b.pool = std::make_unique<PagedKvPool>(b.attn->paged_token_width(AttentionPath::kAbsorbed),
                                            options.page_size, pages, cache_dtype);
     if (config.dsa) {
@@ -115,7 +132,7 @@ DeepseekModel DeepseekModel::load(const std::string& dir, const Options& options
   impl->norm = detail::load_vector(ck, "model.norm.weight", d);
   impl->blocks.resize(static_cast<size_t>(c.num_layers));
   for (int64_t l = 0; l < c.num_layers; ++l) {
-    Block& b = impl->blocks[static_cast<size_t>(l)];
+    ModelBlock& b = impl->blocks[static_cast<size_t>(l)];
     const std::string p = "model.layers." + std::to_string(l) + ".";
     b.attn_norm = detail::load_vector(ck, p + "input_layernorm.weight", d);
     b.ffn_norm = detail::load_vector(ck, p + "post_attention_layernorm.weight", d);
@@ -151,6 +168,7 @@ DeepseekModel DeepseekModel::load(const std::string& dir, const Options& options
           detail::load_swiglu(ck, mp + "shared_experts.", d, c.n_shared_experts * m, dt);
     }
   }
+  impl->quantize();
   impl->make_pools();
   return DeepseekModel(std::move(impl));
 }
@@ -171,7 +189,7 @@ DeepseekModel DeepseekModel::random(const DeepseekConfig& config, uint64_t seed,
   impl->norm = detail::random_vector(d, 0.8f, 1.2f, ++s);
   impl->blocks.resize(static_cast<size_t>(c.num_layers));
   for (int64_t l = 0; l < c.num_layers; ++l) {
-    Block& b = impl->blocks[static_cast<size_t>(l)];
+    ModelBlock& b = impl->blocks[static_cast<size_t>(l)];
     b.attn_norm = detail::random_vector(d, 0.8f, 1.2f, ++s);
     b.ffn_norm = detail::random_vector(d, 0.8f, 1.2f, ++s);
     b.attn = std::make_unique<MlaLayer>(c.attention, MlaWeights::random(c.attention, ++s), dt);
@@ -196,6 +214,7 @@ DeepseekModel DeepseekModel::random(const DeepseekConfig& config, uint64_t seed,
     if (c.n_shared_experts > 0)
       b.experts.shared = detail::random_swiglu(d, c.n_shared_experts * m, dt, ++s);
   }
+  impl->quantize();
   impl->make_pools();
   return DeepseekModel(std::move(impl));
 }
@@ -218,7 +237,7 @@ int64_t DeepseekModel::weight_bytes() const {
                   static_cast<int64_t>(m.norm.size() * 4);
   const int64_t attn = count_model(m.config).attention_parameters_per_layer;
   const int64_t attn_bytes = m.options.weight_dtype == DType::kF32 ? 4 : 2;
-  for (const Block& b : m.blocks) {
+  for (const ModelBlock& b : m.blocks) {
     bytes += attn * attn_bytes;  // approximately: kv_b and the norms stay float32 in MlaLayer
     bytes += b.moe ? b.experts.bytes() : b.mlp.bytes();
   }
@@ -227,7 +246,7 @@ int64_t DeepseekModel::weight_bytes() const {
 
 int64_t DeepseekModel::cache_bytes() const {
   int64_t bytes = 0;
-  for (const Block& b : impl_->blocks) {
+  for (const ModelBlock& b : impl_->blocks) {
     bytes += b.pool->bytes_used() + (b.index_pool ? b.index_pool->bytes_used() : 0);
   }
   return bytes;
@@ -235,7 +254,7 @@ int64_t DeepseekModel::cache_bytes() const {
 
 DeepseekModel::SeqId DeepseekModel::add_sequence() {
   SeqId id = -1;
-  for (Block& b : impl_->blocks) {
+  for (ModelBlock& b : impl_->blocks) {
     const SeqId got = b.pool->add_sequence();
     if (b.index_pool) b.index_pool->add_sequence();
     if (id >= 0 && got != id) throw Error("model: the layers' caches disagree on sequence ids");
@@ -245,7 +264,7 @@ DeepseekModel::SeqId DeepseekModel::add_sequence() {
 }
 
 void DeepseekModel::remove_sequence(SeqId seq) {
-  for (Block& b : impl_->blocks) {
+  for (ModelBlock& b : impl_->blocks) {
     b.pool->remove_sequence(seq);
     if (b.index_pool) b.index_pool->remove_sequence(seq);
   }
@@ -287,17 +306,15 @@ int64_t DeepseekModel::pages_free() const {
 void DeepseekModel::Impl::pass(const int32_t* tokens, std::span<const SeqId> seqs,
                                std::span<const int64_t> counts, float* logits, bool last_only) {
   const int64_t d = config.attention.hidden_size;
-  const auto eps = static_cast<float>(config.attention.rms_norm_eps);
+  const double eps = config.attention.rms_norm_eps;
   int64_t n = 0;
   for (int64_t c : counts) n += c;
   grow(h, n * d);
   grow(xn, n * d);
   grow(branch, n * d);
   for (int64_t i = 0; i < n; ++i) embed.copy_row(tokens[i], h.data() + i * d);
-  for (Block& b : blocks) {
-    std::copy(h.begin(), h.begin() + n * d, xn.begin());
-    ops::rms_norm_forward<float>(xn.data(), nullptr, xn.data(), b.attn_norm.data(), n, d, eps, d,
-                                 d);
+  for (ModelBlock& b : blocks) {
+    ops::rms_norm_forward<float>(xn.data(), nullptr, h.data(), b.attn_norm.data(), n, d, eps, d, d);
     const std::span<const float> x(xn.data(), static_cast<size_t>(n * d));
     const std::span<float> y(branch.data(), static_cast<size_t>(n * d));
     if (b.index_pool) {
@@ -306,8 +323,7 @@ void DeepseekModel::Impl::pass(const int32_t* tokens, std::span<const SeqId> seq
       b.attn->forward(x, seqs, counts, *b.pool, AttentionPath::kAbsorbed, y);
     }
     for (int64_t i = 0; i < n * d; ++i) h[i] += branch[i];
-    std::copy(h.begin(), h.begin() + n * d, xn.begin());
-    ops::rms_norm_forward<float>(xn.data(), nullptr, xn.data(), b.ffn_norm.data(), n, d, eps, d, d);
+    ops::rms_norm_forward<float>(xn.data(), nullptr, h.data(), b.ffn_norm.data(), n, d, eps, d, d);
     if (b.moe) {
       detail::moe_forward(config.router, b.experts, xn.data(), n, d, moe, branch.data());
     } else {
@@ -331,8 +347,7 @@ void DeepseekModel::Impl::pass(const int32_t* tokens, std::span<const SeqId> seq
     src = last.data();
   }
   grow(xn, rows * d);
-  std::copy(src, src + rows * d, xn.begin());
-  ops::rms_norm_forward<float>(xn.data(), nullptr, xn.data(), norm.data(), rows, d, eps, d, d);
+  ops::rms_norm_forward<float>(xn.data(), nullptr, src, norm.data(), rows, d, eps, d, d);
   head->apply(xn.data(), rows, logits);
 }
 

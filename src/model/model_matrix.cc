@@ -1,5 +1,6 @@
 // Weight matrices of the whole model: loading (bf16 in place, FP8 block-scaled), random
 // filling, products, and the SwiGLU MLP.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -37,13 +38,18 @@ void check_finite(const std::string& where, const std::string& name, const float
   }
 }
 
+// In parallel: a bf16 checkpoint's matrices are scanned straight from the mapping, which also
+// pages them in (the threads fault pages concurrently).
 void check_finite_bf16(const std::string& where, const std::string& name, const uint16_t* v,
                        int64_t n) {
+  int64_t first_bad = n;
+#pragma omp parallel for reduction(min : first_bad) schedule(static) if (n > (1 << 20))
   for (int64_t i = 0; i < n; ++i) {
-    if ((v[i] & 0x7f80) == 0x7f80) {  // exponent all ones: infinity or NaN
-      throw Error(where + ": tensor '" + name + "': value " + std::to_string(i) +
-                  " is NaN or infinity");
-    }
+    if ((v[i] & 0x7f80) == 0x7f80 && i < first_bad) first_bad = i;  // infinity or NaN
+  }
+  if (first_bad < n) {
+    throw Error(where + ": tensor '" + name + "': value " + std::to_string(first_bad) +
+                " is NaN or infinity");
   }
 }
 
@@ -85,7 +91,11 @@ float uniform(uint64_t& state, float lo, float hi) {
 
 void Matrix::apply(const float* x, int64_t rows, float* y) const {
   if (rows <= 0) return;
-  if (is_bf16()) {
+  if (is_fp8()) {
+    linear_fp8(x, rows, *this, y);
+  } else if (is_int8()) {
+    linear_int8(x, rows, *this, y);
+  } else if (is_bf16()) {
     ops::linear_bf16(x, rows, in, bf16, out, y);
   } else {
     ops::linear(x, rows, in, f32.data(), out, y);
@@ -93,7 +103,11 @@ void Matrix::apply(const float* x, int64_t rows, float* y) const {
 }
 
 void Matrix::copy_row(int64_t r, float* dst) const {
-  if (is_bf16()) {
+  if (is_fp8()) {
+    fp8_row(*this, r, dst);
+  } else if (is_int8()) {
+    for (int64_t i = 0; i < in; ++i) dst[i] = static_cast<float>(q[r * in + i]) * scale[r];
+  } else if (is_bf16()) {
     convert_to_f32(bf16 + r * in, DType::kBF16, static_cast<size_t>(in), dst);
   } else {
     std::memcpy(dst, f32.data() + r * in, static_cast<size_t>(in) * sizeof(float));
@@ -118,6 +132,26 @@ Matrix load_matrix(const CheckpointDir& ck, const std::string& name, int64_t out
       m.bf16 = m.bf16_owned.data();
     }
     check_finite_bf16(file.path(), name, m.bf16, n);
+    return m;
+  }
+  if (compute == DType::kBF16 && info.dtype == DType::kF8E4M3) {
+    const std::string scale_name = name.substr(0, name.size() - 7) + ".weight_scale_inv";
+    if (!ck.contains(scale_name)) {
+      throw Error(file.path() + ": tensor '" + name + "' is F8_E4M3 but its block scales '" +
+                  scale_name + "' are missing");
+    }
+    m.block_cols = (in + kFp8Block - 1) / kFp8Block;
+    checked_info(ck, scale_name, {(out + kFp8Block - 1) / kFp8Block, m.block_cols});
+    m.block_scale = ck.file_for(scale_name).read_f32(scale_name);
+    check_finite(ck.file_for(scale_name).path(), scale_name, m.block_scale.data(),
+                 static_cast<int64_t>(m.block_scale.size()));
+    m.fp8 = reinterpret_cast<const uint8_t*>(file.bytes(name).data());  // in place
+    for (int64_t i = 0; i < n; ++i) {
+      if ((m.fp8[i] & 0x7f) == 0x7f) {  // e4m3fn has no infinity; 0x7f/0xff are NaN
+        throw Error(file.path() + ": tensor '" + name + "': value " + std::to_string(i) +
+                    " is NaN or infinity");
+      }
+    }
     return m;
   }
   std::vector<float> values =
@@ -180,6 +214,35 @@ SwiGlu random_swiglu(int64_t d, int64_t m, DType compute, uint64_t seed) {
   s.up = random_matrix(m, d, compute, 3 * seed + 1);
   s.down = random_matrix(d, m, compute, 3 * seed + 2);
   return s;
+}
+
+void Matrix::quantize_int8() {
+  if (is_int8() || empty()) return;
+  std::vector<int8_t> codes(static_cast<size_t>(out * in));
+  std::vector<float> scales(static_cast<size_t>(out));
+#pragma omp parallel
+  {
+    std::vector<float> row(static_cast<size_t>(in));
+#pragma omp for
+    for (int64_t o = 0; o < out; ++o) {
+      copy_row(o, row.data());  // before q is set: copy_row reads the current form
+      float top = 0.0f;
+      for (float v : row) top = std::max(top, std::fabs(v));
+      const float s = top > 0.0f ? top / 127.0f : 1.0f;
+      scales[o] = s;
+      for (int64_t i = 0; i < in; ++i) {
+        codes[o * in + i] =
+            static_cast<int8_t>(std::lrint(std::clamp(row[i] / s, -127.0f, 127.0f)));
+      }
+    }
+  }
+  q = std::move(codes);
+  scale = std::move(scales);
+  f32 = {};
+  bf16_owned = {};
+  bf16 = nullptr;
+  fp8 = nullptr;
+  block_scale = {};
 }
 
 void swiglu_forward(const SwiGlu& w, const float* x, int64_t n, float* hidden, float* y) {

@@ -7,6 +7,7 @@
 
 #include "mla/error.h"
 #include "mla/model.h"
+#include "model/model_parts.h"
 #include "test_util.h"
 
 namespace mla {
@@ -106,6 +107,60 @@ TEST(DeepseekModel, BadStepsThrowBeforeWriting) {
   std::vector<float> out(static_cast<size_t>(n * v));
   EXPECT_THROW(m.forward(big, std::span(&seq, 1), std::span(&n, 1), out), Error);
   EXPECT_EQ(m.length(seq), 0);
+}
+
+// int8 products (few rows: streamed kernel; many rows: dequantized blocks and sgemm) against the
+// float32 product of the dequantized weights; quantization error against the original bounded.
+TEST(DeepseekModel, Int8ProductsEqualTheDequantizedProduct) {
+  detail::Matrix w = detail::random_matrix(300, 70, DType::kF32, 3);
+  const std::vector<float> original = w.f32;
+  w.quantize_int8();
+  ASSERT_TRUE(w.is_int8());
+  EXPECT_EQ(w.bytes(), 300 * 70 + 300 * 4);
+  detail::Matrix deq;
+  deq.out = 300;
+  deq.in = 70;
+  deq.f32.resize(300 * 70);
+  for (int64_t o = 0; o < 300; ++o) w.copy_row(o, deq.f32.data() + o * 70);
+  EXPECT_LE(test::rel_error(deq.f32, original), 1.0 / 254 + 1e-6);  // half a step of max/127
+  for (int64_t rows : {1, 3, 8, 20}) {
+    const auto x = test::random_normal(static_cast<size_t>(rows * 70), rows);
+    std::vector<float> y(static_cast<size_t>(rows * 300)), want(y.size());
+    w.apply(x.data(), rows, y.data());
+    deq.apply(x.data(), rows, want.data());
+    EXPECT_LE(test::rel_error(y, want), 1e-5) << rows << " rows";
+  }
+}
+
+// FP8 e4m3 weights kept as stored, with 128x128 block scales (a 300 x 200 matrix spans 3 x 2
+// blocks, the last ones partial): products equal the dequantized float32 product.
+TEST(DeepseekModel, Fp8ProductsEqualTheDequantizedProduct) {
+  const int64_t out = 300, in = 200;
+  std::vector<uint8_t> codes(static_cast<size_t>(out * in));
+  for (size_t i = 0; i < codes.size(); ++i) {
+    codes[i] = static_cast<uint8_t>((i * 97 + 13) % 0x7f) | static_cast<uint8_t>((i % 2) << 7);
+  }
+  detail::Matrix w;
+  w.out = out;
+  w.in = in;
+  w.fp8 = codes.data();
+  w.block_cols = 2;
+  w.block_scale = {0.01f, 0.02f, 0.005f, 0.03f, 0.015f, 0.001f};
+  detail::Matrix deq;
+  deq.out = out;
+  deq.in = in;
+  deq.f32.resize(static_cast<size_t>(out * in));
+  for (int64_t o = 0; o < out; ++o) w.copy_row(o, deq.f32.data() + o * in);
+  // Element (250, 150) is in block (1, 1): its code times 0.03.
+  EXPECT_FLOAT_EQ(deq.f32[250 * in + 150], fp8_e4m3_to_f32(codes[250 * in + 150]) * 0.03f);
+  for (int64_t rows : {1, 5, 8, 19}) {
+    const auto x = test::random_normal(static_cast<size_t>(rows * in), rows);
+    std::vector<float> y(static_cast<size_t>(rows * out)), want(y.size());
+    w.apply(x.data(), rows, y.data());
+    deq.apply(x.data(), rows, want.data());
+    EXPECT_LE(test::rel_error(y, want), 1e-5) << rows << " rows";
+  }
+  EXPECT_EQ(w.bytes(), out * in + 6 * 4);
 }
 
 }  // namespace

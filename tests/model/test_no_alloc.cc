@@ -71,10 +71,11 @@ TEST(NoAllocation, NaiveDecodeStep) {
 }
 
 // A whole model (MoE with a shared expert, dense first layer) over its paged caches: a warm
-// batched decode step allocates nothing either.
-TEST(NoAllocation, WholeModelDecodeStep) {
+// batched decode step allocates nothing either, with float32, bf16 or int8 weights.
+long whole_model_decode_allocations(DType weight_dtype, bool int8) {
   DeepseekModel::Options o;
-  o.weight_dtype = DType::kF32;
+  o.weight_dtype = weight_dtype;
+  o.int8 = int8;
   o.cache_tokens = 64;
   DeepseekModel m = DeepseekModel::random(model_preset("tiny-moe-model", 0), 3, o);
   const std::vector<DeepseekModel::SeqId> seqs = {m.add_sequence(), m.add_sequence()};
@@ -87,7 +88,13 @@ TEST(NoAllocation, WholeModelDecodeStep) {
   m.forward(next, seqs, ones, step);  // warm-up
   const long before = g_allocations.load();
   for (int i = 0; i < 5; ++i) m.forward(next, seqs, ones, step);
-  EXPECT_EQ(g_allocations.load() - before, 0);
+  return g_allocations.load() - before;
+}
+
+TEST(NoAllocation, WholeModelDecodeStep) {
+  EXPECT_EQ(whole_model_decode_allocations(DType::kF32, false), 0);
+  EXPECT_EQ(whole_model_decode_allocations(DType::kBF16, false), 0);
+  EXPECT_EQ(whole_model_decode_allocations(DType::kBF16, true), 0);
 }
 
 // Sampling a token with every filter and the repeat penalty on, once warmed up.

@@ -81,7 +81,8 @@ def rotary(x, cos, sin):
 
 
 def rms_norm(x, w, eps):
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+    y = x.float() if x.dtype == torch.bfloat16 else x
+    return (y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype) * w
 
 
 class Model:
@@ -89,6 +90,7 @@ class Model:
         self.a = Args(cfg)
         self.t = {k: torch.as_tensor(v, dtype=dtype) for k, v in tensors.items()}
         self.dtype = dtype
+        self.norm_dtype = dtype  # the official code's RMSNorm and softmax run in float32 for bf16
 
     def w(self, name):
         return self.t[name]
@@ -119,6 +121,66 @@ class Model:
         scores = (scores + mask[None, :, None, :]).softmax(dim=-1)
         o = torch.einsum("bsht,bthd->bshd", scores, v)
         return o.flatten(2) @ self.w(p + "o_proj.weight").T
+
+    def mla_cached(self, l, x, start, cache):
+        """The official "absorb" path: caches the normed latent and the rotary key per token,
+        folds W_UK into the queries and W_UV after the sum. x holds positions start.."""
+        a, p = self.a, f"model.layers.{l}.self_attn."
+        b, s, _ = x.shape
+        cos, sin = cache["cos"][start : start + s], cache["sin"][start : start + s]
+        if a.q_lora_rank:
+            q = rms_norm(x @ self.w(p + "q_a_proj.weight").T, self.w(p + "q_a_layernorm.weight"), a.eps)
+            q = q @ self.w(p + "q_b_proj.weight").T
+        else:
+            q = x @ self.w(p + "q_proj.weight").T
+        q = q.view(b, s, a.n_heads, a.nope + a.rope)
+        q_nope, q_pe = q[..., : a.nope], rotary(q[..., a.nope :], cos, sin)
+        kv = x @ self.w(p + "kv_a_proj_with_mqa.weight").T
+        c, k_pe = kv[..., : a.kv_lora_rank], rotary(kv[..., None, a.kv_lora_rank :], cos, sin)
+        wkv_b = self.w(p + "kv_b_proj.weight").view(a.n_heads, a.nope + a.v_dim, a.kv_lora_rank)
+        q_nope = torch.einsum("bshd,hdc->bshc", q_nope, wkv_b[:, : a.nope])
+        kv_cache, pe_cache = cache[l]
+        end = start + s
+        kv_cache[:b, start:end] = rms_norm(c, self.w(p + "kv_a_layernorm.weight"), a.eps)
+        pe_cache[:b, start:end] = k_pe.squeeze(2)
+        scale = (a.nope + a.rope) ** -0.5
+        if a.yarn and a.max_seq_len > a.original_seq_len:
+            m = 0.1 * a.mscale * math.log(a.factor) + 1.0
+            scale = scale * m * m
+        scores = (torch.einsum("bshc,btc->bsht", q_nope, kv_cache[:b, :end]) +
+                  torch.einsum("bshr,btr->bsht", q_pe, pe_cache[:b, :end])) * scale
+        if s > 1:
+            mask = torch.full((s, end), float("-inf"), dtype=scores.dtype).triu_(start + 1)
+            scores = scores + mask[None, :, None, :]
+        scores = scores.softmax(dim=-1, dtype=torch.float32 if x.dtype == torch.bfloat16 else x.dtype)
+        scores = scores.to(x.dtype)
+        o = torch.einsum("bsht,btc->bshc", scores, kv_cache[:b, :end])
+        o = torch.einsum("bshc,hdc->bshd", o, wkv_b[:, -a.v_dim :])
+        return o.flatten(2) @ self.w(p + "o_proj.weight").T
+
+    def new_cache(self, batch, max_len):
+        a = self.a
+        cos, sin = freqs_cis(a, max_len, torch.float64 if self.dtype == torch.float64 else torch.float32)
+        cache = {"cos": cos.to(self.dtype), "sin": sin.to(self.dtype)}
+        for l in range(a.n_layers):
+            cache[l] = (torch.zeros(batch, max_len, a.kv_lora_rank, dtype=self.dtype),
+                        torch.zeros(batch, max_len, a.rope, dtype=self.dtype))
+        return cache
+
+    def step(self, tokens, start, cache):
+        """Official Transformer.forward(tokens, start_pos) over the cache, logits of every new
+        position: tokens (b, s) at positions start .. start + s - 1."""
+        a = self.a
+        tokens = torch.as_tensor(tokens, dtype=torch.long)
+        h = self.w("model.embed_tokens.weight")[tokens]
+        for l in range(a.n_layers):
+            p = f"model.layers.{l}."
+            h = h + self.mla_cached(l, rms_norm(h, self.w(p + "input_layernorm.weight"), a.eps), start, cache)
+            x = rms_norm(h, self.w(p + "post_attention_layernorm.weight"), a.eps)
+            h = h + (self.moe(p + "mlp.", x) if self.is_moe(l) else self.mlp(p + "mlp.", x))
+        h = rms_norm(h, self.w("model.norm.weight"), a.eps)
+        head = self.w("model.embed_tokens.weight" if a.tie else "lm_head.weight")
+        return h @ head.T
 
     def mlp(self, p, x):
         g, u = x @ self.w(p + "gate_proj.weight").T, x @ self.w(p + "up_proj.weight").T
