@@ -276,7 +276,7 @@ int64_t DeepseekModel::length(SeqId seq) const {
 
 DeepseekModel::SeqId DeepseekModel::fork_sequence(SeqId parent) {
   SeqId id = -1;
-  for (Block& b : impl_->blocks) {
+  for (ModelBlock& b : impl_->blocks) {
     const SeqId got = b.pool->fork(parent);
     if (b.index_pool) b.index_pool->fork(parent);
     if (id >= 0 && got != id) throw Error("model: the layers' caches disagree on sequence ids");
@@ -286,7 +286,7 @@ DeepseekModel::SeqId DeepseekModel::fork_sequence(SeqId parent) {
 }
 
 void DeepseekModel::truncate_sequence(SeqId seq, int64_t length) {
-  for (Block& b : impl_->blocks) {
+  for (ModelBlock& b : impl_->blocks) {
     b.pool->truncate(seq, length);
     if (b.index_pool) b.index_pool->truncate(seq, length);
   }
