@@ -15,6 +15,7 @@
 
 #include "bench_variants.h"
 #include "commands.h"
+#include "kernel_report.h"
 #include "mla/atomic_file.h"
 #include "mla/error.h"
 #include "mla/plot.h"
@@ -317,6 +318,7 @@ int run_bench(const BenchOptions& opt) {
     j["sparse_top_k"] = opt.sparse_top_k;
     j["prefill_chunk"] = opt.prefill_chunk;
     j["sparse_speedup"] = speedups;
+    j["cpu_kernels"] = cpu_report_json();  // the kernel each family ran, as `mla info --cpu`
     j["variants"] = nlohmann::json::array();
     for (size_t i = 0; i < variants.size(); ++i) {
       nlohmann::json v;

@@ -1,9 +1,11 @@
 // mla info --model DIR [--layer L]: the config, the attention tensors of a layer, and the cache
 // bytes per token of MLA's latent cache against the equivalent MHA cache.
+// mla info --cpu: the CPU, its instruction sets and the kernel chosen for each family.
 #include <cstdio>
 #include <string>
 
 #include "commands.h"
+#include "kernel_report.h"
 #include "mla/error.h"
 #include "mla/weights.h"
 #include "model_dir.h"
@@ -14,9 +16,16 @@ namespace {
 struct InfoOptions {
   std::string model;
   int64_t layer = 0;
+  bool cpu = false;
 };
 
 int run_info(const InfoOptions& opt) {
+  if (opt.cpu) {
+    print_cpu_report(stdout);
+    if (opt.model.empty()) return 0;
+    std::printf("\n");
+  }
+  if (opt.model.empty()) throw Error("info: give --model DIR or --cpu");
   ModelDir model = open_model_dir(opt.model);
   const MlaConfig& c = model.config;
   std::printf("model: %s\n\nconfig:\n", opt.model.c_str());
@@ -54,8 +63,9 @@ Runner add_info_command(CLI::App& app) {
   auto opt = std::make_shared<InfoOptions>();
   CLI::App* cmd =
       app.add_subcommand("info", "Show a model's config, attention tensors and cache sizes");
-  cmd->add_option("--model", opt->model, "Folder with config.json and the safetensors checkpoint")
-      ->required();
+  cmd->add_option("--model", opt->model, "Folder with config.json and the safetensors checkpoint");
+  cmd->add_flag("--cpu", opt->cpu,
+                "Show the CPU and the kernel chosen (by measurement) per family");
   cmd->add_option("--layer", opt->layer, "Layer whose tensors to list (default 0)")
       ->check(CLI::NonNegativeNumber);
   return [opt] { return run_info(*opt); };

@@ -11,6 +11,7 @@
 
 #include "mla/error.h"
 #include "ops/cpu_features.h"
+#include "ops/kernel_choice.h"
 #include "ops/simd/latent_kernels.h"
 
 namespace mla::ops {
@@ -199,7 +200,15 @@ void latent_attention(std::span<const AttentionParams> seqs, LatentWorkspace& ws
   const int threads = omp_get_max_threads();
   plan(seqs, ws, threads);
   if (ws.items.empty()) return;
-  const ItemFn run = item_function(simd_level());
+  // Each cache dtype runs its family's measured choice (ops/kernel_choice.h); a family is
+  // measured only once a call needs it.
+  ItemFn run_f32 = nullptr, run_bf16 = nullptr;
+  for (const AttentionParams& p : seqs) {
+    if (p.k.dtype == DType::kBF16 && run_bf16 == nullptr)
+      run_bf16 = item_function(kernel_level(KernelFamily::kLatentBf16));
+    if (p.k.dtype != DType::kBF16 && run_f32 == nullptr)
+      run_f32 = item_function(kernel_level(KernelFamily::kLatentF32));
+  }
   size_t scratch_floats = 0;
   for (const LatentWorkspace::Item& it : ws.items) {
     const AttentionParams& p = seqs[static_cast<size_t>(it.seq)];
@@ -245,7 +254,7 @@ void latent_attention(std::span<const AttentionParams> seqs, LatentWorkspace& ws
         item.row_max = item.acc + l.rows_pad * l.rank_pad;
         item.row_sum = item.row_max + l.rows_pad;
       }
-      run(item);
+      (p.k.dtype == DType::kBF16 ? run_bf16 : run_f32)(item);
     }
     // Merge the parts of every split block (its items are consecutive, the first part first).
     for (int64_t i = 0; i < n_items;) {
