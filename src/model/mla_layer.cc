@@ -6,6 +6,7 @@
 
 #include "mla/error.h"
 #include "mla/layer.h"
+#include "mla/quantized_row.h"
 #include "model/layer_workspace.h"
 #include "model/paged_step.h"
 #include "ops/attention.h"
@@ -391,6 +392,15 @@ void MlaLayer::forward_paged(std::span<const float> x, std::span<const PagedKvPo
                 " numbers, the " + (path == AttentionPath::kAbsorbed ? "absorbed" : "naive") +
                 " path needs " + std::to_string(paged_token_width(path)));
   }
+  const bool quantized = is_quantized_cache_dtype(pool.dtype());
+  if (quantized && (path != AttentionPath::kAbsorbed || sparse_.is_sparse() ||
+                    pool.rope_width() != c.qk_rope_head_dim)) {
+    // Only the fused latent kernel reads the quantized rows (mla/quantized_row.h).
+    throw Error("forward: an " + std::string(dtype_name(pool.dtype())) +
+                " page pool serves the dense absorbed path only, with the rope part (" +
+                std::to_string(c.qk_rope_head_dim) + " numbers, pool has " +
+                std::to_string(pool.rope_width()) + ") kept in bf16");
+  }
   const bool dsa = sparse_.kind == SparseKind::kDsa;
   if (dsa) check_index_pool(seqs, pool, index_pool);
   // All or nothing: both reservations throw before anything is written.
@@ -424,10 +434,12 @@ void MlaLayer::forward_paged(std::span<const float> x, std::span<const PagedKvPo
         write_naive_rows(row, ws.row_buffer.data(), ws.row_buffer.data() + key_width);
         src = ws.row_buffer.data();
       }
-      convert_from_f32(src, static_cast<size_t>(width), pool.dtype(), dst);
+      pool.encode_row(src, dst);
     }
     const void* const* table = pool.page_table(seqs[i]);
-    const ops::KvView k = ops::KvView::paged(table, pool.page_size(), width, 0, pool.dtype());
+    // Quantized rows are addressed in bytes (their element size is 1).
+    const int64_t stride = quantized ? pool.row_bytes() : width;
+    const ops::KvView k = ops::KvView::paged(table, pool.page_size(), stride, 0, pool.dtype());
     const ops::KvView v =
         absorbed ? k : ops::KvView::paged(table, pool.page_size(), width, key_width, pool.dtype());
     ws.slices.push_back(SeqSlice{static_cast<int64_t>(row0), new_tokens[i], cached, k, v});

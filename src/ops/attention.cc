@@ -7,8 +7,10 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <vector>
 
+#include "mla/error.h"
 #include "ops/cpu_features.h"
 #include "ops/simd/attention_kernels.h"
 
@@ -133,6 +135,11 @@ void attend_task(const AttentionParams& p, int64_t t, int64_t g, int64_t h0, int
 
 void attention_forward(const AttentionParams& p) {
   if (p.num_queries == 0 || p.num_heads == 0) return;
+  for (const KvView* view : {&p.k, &p.v}) {
+    if (view->dtype != DType::kF32 && view->dtype != DType::kBF16)  // quantized: latent kernel only
+      throw Error("attention_forward: cache dtype must be F32 or BF16, got " +
+                  std::string(dtype_name(view->dtype)));
+  }
   const int64_t group = p.num_heads / p.num_kv_heads;  // query heads per KV head
   // Enough tasks to keep every thread busy, but as many heads per task as possible so that a
   // key tile loaded once serves several heads.

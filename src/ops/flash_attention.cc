@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 
 #include "mla/dtype.h"
+#include "mla/error.h"
 #include "ops/gemm.h"
 
 namespace mla::ops {
@@ -175,6 +177,13 @@ void run_item(const AttentionParams& p, int64_t g, int64_t t0, int64_t t1, int64
 }  // namespace
 
 void flash_attention(std::span<const AttentionParams> seqs, FlashWorkspace& ws) {
+  for (const AttentionParams& p : seqs) {
+    for (const KvView* view : {&p.k, &p.v}) {
+      if (view->dtype != DType::kF32 && view->dtype != DType::kBF16)  // quantized: latent only
+        throw Error("flash_attention: cache dtype must be F32 or BF16, got " +
+                    std::string(dtype_name(view->dtype)));
+    }
+  }
   const int threads = omp_get_max_threads();
   // Work items: (sequence, KV group, block of queries); when they are fewer than the threads,
   // each block's context is split into parts, laid out next to each other for the merge.

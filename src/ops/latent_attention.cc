@@ -90,7 +90,7 @@ void check_layout(const AttentionParams& p, size_t index) {
   if (is_latent_layout(p)) return;
   throw Error("latent_attention: sequence " + std::to_string(index) +
               " is not in the latent layout (one KV head, value = first v_dim entries of the "
-              "key row through the same view, F32 or BF16 storage)");
+              "key row through the same view, F32, BF16, F8_E4M3 or I8 storage)");
 }
 
 // Work items: (sequence, block of tokens, group of heads, part of the context).
@@ -189,10 +189,11 @@ bool is_latent_layout(const AttentionParams& p) {
   const KvView& k = p.k;
   const KvView& v = p.v;
   return p.num_kv_heads == 1 && p.num_heads >= 1 && p.v_dim >= 1 && p.v_dim <= p.qk_dim &&
-         (k.dtype == DType::kF32 || k.dtype == DType::kBF16) && v.base == k.base &&
-         v.pages == k.pages && v.page_size == k.page_size && v.token_stride == k.token_stride &&
-         v.offset == k.offset && v.dtype == k.dtype && p.context_before >= 0 &&
-         p.context_before + p.num_queries < (int64_t{1} << 31);
+         (k.dtype == DType::kF32 || k.dtype == DType::kBF16 || k.dtype == DType::kF8E4M3 ||
+          k.dtype == DType::kI8) &&
+         v.base == k.base && v.pages == k.pages && v.page_size == k.page_size &&
+         v.token_stride == k.token_stride && v.offset == k.offset && v.dtype == k.dtype &&
+         p.context_before >= 0 && p.context_before + p.num_queries < (int64_t{1} << 31);
 }
 
 void latent_attention(std::span<const AttentionParams> seqs, LatentWorkspace& ws) {
