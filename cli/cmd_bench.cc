@@ -48,6 +48,7 @@ struct BenchOptions {
 struct Point {
   int64_t context = 0;
   double decode_seconds = 0.0;
+  double decode_seconds_max = 0.0;  // the slowest timed step (a loaded machine shows here)
   double prefill_tokens_per_second = 0.0;
   double chunk_tokens_per_second = 0.0;  // --prefill-chunk tokens appended at the context
   double decode_gflops = 0.0;            // the whole batch's step, mla-math.md's count
@@ -167,6 +168,7 @@ Point measure(BenchVariant& v, int64_t context, const BenchOptions& opt, const M
   }
   std::sort(times.begin(), times.end());
   point.decode_seconds = times[times.size() / 2];
+  point.decode_seconds_max = times.back();
   if (opt.prefill_chunk > 0) {
     // A prefill chunk at this context (chunked prefill of a long prompt): each of its tokens
     // attends to the whole context before it.
@@ -348,6 +350,7 @@ int run_bench(const BenchOptions& opt) {
         v["points"].push_back({{"context", p.context},
                                {"batch", opt.batch},
                                {"decode_seconds_per_token", p.decode_seconds},
+                               {"decode_seconds_max", p.decode_seconds_max},
                                {"prefill_tokens_per_second", p.prefill_tokens_per_second},
                                {"gflops", p.decode_gflops},
                                {"percent_of_peak", percent(p.decode_gflops)},

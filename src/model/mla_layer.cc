@@ -12,9 +12,11 @@
 #include "ops/attention.h"
 #include "ops/flash_attention.h"
 #include "ops/gemm.h"
+#include "ops/kernel_choice.h"
 #include "ops/latent_attention.h"
 #include "ops/linear_bf16.h"
 #include "ops/norm.h"
+#include "ops/parallel.h"
 #include "ops/rope.h"
 
 namespace mla {
@@ -25,10 +27,11 @@ namespace {
 // product single-threaded inside it, costs one fork instead of one per head (oneDNN runs
 // sequentially inside a parallel region). An exception may not leave the region: the first is
 // kept and rethrown after it.
+// Forks only when the products are worth it (ops/parallel.h): `work` multiply-adds in all.
 template <class Fn>
-void for_each_head(int64_t heads, const Fn& fn) {
+void for_each_head(int64_t heads, double work, const Fn& fn) {
   std::exception_ptr error;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (ops::worth_parallel(work))
   for (int64_t head = 0; head < heads; ++head) {
     try {
       fn(head);
@@ -57,6 +60,11 @@ MlaLayer::MlaLayer(const MlaConfig& config, MlaWeights weights, DType weight_dty
     throw Error("MlaLayer: weight dtype " + std::string(dtype_name(weight_dtype)) +
                 " is not supported for computation (use F32 or BF16)");
   }
+  // The kernels a step will take are measured now (once per process, ops/kernel_choice.h),
+  // not inside the first timed decode step.
+  ops::kernel_variant(ops::KernelFamily::kLatentF32);
+  ops::kernel_variant(weight_dtype == DType::kBF16 ? ops::KernelFamily::kSkinnyBf16
+                                                   : ops::KernelFamily::kSkinnyF32);
   if (weight_dtype == DType::kBF16) {
     for (auto [f32, bf16] : {std::pair{&weights_.wq, &bf16_->wq},
                              {&weights_.wq_a, &bf16_->wq_a},
@@ -183,7 +191,7 @@ void MlaLayer::absorb_queries(int64_t n) {
   // is left out on purpose: q_nope_h . b_UK_h is the same for every key of a query, and softmax
   // does not change when a row of scores is shifted by a constant.
   Workspace::reserve(ws.q_absorbed, n * h * row);
-  for_each_head(h, [&](int64_t head) {
+  for_each_head(h, static_cast<double>(n) * h * r * dn, [&](int64_t head) {
     ops::gemm(false, false, n, r, dn, 1.0f, ws.q.data() + head * dqk, h * dqk,
               weights_.wkv_b.data() + head * (dn + dv) * r, r, 0.0f,
               ws.q_absorbed.data() + head * row, h * row);
@@ -263,7 +271,7 @@ void MlaLayer::project_output(int64_t n, AttentionPath path, float* y) {
   if (path == AttentionPath::kAbsorbed) {
     // o_h (N, Dv) = o~_h (N, R) * W_UV_h^T, W_UV_h is (Dv, R).
     Workspace::reserve(ws.o, n * h * dv);
-    for_each_head(h, [&](int64_t head) {
+    for_each_head(h, static_cast<double>(n) * h * dv * r, [&](int64_t head) {
       ops::gemm(false, true, n, dv, r, 1.0f, ws.o_latent.data() + head * r, h * r,
                 weights_.wkv_b.data() + (head * (dn + dv) + dn) * r, r, 0.0f,
                 ws.o.data() + head * dv, h * dv);

@@ -12,6 +12,7 @@
 
 #include "mla/error.h"
 #include "ops/cpu_features.h"
+#include "ops/parallel.h"
 #include "ops/simd/attention_kernels.h"
 
 namespace mla::ops {
@@ -155,7 +156,9 @@ void attention_forward(const AttentionParams& p) {
   const bool k_bf16 = p.k.dtype == DType::kBF16, v_bf16 = p.v.dtype == DType::kBF16;
   const TaskFn simd = simd_task(simd_level());
   const size_t scratch_floats = simd::attention_scratch_floats(heads_per_task, p.v_dim);
-#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
+  const double work = static_cast<double>(p.num_queries) * p.num_heads *
+                      (p.context_before + p.num_queries) * (p.qk_dim + p.v_dim);
+#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1 && worth_parallel(work))
   for (int64_t task = 0; task < tasks; ++task) {
     const int64_t chunk = task % chunks;
     const int64_t g = (task / chunks) % p.num_kv_heads;

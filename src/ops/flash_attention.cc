@@ -10,6 +10,7 @@
 #include "mla/dtype.h"
 #include "mla/error.h"
 #include "ops/gemm.h"
+#include "ops/parallel.h"
 
 namespace mla::ops {
 namespace {
@@ -239,7 +240,13 @@ void flash_attention(std::span<const AttentionParams> seqs, FlashWorkspace& ws) 
     if (p.v.dtype != DType::kF32) v_floats = std::max(v_floats, kKeyTile * p.v_dim);
   }
 
-#pragma omp parallel if (items.size() > 1)
+  double work = 0;  // multiply-adds of every item's scores and P V (ops/parallel.h)
+  for (const FlashWorkspace::Item& it : items) {
+    const AttentionParams& p = seqs[static_cast<size_t>(it.seq)];
+    work += static_cast<double>((it.t1 - it.t0) * group_size(p)) * (it.k1 - it.k0) *
+            (p.qk_dim + p.v_dim);
+  }
+#pragma omp parallel if (items.size() > 1 && worth_parallel(work))
   {
     ThreadScratch& mine = scratch();
     grow(mine.q, q_floats);
@@ -286,7 +293,7 @@ void flash_attention(std::span<const AttentionParams> seqs, FlashWorkspace& ws) 
     const AttentionParams& p = seqs[static_cast<size_t>(first.seq)];
     const int64_t rows = (first.t1 - first.t0) * group_size(p), dv = p.v_dim;
     const size_t end = i + static_cast<size_t>(first.parts);
-#pragma omp parallel for schedule(static) if (rows * dv > 8192)
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <double>(rows) * dv * 8))
     for (int64_t row = 0; row < rows; ++row) {
       // Parts starting past the query's last visible key saw nothing of it. Decided by
       // position, not by the part's max: NaN or -inf scores (a non-finite cache row) leave the

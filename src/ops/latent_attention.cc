@@ -12,6 +12,7 @@
 #include "mla/error.h"
 #include "ops/cpu_features.h"
 #include "ops/kernel_choice.h"
+#include "ops/parallel.h"
 #include "ops/simd/latent_kernels.h"
 
 namespace mla::ops {
@@ -220,7 +221,12 @@ void latent_attention(std::span<const AttentionParams> seqs, LatentWorkspace& ws
   float* partials = aligned(ws.partials);
   const auto n_items = static_cast<int64_t>(ws.items.size());
 
-#pragma omp parallel if (n_items > 1)
+  double work = 0;  // multiply-adds: per row and key, R + Dr for the score and R for P V
+  for (const LatentWorkspace::Item& it : ws.items) {
+    const AttentionParams& p = seqs[static_cast<size_t>(it.seq)];
+    work += it.cost * static_cast<double>(p.qk_dim + p.v_dim);
+  }
+#pragma omp parallel if (n_items > 1 && worth_parallel(work))
   {
     float* scratch = thread_scratch(scratch_floats);
 #pragma omp for schedule(dynamic, 1)

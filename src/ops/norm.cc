@@ -2,11 +2,13 @@
 
 #include <cmath>
 
+#include "ops/parallel.h"
+
 namespace mla::ops {
 
 void rms_norm_rows(float* x, int64_t rows, int64_t dim, int64_t stride, const float* weight,
                    float eps) {
-#pragma omp parallel for schedule(static) if (rows * dim > 16384)
+#pragma omp parallel for schedule(static) if (worth_parallel(4.0 * rows * dim))
   for (int64_t r = 0; r < rows; ++r) {
     float* row = x + r * stride;
     // Sum of squares in double: the mean of many squares loses bits in float32 for wide rows.
@@ -19,7 +21,7 @@ void rms_norm_rows(float* x, int64_t rows, int64_t dim, int64_t stride, const fl
 
 void layer_norm_rows(float* x, int64_t rows, int64_t dim, int64_t stride, const float* weight,
                      const float* bias, float eps) {
-#pragma omp parallel for schedule(static) if (rows * dim > 16384)
+#pragma omp parallel for schedule(static) if (worth_parallel(4.0 * rows * dim))
   for (int64_t r = 0; r < rows; ++r) {
     float* row = x + r * stride;
     double sum = 0.0;  // double for the same reason as above

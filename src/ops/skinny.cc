@@ -4,6 +4,7 @@
 
 #include "ops/cpu_features.h"
 #include "ops/kernel_choice.h"
+#include "ops/parallel.h"
 
 namespace mla::ops {
 namespace {
@@ -16,7 +17,7 @@ template <class Kernel>
 void over_output_blocks(int64_t in, int64_t out, const Kernel& kernel) {
   const int64_t chunks = (out + kChunk - 1) / kChunk;
   // Tiny products are not worth a fork.
-#pragma omp parallel for schedule(static) if (out * in >= (int64_t{1} << 16))
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <double>(out) * in))
   for (int64_t c = 0; c < chunks; ++c) kernel(c * kChunk, std::min(out, (c + 1) * kChunk));
 }
 
