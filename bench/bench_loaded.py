@@ -33,7 +33,10 @@ def spin(seconds):
 def run(cli, shape, threads, policy, limit):
     env = dict(os.environ)
     env.pop("OMP_WAIT_POLICY", None)
-    if policy != "default":
+    env.pop("GOMP_SPINCOUNT", None)
+    if policy.startswith("spin:"):  # libgomp's bounded spin: N iterations, then sleep
+        env["GOMP_SPINCOUNT"] = policy[5:]
+    elif policy != "default":
         env["OMP_WAIT_POLICY"] = policy
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "b.json")
@@ -50,7 +53,8 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--competitors", type=int, default=1)
     ap.add_argument("--wait-policies", default="default",
-                    help="OMP_WAIT_POLICY values to try (default: unset, i.e. what mla sets itself)")
+                    help="OMP_WAIT_POLICY values (active, passive) or spin:N (GOMP_SPINCOUNT=N) to "
+                         "try; default: neither set, i.e. what mla sets itself")
     ap.add_argument("--limit", type=float, default=120.0, help="seconds per run at most")
     a = ap.parse_args()
     rows = []

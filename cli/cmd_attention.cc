@@ -20,6 +20,7 @@
 #include "mla/quantized_row.h"
 #include "mla/safetensors.h"
 #include "model_dir.h"
+#include "threads.h"
 
 namespace mla::cli {
 namespace {
@@ -227,6 +228,7 @@ Runner add_attention_command(CLI::App& app) {
   auto opt = std::make_shared<AttentionOptions>();
   CLI::App* cmd =
       app.add_subcommand("attention", "Run one MLA layer of a checkpoint over x; write y");
+  add_threads_option(cmd);
   cmd->add_option("--model", opt->model, "Folder with config.json and the safetensors checkpoint")
       ->required();
   cmd->add_option("--layer", opt->layer, "Layer index (model.layers.L.self_attn.*)")->required();

@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "mla/error.h"
+#include "threads.h"
 
 namespace {
 
@@ -26,6 +27,7 @@ int fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  mla::cli::use_passive_wait_policy(argv);  // may run the program again, see threads.h
   CLI::App app{"mla.cpp: DeepSeek Multi-head Latent Attention on the CPU", "mla"};
   app.require_subcommand(1);
   std::map<const CLI::App*, mla::cli::Runner> runners;
