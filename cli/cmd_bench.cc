@@ -19,10 +19,10 @@
 #include "kernel_report.h"
 #include "mla/atomic_file.h"
 #include "mla/error.h"
-#include "mla/plot.h"
 #include "mla/quantized_row.h"
 #include "model_dir.h"
 #include "perf/ceilings.h"
+#include "plot.h"
 
 namespace mla::cli {
 namespace {
