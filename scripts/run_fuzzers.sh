@@ -5,12 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-30}
-CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMLA_BUILD_FUZZERS=ON \
-  -DMLA_BUILD_TESTS=OFF -DMLA_BUILD_BENCH=OFF >/dev/null
+cmake --preset fuzz >/dev/null  # CMakePresets.json: clang, MLA_BUILD_FUZZERS=ON
 cmake --build build-fuzz --target fuzzers
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for target in safetensors config index checkpoint; do
+for target in safetensors config index checkpoint tokenizer_json tokenize chat_template; do
   echo "== fuzz_$target: regressions, then ${seconds}s"
   if ls fuzz/regressions/$target/* >/dev/null 2>&1; then
     ./build-fuzz/fuzz/fuzz_$target fuzz/regressions/$target/* 2>&1 | tail -n 1

@@ -20,14 +20,17 @@ void bind_cache(py::module_& m) {
              return LatentCache(config, batch, capacity, start_position);
            }),
            py::arg("config"), py::arg("batch"), py::arg("capacity"), py::arg("start_position") = 0)
-      .def_property_readonly("batch", &LatentCache::batch)
-      .def_property_readonly("capacity", &LatentCache::capacity)
-      .def_property_readonly("length", &LatentCache::length)
-      .def_property_readonly("start_position", &LatentCache::start_position)
-      .def_property_readonly("row_width", &LatentCache::row_width)
-      .def_property_readonly("bytes", &LatentCache::bytes)
-      .def_property_readonly("bytes_per_token", &LatentCache::bytes_per_token)
-      .def("clear", &LatentCache::clear)
+      .def_property_readonly("batch", &LatentCache::batch, "sequences in the cache")
+      .def_property_readonly("capacity", &LatentCache::capacity, "tokens each sequence can hold")
+      .def_property_readonly("length", &LatentCache::length, "tokens cached per sequence")
+      .def_property_readonly("start_position", &LatentCache::start_position,
+                             "rotary position of the first cached token")
+      .def_property_readonly("row_width", &LatentCache::row_width,
+                             "numbers per cached token (R + Dr)")
+      .def_property_readonly("bytes", &LatentCache::bytes, "bytes the cache holds")
+      .def_property_readonly("bytes_per_token", &LatentCache::bytes_per_token,
+                             "cache bytes per token of one sequence")
+      .def("clear", &LatentCache::clear, "Forgets every cached token (keeps the memory).")
       .def(
           "rows",
           [](py::object self) {
@@ -52,13 +55,15 @@ void bind_cache(py::module_& m) {
              return NaiveKvCache(config, batch, capacity, start_position);
            }),
            py::arg("config"), py::arg("batch"), py::arg("capacity"), py::arg("start_position") = 0)
-      .def_property_readonly("batch", &NaiveKvCache::batch)
-      .def_property_readonly("capacity", &NaiveKvCache::capacity)
-      .def_property_readonly("length", &NaiveKvCache::length)
-      .def_property_readonly("start_position", &NaiveKvCache::start_position)
-      .def_property_readonly("bytes", &NaiveKvCache::bytes)
-      .def_property_readonly("bytes_per_token", &NaiveKvCache::bytes_per_token)
-      .def("clear", &NaiveKvCache::clear);
+      .def_property_readonly("batch", &NaiveKvCache::batch, "sequences in the cache")
+      .def_property_readonly("capacity", &NaiveKvCache::capacity, "tokens each sequence can hold")
+      .def_property_readonly("length", &NaiveKvCache::length, "tokens cached per sequence")
+      .def_property_readonly("start_position", &NaiveKvCache::start_position,
+                             "rotary position of the first cached token")
+      .def_property_readonly("bytes", &NaiveKvCache::bytes, "bytes the cache holds")
+      .def_property_readonly("bytes_per_token", &NaiveKvCache::bytes_per_token,
+                             "cache bytes per token of one sequence")
+      .def("clear", &NaiveKvCache::clear, "Forgets every cached token (keeps the memory).");
 }
 
 }  // namespace mla::python

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "mla/layer.h"
+#include "mla/sampler.h"
 #include "test_util.h"
 
 namespace {
@@ -66,6 +67,25 @@ TEST(NoAllocation, AbsorbedDecodeStepBf16WeightsRetainsNothing) {
 }
 TEST(NoAllocation, NaiveDecodeStep) {
   EXPECT_EQ(allocations_per_decode_step<NaiveKvCache>().allocations, 0);
+}
+
+// Sampling a token with every filter and the repeat penalty on, once warmed up.
+TEST(NoAllocation, SamplerStep) {
+  SamplerParams p;
+  p.temperature = 0.8;
+  p.top_p = 0.9;
+  p.min_p = 0.01;
+  p.repeat_penalty = 1.3;
+  p.repeat_last_n = 16;
+  std::vector<float> logits = test::random_normal(5000, 3);
+  for (int64_t top_k : {int64_t{0}, int64_t{40}}) {
+    p.top_k = top_k;
+    Sampler sampler(p);
+    sampler.sample(logits);  // warm-up: sizes the work buffers to the vocabulary
+    const long before = g_allocations.load();
+    for (int i = 0; i < 20; ++i) sampler.sample(logits);
+    EXPECT_EQ(g_allocations.load() - before, 0) << "top_k " << top_k;
+  }
 }
 
 }  // namespace
