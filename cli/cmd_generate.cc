@@ -10,6 +10,7 @@
 #include "mla/lm_decoder.h"
 #include "mla/train_checkpoint.h"
 #include "mla/train_data.h"
+#include "threads.h"
 
 namespace mla::cli {
 namespace {
@@ -47,6 +48,7 @@ Runner add_generate_command(CLI::App& app) {
   auto o = std::make_shared<GenerateCli>();
   CLI::App* cmd =
       app.add_subcommand("generate", "Continue a prompt with a model trained by `mla train`");
+  add_threads_option(cmd);
   cmd->add_option("--checkpoint", o->checkpoint, "Checkpoint file, or a folder (its latest step)")
       ->required();
   cmd->add_option("--prompt", o->prompt, "Text to continue")->required();

@@ -6,12 +6,14 @@
 
 #include "mla/error.h"
 #include "mla/layer.h"
+#include "mla/quantized_row.h"
 #include "model/layer_workspace.h"
 #include "model/mla_projection.h"
 #include "model/paged_step.h"
 #include "model/rope_params.h"
 #include "ops/attention.h"
 #include "ops/flash_attention.h"
+#include "ops/kernel_choice.h"
 #include "ops/latent_attention.h"
 #include "ops/linear_bf16.h"
 #include "ops/rope.h"
@@ -67,6 +69,11 @@ MlaLayer::MlaLayer(const MlaConfig& config, MlaWeights weights, DType weight_dty
     throw Error("MlaLayer: weight dtype " + std::string(dtype_name(weight_dtype)) +
                 " is not supported for computation (use F32 or BF16)");
   }
+  // The kernels a step will take are measured now (once per process, ops/kernel_choice.h),
+  // not inside the first timed decode step.
+  ops::kernel_variant(ops::KernelFamily::kLatentF32);
+  ops::kernel_variant(weight_dtype == DType::kBF16 ? ops::KernelFamily::kSkinnyBf16
+                                                   : ops::KernelFamily::kSkinnyF32);
   if (weight_dtype == DType::kBF16) {
     for (auto [f32, bf16] : {std::pair{&weights_.wq, &bf16_->wq},
                              {&weights_.wq_a, &bf16_->wq_a},
@@ -333,6 +340,15 @@ void MlaLayer::forward_paged(std::span<const float> x, std::span<const PagedKvPo
                 " numbers, the " + (path == AttentionPath::kAbsorbed ? "absorbed" : "naive") +
                 " path needs " + std::to_string(paged_token_width(path)));
   }
+  const bool quantized = is_quantized_cache_dtype(pool.dtype());
+  if (quantized && (path != AttentionPath::kAbsorbed || sparse_.is_sparse() ||
+                    pool.rope_width() != c.qk_rope_head_dim)) {
+    // Only the fused latent kernel reads the quantized rows (mla/quantized_row.h).
+    throw Error("forward: an " + std::string(dtype_name(pool.dtype())) +
+                " page pool serves the dense absorbed path only, with the rope part (" +
+                std::to_string(c.qk_rope_head_dim) + " numbers, pool has " +
+                std::to_string(pool.rope_width()) + ") kept in bf16");
+  }
   const bool dsa = sparse_.kind == SparseKind::kDsa;
   if (dsa) check_index_pool(seqs, pool, index_pool);
   // All or nothing: both reservations throw before anything is written.
@@ -366,10 +382,12 @@ void MlaLayer::forward_paged(std::span<const float> x, std::span<const PagedKvPo
         write_naive_rows(row, ws.row_buffer.data(), ws.row_buffer.data() + key_width);
         src = ws.row_buffer.data();
       }
-      convert_from_f32(src, static_cast<size_t>(width), pool.dtype(), dst);
+      pool.encode_row(src, dst);
     }
     const void* const* table = pool.page_table(seqs[i]);
-    const ops::KvView k = ops::KvView::paged(table, pool.page_size(), width, 0, pool.dtype());
+    // Quantized rows are addressed in bytes (their element size is 1).
+    const int64_t stride = quantized ? pool.row_bytes() : width;
+    const ops::KvView k = ops::KvView::paged(table, pool.page_size(), stride, 0, pool.dtype());
     const ops::KvView v =
         absorbed ? k : ops::KvView::paged(table, pool.page_size(), width, key_width, pool.dtype());
     ws.slices.push_back(SeqSlice{static_cast<int64_t>(row0), new_tokens[i], cached, k, v});
