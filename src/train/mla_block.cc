@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "mla/error.h"
+#include "model/attention_heads.h"
 #include "model/mla_projection.h"
 #include "model/rope_params.h"
 #include "ops/gemm.h"
@@ -47,22 +48,13 @@ void MlaBlock<T>::set_sparse(const SparseSpec& spec) {
 template <typename T>
 AttentionLayout MlaBlock<T>::layout() const {
   const int64_t h = c_.num_heads, dn = c_.qk_nope_head_dim, dv = c_.v_head_dim;
-  const int64_t dqk = c_.qk_head_dim();
   AttentionLayout l;
+  static_cast<ops::AttentionHeads&>(l) = mla_attention_heads(c_, false);
   l.batch = batch_;
   l.seq = seq_;
-  l.heads = h;
-  l.kv_heads = h;
-  l.qk_dim = dqk;
-  l.v_dim = dv;
-  l.q_token = h * dqk;
-  l.q_head = dqk;
-  l.k_token = h * dqk;
-  l.k_head = dqk;
-  l.v_token = h * (dn + dv);  // values are read in place from kvb, after each head's k_nope
-  l.v_head = dn + dv;
-  l.o_token = h * dv;
-  l.o_head = dv;
+  l.k_token_stride = h * c_.qk_head_dim();
+  l.v_token_stride = h * (dn + dv);  // values are read in place from kvb, after each k_nope
+  l.v_head_stride = dn + dv;
   l.scale = c_.softmax_scale();
   l.dropout = training_ ? c_.attention_dropout : 0.0;
   l.dropout_key = dropout_key_;
