@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <random>
 
-#include "mla/baseline.h"
 #include "mla/dsa.h"
 #include "mla/error.h"
+#include "mla/gqa_layer.h"
 #include "mla/layer.h"
 
 namespace mla::cli {

@@ -203,7 +203,7 @@ int run_attention(const AttentionOptions& opt) {
   } else if (opt.path == "absorbed") {
     run_with_cache<LatentCache>(layer, in, prefill, y);
   } else {
-    run_with_cache<NaiveKVCache>(layer, in, prefill, y);
+    run_with_cache<NaiveKvCache>(layer, in, prefill, y);
   }
   SafetensorsWriter writer;
   writer.add("y", {in.batch, in.seq, model.config.out_size()}, y, DType::kF32);

@@ -110,7 +110,7 @@ int run_demo(const DemoOptions& opt) {
   PathRun absorbed = run_path<LatentCache>(layer, x, opt);
   std::printf("running the naive path (per-head K/V cache)...\n");
   std::fflush(stdout);
-  PathRun naive = run_path<NaiveKVCache>(layer, x, opt);
+  PathRun naive = run_path<NaiveKvCache>(layer, x, opt);
 
   std::printf("\nagreement (max |difference| / max |reference|):\n");
   std::printf("  naive vs absorbed, one-shot prefill:          %.2e\n",

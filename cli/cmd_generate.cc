@@ -7,9 +7,9 @@
 
 #include "commands.h"
 #include "mla/error.h"
+#include "mla/lm_decoder.h"
 #include "mla/train_checkpoint.h"
 #include "mla/train_data.h"
-#include "mla/train_generate.h"
 
 namespace mla::cli {
 namespace {

@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "mla/error.h"
+#include "test_hooks.h"
 
 namespace {
 
@@ -28,12 +29,12 @@ int fail(const std::string& message) {
 int main(int argc, char** argv) {
   CLI::App app{"mla.cpp: DeepSeek Multi-head Latent Attention on the CPU", "mla"};
   app.require_subcommand(1);
+  mla::cli::install_test_hooks_from_environment();
   std::map<const CLI::App*, mla::cli::Runner> runners;
   try {
-    for (auto add :
-         {mla::cli::add_attention_command, mla::cli::add_info_command, mla::cli::add_demo_command,
-          mla::cli::add_bench_command, mla::cli::add_train_command, mla::cli::add_generate_command,
-          mla::cli::add_bench_sparse_command}) {
+    for (auto add : {mla::cli::add_attention_command, mla::cli::add_info_command,
+                     mla::cli::add_demo_command, mla::cli::add_bench_command,
+                     mla::cli::add_train_command, mla::cli::add_generate_command}) {
       mla::cli::Runner run = add(app);
       runners[app.get_subcommands({}).back()] = std::move(run);
     }

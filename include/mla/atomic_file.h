@@ -2,6 +2,7 @@
 // crash never leaves a half-written file and the previous version survives until the rename.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -9,5 +10,13 @@ namespace mla {
 
 // Throws mla::Error "<path>: <reason>" when the file cannot be written.
 void write_file_atomic(const std::string& path, std::string_view contents);
+
+// Called by every atomic write of the library (write_file_atomic, safetensors and checkpoint
+// saves) once the temporary file `tmp` is complete and on disk, just before it is renamed over
+// `path`. None by default. It lets a test catch a process at that exact moment, which no timing
+// guess can: `mla` installs one from MLA_TEST_SLOW_SAVE (tests/cli/test_kill_mid_save.py).
+using BeforeRenameHook = std::function<void(const std::string& path, const std::string& tmp)>;
+// Replaces the hook (an empty function removes it); safe to call while other threads save.
+void set_before_rename_hook(BeforeRenameHook hook);
 
 }  // namespace mla

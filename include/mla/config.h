@@ -11,7 +11,7 @@ namespace mla {
 enum class RopeScalingType { kNone, kYarn };
 
 // The normalisation of the latents (c_kv, and the query latent under query compression).
-// DeepSeek uses RMSNorm; seed 004 (RopelessMLA) uses LayerNorm; others use none.
+// DeepSeek uses RMSNorm; RopelessMLA uses LayerNorm; others use none.
 enum class LatentNorm { kRmsNorm, kLayerNorm, kNone };
 const char* latent_norm_name(LatentNorm norm);  // "rmsnorm", "layernorm", "none"
 
@@ -37,7 +37,7 @@ struct MlaConfig {
   double rope_theta = 10000.0;
   int64_t max_position_embeddings = 4096;  // the run's maximum length (decides YaRN)
   RopeScaling rope_scaling;
-  // Beyond DeepSeek (the seed systems need them; defaults are DeepSeek's).
+  // Beyond DeepSeek (the systems of presets.h need them; defaults are DeepSeek's).
   LatentNorm latent_norm = LatentNorm::kRmsNorm;  // its epsilon is rms_norm_eps whatever its kind
   bool projection_bias = false;    // a bias on every projection: q/q_a/q_b, kv_a, kv_b, o
   int64_t output_size = 0;         // o_proj's output width; 0 means hidden_size

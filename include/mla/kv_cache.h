@@ -2,7 +2,7 @@
 // Dr/Dn/Dv = rope/nope/value head widths, H = heads.
 //
 // LatentCache serves the absorbed path: one row of R + Dr numbers per token, shared by all heads
-// (c_kv then k_pe, as FlashMLA's 576-wide rows). NaiveKVCache serves the naive path: per-head
+// (c_kv then k_pe, as FlashMLA's 576-wide rows). NaiveKvCache serves the naive path: per-head
 // keys (Dn + Dr) and values (Dv). Every sequence of a batch holds the same number of tokens;
 // token i sits at rotary position start_position() + i.
 #pragma once
@@ -43,9 +43,9 @@ class LatentCache {
   std::vector<float> data_;  // (B, C, R + Dr)
 };
 
-class NaiveKVCache {
+class NaiveKvCache {
  public:
-  NaiveKVCache(const MlaConfig& config, int64_t batch, int64_t capacity,
+  NaiveKvCache(const MlaConfig& config, int64_t batch, int64_t capacity,
                int64_t start_position = 0);
 
   int64_t batch() const { return batch_; }

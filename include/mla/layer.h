@@ -67,7 +67,7 @@ class MlaLayer {
   // before anything is written.
   void forward(std::span<const float> x, int64_t batch, int64_t seq, LatentCache& cache,
                std::span<float> y);  // absorbed path
-  void forward(std::span<const float> x, int64_t batch, int64_t seq, NaiveKVCache& cache,
+  void forward(std::span<const float> x, int64_t batch, int64_t seq, NaiveKvCache& cache,
                std::span<float> y);  // naive path
 
   // Batched, variable-length step over a paged pool: sequence seqs[i] gets new_tokens[i] >= 1

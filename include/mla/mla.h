@@ -6,6 +6,6 @@
 #include "mla/error.h"
 #include "mla/kv_cache.h"
 #include "mla/layer.h"
+#include "mla/presets.h"
 #include "mla/safetensors.h"
-#include "mla/seed_presets.h"
 #include "mla/weights.h"

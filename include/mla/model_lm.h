@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "mla/baseline.h"
 #include "mla/config.h"
+#include "mla/gqa_layer.h"
 #include "mla/sparse.h"
 
 namespace mla {

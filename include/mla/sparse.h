@@ -7,7 +7,7 @@
 //   topk    per query and head, the k keys of highest attention score     (exact top-k)
 //   dsa     per query, the k keys of highest lightning-indexer score, shared by all heads
 //           (DeepSeek-V3.2's DeepSeek Sparse Attention; include/mla/dsa.h)
-// Hybrid: heads 0 .. dense_heads - 1 stay dense, the others follow the pattern (seed 003's
+// Hybrid: heads 0 .. dense_heads - 1 stay dense, the others follow the pattern (LatentAttention's
 // LatentSparseAttention). Hybrids over layers are a per-layer choice: give each layer its spec.
 // Every selected key gets its ordinary softmax weight renormalised over the selection; every
 // other key gets exactly zero.

@@ -1,18 +1,18 @@
 """mla.cpp from Python: DeepSeek's Multi-head Latent Attention on the CPU.
 
-The general layer is `Layer(Config(...))`; the seed systems have their own constructors
-(docs/seeds.md): `MLA(MLAConfig(...))` (001), `multiheadlatentattention` / `MHLA` (000),
-`DeepSeekV3MLA(ModelArgs(...))` (002), `LatentAttention` (003), `RopelessMLA` (004).
+The general layer is `Layer(Config(...))`; the MLA systems we reproduce have their own
+constructors (docs/presets.md): `MLA(MLAConfig(...))`, `multiheadlatentattention` / `MHLA`,
+`DeepSeekV3MLA(ModelArgs(...))`, `LatentAttention`, `RopelessMLA`.
 Bad input raises ValueError with the library's message. See docs/python.md.
 """
 
-from ._mla import Config, LatentCache, NaiveKVCache, input_address
+from ._mla import Config, LatentCache, NaiveKvCache, input_address
 from .layer import Layer, stats
-from .seeds import (MHLA, MLA, DeepSeekV3MLA, LatentAttention, LatentKVCache, MLAConfig,
-                    ModelArgs, RopelessMLA, multiheadlatentattention)
+from .presets import (MHLA, MLA, DeepSeekV3MLA, LatentAttention, LatentKvCache, MLAConfig,
+                      ModelArgs, RopelessMLA, multiheadlatentattention)
 
 __all__ = [
-    "Config", "Layer", "LatentCache", "NaiveKVCache", "input_address", "stats", "MLA", "MLAConfig",
+    "Config", "Layer", "LatentCache", "NaiveKvCache", "input_address", "stats", "MLA", "MLAConfig",
     "MHLA", "multiheadlatentattention", "DeepSeekV3MLA", "ModelArgs", "LatentAttention",
-    "RopelessMLA", "LatentKVCache",
+    "RopelessMLA", "LatentKvCache",
 ]

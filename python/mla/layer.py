@@ -52,7 +52,7 @@ class Layer:
     """One MLA layer: random weights from `seed`, or Layer.load(dir) from a checkpoint folder.
 
     layer(x) runs a causal prefill of x (batch, seq, hidden) or (seq, hidden) and returns
-    (..., config.out_size) float32. With cache=LatentCache(...) (absorbed) or NaiveKVCache(...)
+    (..., config.out_size) float32. With cache=LatentCache(...) (absorbed) or NaiveKvCache(...)
     (naive) the new tokens are appended to the cache and attend to everything in it.
     """
 
@@ -85,11 +85,11 @@ class Layer:
     forward = __call__
 
     def new_cache(self, batch, capacity, path="absorbed"):
-        """An empty cache for step-by-step decoding: LatentCache (absorbed) or NaiveKVCache."""
+        """An empty cache for step-by-step decoding: LatentCache (absorbed) or NaiveKvCache."""
         if path == "absorbed":
             return _mla.LatentCache(self.config, batch, capacity)
         if path == "naive":
-            return _mla.NaiveKVCache(self.config, batch, capacity)
+            return _mla.NaiveKvCache(self.config, batch, capacity)
         raise ValueError(f"path: must be 'absorbed' or 'naive', got '{path}'")
 
     def attention_weights(self, x, start_position=0):

@@ -1,4 +1,4 @@
-// mla.LatentCache (absorbed path) and mla.NaiveKVCache (naive path): the caches a Layer appends
+// mla.LatentCache (absorbed path) and mla.NaiveKvCache (naive path): the caches a Layer appends
 // to in step-by-step decoding.
 #include <pybind11/numpy.h>
 
@@ -44,21 +44,21 @@ void bind_cache(py::module_& m) {
             c.commit(tokens);
           },
           py::arg("tokens"), "Marks `tokens` more rows as filled (after writing them via rows()).");
-  py::class_<NaiveKVCache>(m, "NaiveKVCache",
+  py::class_<NaiveKvCache>(m, "NaiveKvCache",
                            "Per-head key and value cache of one layer (the naive path).")
       .def(py::init([](const MlaConfig& config, int64_t batch, int64_t capacity,
                        int64_t start_position) {
              config.validate();  // its fields are writable from Python: check before sizing
-             return NaiveKVCache(config, batch, capacity, start_position);
+             return NaiveKvCache(config, batch, capacity, start_position);
            }),
            py::arg("config"), py::arg("batch"), py::arg("capacity"), py::arg("start_position") = 0)
-      .def_property_readonly("batch", &NaiveKVCache::batch)
-      .def_property_readonly("capacity", &NaiveKVCache::capacity)
-      .def_property_readonly("length", &NaiveKVCache::length)
-      .def_property_readonly("start_position", &NaiveKVCache::start_position)
-      .def_property_readonly("bytes", &NaiveKVCache::bytes)
-      .def_property_readonly("bytes_per_token", &NaiveKVCache::bytes_per_token)
-      .def("clear", &NaiveKVCache::clear);
+      .def_property_readonly("batch", &NaiveKvCache::batch)
+      .def_property_readonly("capacity", &NaiveKvCache::capacity)
+      .def_property_readonly("length", &NaiveKvCache::length)
+      .def_property_readonly("start_position", &NaiveKvCache::start_position)
+      .def_property_readonly("bytes", &NaiveKvCache::bytes)
+      .def_property_readonly("bytes_per_token", &NaiveKvCache::bytes_per_token)
+      .def("clear", &NaiveKvCache::clear);
 }
 
 }  // namespace mla::python

@@ -1,4 +1,5 @@
-// mla.Config (every MlaConfig field, by keyword) and the seed systems' configs.
+// mla.Config (every MlaConfig field, by keyword) and the configs of the systems we reproduce
+// (presets.h).
 #include <pybind11/stl.h>
 
 #include <string>
@@ -6,7 +7,7 @@
 #include "bindings.h"
 #include "mla/config.h"
 #include "mla/error.h"
-#include "mla/seed_presets.h"
+#include "mla/presets.h"
 
 namespace py = pybind11;
 
@@ -83,19 +84,19 @@ void bind_config(py::module_& m) {
                ", output_size=" + std::to_string(self.out_size()) + ")";
       });
 
-  m.def("seed_mhla", &seeds::mhla, py::arg("d_in"), py::arg("d_out"), py::arg("dl"),
+  m.def("preset_mhla", &presets::mhla, py::arg("d_in"), py::arg("d_out"), py::arg("dl"),
         py::arg("num_head"), py::arg("dropout_rate"), py::arg("contextlenght"));
-  m.def("seed_mla_config", &seeds::mla_config, py::arg("d_model"), py::arg("num_heads"),
+  m.def("preset_mla_config", &presets::mla_config, py::arg("d_model"), py::arg("num_heads"),
         py::arg("kv_compressed_dim"), py::arg("q_compressed_dim"), py::arg("rope_dim"),
         py::arg("seq_len"), py::arg("use_bias") = false);
-  const seeds::ModelArgs d;
+  const presets::ModelArgs d;
   m.def(
-      "seed_deepseek_v3",
+      "preset_deepseek_v3",
       [](int64_t dim, int64_t n_heads, int64_t q_lora_rank, int64_t kv_lora_rank,
          int64_t qk_nope_head_dim, int64_t qk_rope_head_dim, int64_t v_head_dim,
          int64_t max_seq_len, int64_t original_seq_len, double rope_theta, double rope_factor,
          int64_t beta_fast, int64_t beta_slow, double mscale) {
-        return seeds::deepseek_v3(seeds::ModelArgs{
+        return presets::deepseek_v3(presets::ModelArgs{
             dim, n_heads, q_lora_rank, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim,
             max_seq_len, original_seq_len, rope_theta, rope_factor, beta_fast, beta_slow, mscale});
       },
@@ -107,9 +108,9 @@ void bind_config(py::module_& m) {
       py::arg("rope_theta") = d.rope_theta, py::arg("rope_factor") = d.rope_factor,
       py::arg("beta_fast") = d.beta_fast, py::arg("beta_slow") = d.beta_slow,
       py::arg("mscale") = d.mscale);
-  m.def("seed_latent_attention", &seeds::latent_attention, py::arg("embed_dim"),
+  m.def("preset_latent_attention", &presets::latent_attention, py::arg("embed_dim"),
         py::arg("num_heads"), py::arg("latent_dim_ratio"));
-  m.def("seed_ropeless_mla", &seeds::ropeless_mla, py::arg("d_model"), py::arg("n_heads"),
+  m.def("preset_ropeless_mla", &presets::ropeless_mla, py::arg("d_model"), py::arg("n_heads"),
         py::arg("kv_latent_dim"));
 }
 

@@ -107,14 +107,14 @@ py::array_t<float> forward(PyLayer& l, const py::buffer& x, bool bf16, const py:
     auto& lc = cache.cast<LatentCache&>();
     py::gil_scoped_release release;
     l.layer.forward(in.data, in.batch, in.seq, lc, ys);
-  } else if (py::isinstance<NaiveKVCache>(cache)) {
+  } else if (py::isinstance<NaiveKvCache>(cache)) {
     if (has_path && path != AttentionPath::kNaive)
-      throw Error("path: a NaiveKVCache serves the naive path, not 'absorbed'");
-    auto& nc = cache.cast<NaiveKVCache&>();
+      throw Error("path: a NaiveKvCache serves the naive path, not 'absorbed'");
+    auto& nc = cache.cast<NaiveKvCache&>();
     py::gil_scoped_release release;
     l.layer.forward(in.data, in.batch, in.seq, nc, ys);
   } else {
-    throw Error("cache: expected mla.LatentCache, mla.NaiveKVCache or None");
+    throw Error("cache: expected mla.LatentCache, mla.NaiveKvCache or None");
   }
   return y;
 }

@@ -5,8 +5,8 @@
 
 namespace mla::python {
 
-void bind_config(pybind11::module_& m);  // Config, the seed configs
-void bind_cache(pybind11::module_& m);   // LatentCache, NaiveKVCache
+void bind_config(pybind11::module_& m);  // Config, the system presets
+void bind_cache(pybind11::module_& m);   // LatentCache, NaiveKvCache
 void bind_layer(pybind11::module_& m);   // Layer
 
 }  // namespace mla::python

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "io/test_hooks.h"
+#include "io/rename_hook.h"
 #include "mla/error.h"
 #include "mla/safetensors.h"
 

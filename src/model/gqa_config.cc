@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <string>
 
-#include "mla/baseline.h"
 #include "mla/error.h"
+#include "mla/gqa_layer.h"
 
 namespace mla {
 

@@ -1,10 +1,11 @@
+#include "mla/gqa_layer.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
 #include <string>
 
-#include "mla/baseline.h"
 #include "mla/error.h"
 #include "model/attention_heads.h"
 #include "model/paged_step.h"

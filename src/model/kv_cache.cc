@@ -58,7 +58,7 @@ void LatentCache::commit(int64_t new_tokens) {
   length_ += new_tokens;
 }
 
-NaiveKVCache::NaiveKVCache(const MlaConfig& config, int64_t batch, int64_t capacity,
+NaiveKvCache::NaiveKvCache(const MlaConfig& config, int64_t batch, int64_t capacity,
                            int64_t start_position)
     : batch_(batch),
       capacity_(capacity),
@@ -70,11 +70,11 @@ NaiveKVCache::NaiveKVCache(const MlaConfig& config, int64_t batch, int64_t capac
   values_.assign(checked_numbers(batch, capacity, value_width_), 0.0f);
 }
 
-void NaiveKVCache::check_room(int64_t new_tokens) const {
+void NaiveKvCache::check_room(int64_t new_tokens) const {
   check_append(length_, capacity_, new_tokens);
 }
 
-void NaiveKVCache::commit(int64_t new_tokens) {
+void NaiveKvCache::commit(int64_t new_tokens) {
   check_room(new_tokens);
   length_ += new_tokens;
 }

@@ -1,6 +1,7 @@
-// MlaLayer::attention_weights: the probabilities a prefill computes, made visible (seed 003's
-// need_weights). The kernels never materialise them (online softmax), so they are recomputed
-// here from the same absorbed queries and latent rows; this is for inspection, not speed.
+// MlaLayer::attention_weights: the probabilities a prefill computes, made visible
+// (LatentAttention's need_weights). The kernels never materialise them (online softmax), so they
+// are recomputed here from the same absorbed queries and latent rows; this is for inspection, not
+// speed.
 #include <algorithm>
 #include <cmath>
 #include <string>

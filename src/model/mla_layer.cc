@@ -253,7 +253,7 @@ void MlaLayer::forward(std::span<const float> x, int64_t batch, int64_t seq, Lat
   project_output(n, AttentionPath::kAbsorbed, y.data());
 }
 
-void MlaLayer::forward(std::span<const float> x, int64_t batch, int64_t seq, NaiveKVCache& cache,
+void MlaLayer::forward(std::span<const float> x, int64_t batch, int64_t seq, NaiveKvCache& cache,
                        std::span<float> y) {
   check_io(x, batch, seq, y, cache.batch());
   const MlaConfig& c = config_;
@@ -379,7 +379,7 @@ void MlaLayer::prefill(std::span<const float> x, int64_t batch, int64_t seq, std
     LatentCache cache(config_, batch, seq, start_position);
     forward(x, batch, seq, cache, y);
   } else {
-    NaiveKVCache cache(config_, batch, seq, start_position);
+    NaiveKvCache cache(config_, batch, seq, start_position);
     forward(x, batch, seq, cache, y);
   }
 }

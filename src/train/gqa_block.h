@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "mla/baseline.h"
+#include "mla/gqa_layer.h"
 #include "train/attention.h"
 #include "train/buffers.h"
 

@@ -29,7 +29,7 @@ void TrainOptions::validate() const {
   if (eval_every < 1) fail("eval_every", "must be at least 1");
   if (eval_batches < 1) fail("eval_batches", "must be at least 1");
   if (!(val_fraction > 0.0 && val_fraction < 1.0)) fail("val_fraction", "must be in (0, 1)");
-  if (data_path.empty()) parse_task(task);
+  if (data_path.empty() && task.empty()) fail("task", "give a task or a data_path");
 }
 
 LrSchedule TrainOptions::schedule() const {

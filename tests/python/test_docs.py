@@ -1,4 +1,4 @@
-"""Every ```python block of docs/seeds.md and docs/python.md runs (each in a fresh namespace, in a
+"""Every ```python block of docs/presets.md and docs/python.md runs (each in a fresh namespace, in a
 temporary working folder), and so does every `./build/mla` command of their ```sh blocks, so
 the documented usage cannot drift from the module."""
 import os
@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DOCS = ("docs/seeds.md", "docs/python.md")
+DOCS = ("docs/presets.md", "docs/python.md")
 
 
 def blocks(language):
@@ -46,5 +46,5 @@ def test_cli_example_runs(command, tmp_path):
 
 
 def test_every_doc_has_examples():
-    assert {p.id.split("-")[0] for p in blocks("python")} == {"seeds.md", "python.md"}
+    assert {p.id.split("-")[0] for p in blocks("python")} == {"presets.md", "python.md"}
     assert cli_commands()

@@ -17,7 +17,7 @@ def bad_config():
 
 @pytest.mark.parametrize("call, message", [
     (lambda: mla.LatentCache(bad_config(), 1, 4), "config: kv_lora_rank: must be positive, got -1"),
-    (lambda: mla.NaiveKVCache(bad_config(), 1, 4), "config: kv_lora_rank: must be positive, got -1"),
+    (lambda: mla.NaiveKvCache(bad_config(), 1, 4), "config: kv_lora_rank: must be positive, got -1"),
     (lambda: mla.Layer(bad_config()), "config: kv_lora_rank: must be positive, got -1"),
     (lambda: mla.LatentCache(mla.Config.preset("tiny"), 0, 4), "cache: batch must be at least 1"),
     (lambda: mla.Config(hidden_size=0, num_heads=4, kv_lora_rank=8, qk_nope_head_dim=8,
@@ -49,7 +49,7 @@ def bad_config():
     (lambda: layer()(np.zeros((1, 2, 64), np.float32), start_position=-1),
      "start_position: must not be negative, got -1"),
     (lambda: layer()(np.zeros((1, 2, 64), np.float32), cache=3),
-     "cache: expected mla.LatentCache, mla.NaiveKVCache or None"),
+     "cache: expected mla.LatentCache, mla.NaiveKvCache or None"),
     (lambda: layer().weight("wq"), r"weights: no tensor 'wq' in this layer \(it has: q_a_proj.weight"),
     (lambda: layer().set_weight("o_proj.weight", np.zeros((3, 3))),
      r"weights: o_proj.weight: expected shape \[64, 64\], got \[3, 3\]"),
