@@ -3,8 +3,8 @@
 // (train::MlaBlock, train::GqaBlock) alike.
 #pragma once
 
-#include "mla/baseline.h"
 #include "mla/config.h"
+#include "mla/gqa_layer.h"
 #include "ops/attention.h"
 
 namespace mla {

@@ -1,8 +1,8 @@
 // The rotary numbers of a model config, for the ops (which know no configs).
 #pragma once
 
-#include "mla/baseline.h"
 #include "mla/config.h"
+#include "mla/gqa_layer.h"
 #include "ops/rope.h"
 
 namespace mla {
