@@ -1,6 +1,5 @@
 #include <algorithm>
 #include <cstring>
-#include <exception>
 #include <string>
 #include <vector>
 
@@ -164,16 +163,8 @@ void MlaLayer::expand_kv(int64_t n) {
 
 void MlaLayer::write_naive_rows(int64_t row, float* keys, float* values) const {
   const MlaConfig& c = config_;
-  const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim,
-                dv = c.v_head_dim;
-  const int64_t r = c.kv_lora_rank, dqk = c.qk_head_dim();
-  for (int64_t head = 0; head < h; ++head) {
-    const float* kv_src = ws_->kv.data() + (row * h + head) * (dn + dv);
-    std::memcpy(keys + head * dqk, kv_src, sizeof(float) * dn);
-    std::memcpy(keys + head * dqk + dn, ws_->latent.data() + row * (r + dr) + r,
-                sizeof(float) * dr);
-    std::memcpy(values + head * dv, kv_src + dn, sizeof(float) * dv);
-  }
+  detail::naive_keys(c, ws_->kv.data() + row * c.num_heads * (c.qk_nope_head_dim + c.v_head_dim),
+                     ws_->latent.data() + row * c.latent_dim(), keys, values);
 }
 
 void MlaLayer::attend(std::span<const SeqSlice> slices, AttentionPath path) {

@@ -105,11 +105,8 @@ void MlaBlock<T>::forward(T* out, const T* x, const MlaTensors<T>& w, int64_t ba
 
   grow(k_, n * h * dqk);
   for (int64_t row = 0; row < n; ++row) {
-    for (int64_t head = 0; head < h; ++head) {
-      T* k = k_.data() + (row * h + head) * dqk;
-      std::copy_n(kvb_.data() + (row * h + head) * (dn + dv), dn, k);
-      std::copy_n(latent_.data() + row * lw + r, dr, k + dn);
-    }
+    detail::naive_keys(c_, kvb_.data() + row * h * (dn + dv), latent_.data() + row * lw,
+                       k_.data() + row * h * dqk, static_cast<T*>(nullptr));
   }
   grow(probs_, batch * h * seq * seq);
   grow(o_, n * h * dv);
