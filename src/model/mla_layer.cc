@@ -1,12 +1,12 @@
 #include <algorithm>
 #include <cstring>
-#include <exception>
 #include <string>
 #include <vector>
 
 #include "mla/error.h"
 #include "mla/layer.h"
 #include "mla/quantized_row.h"
+#include "model/attention_heads.h"
 #include "model/layer_workspace.h"
 #include "model/mla_projection.h"
 #include "model/paged_step.h"
@@ -170,52 +170,36 @@ void MlaLayer::expand_kv(int64_t n) {
 
 void MlaLayer::write_naive_rows(int64_t row, float* keys, float* values) const {
   const MlaConfig& c = config_;
-  const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim,
-                dv = c.v_head_dim;
-  const int64_t r = c.kv_lora_rank, dqk = c.qk_head_dim();
-  for (int64_t head = 0; head < h; ++head) {
-    const float* kv_src = ws_->kv.data() + (row * h + head) * (dn + dv);
-    std::memcpy(keys + head * dqk, kv_src, sizeof(float) * dn);
-    std::memcpy(keys + head * dqk + dn, ws_->latent.data() + row * (r + dr) + r,
-                sizeof(float) * dr);
-    std::memcpy(values + head * dv, kv_src + dn, sizeof(float) * dv);
-  }
+  detail::naive_keys(c, ws_->kv.data() + row * c.num_heads * (c.qk_nope_head_dim + c.v_head_dim),
+                     ws_->latent.data() + row * c.latent_dim(), keys, values);
 }
 
 void MlaLayer::attend(std::span<const SeqSlice> slices, AttentionPath path) {
   const MlaConfig& c = config_;
   Workspace& ws = *ws_;
-  const int64_t h = c.num_heads, dv = c.v_head_dim, r = c.kv_lora_rank, dqk = c.qk_head_dim();
   const bool absorbed = path == AttentionPath::kAbsorbed;
-  const int64_t q_width = absorbed ? c.latent_dim() : dqk;
-  const int64_t out_width = absorbed ? r : dv;
+  const ops::AttentionHeads heads = mla_attention_heads(c, absorbed);
   int64_t n = 0;
   for (const SeqSlice& s : slices) n = std::max(n, s.row0 + s.rows);
-  Workspace::reserve(absorbed ? ws.o_latent : ws.o, n * h * out_width);
+  Workspace::reserve(absorbed ? ws.o_latent : ws.o, n * heads.out_token_stride);
+  float* out = absorbed ? ws.o_latent.data() : ws.o.data();
+  const float* q = absorbed ? ws.q_absorbed.data() : ws.q.data();
   ws.attention_params.clear();
   for (const SeqSlice& s : slices) {
     ops::AttentionParams p;
-    p.q = (absorbed ? ws.q_absorbed.data() : ws.q.data()) + s.row0 * h * q_width;
-    p.q_token_stride = h * q_width;
-    p.q_head_stride = q_width;
+    static_cast<ops::AttentionHeads&>(p) = heads;
+    p.q = q + s.row0 * heads.q_token_stride;
     p.k = s.k;
-    p.k_head_stride = absorbed ? 0 : dqk;
-    p.v = s.v;
-    p.v_head_stride = absorbed ? 0 : dv;
-    p.out = (absorbed ? ws.o_latent.data() : ws.o.data()) + s.row0 * h * out_width;
-    p.out_token_stride = h * out_width;
-    p.out_head_stride = out_width;
+    p.v = s.v;  // absorbed: the same latent rows, whose first R entries are the value
+    p.out = out + s.row0 * heads.out_token_stride;
     p.num_queries = s.rows;
-    p.num_heads = h;
-    p.num_kv_heads = absorbed ? 1 : h;
-    p.qk_dim = q_width;
-    p.v_dim = out_width;
     p.context_before = s.cached;
     p.scale = static_cast<float>(c.softmax_scale());
     ws.attention_params.push_back(p);
   }
   // One call for the whole batch, so the kernel can balance sequences across threads. The
-  // absorbed layout (paged or not) takes the fused latent kernel, as the contiguous cache does.
+  // absorbed layout (paged or not) takes the fused latent kernel (SIMD chosen at run time), as
+  // the contiguous cache does.
   run_attention(slices, absorbed);
 }
 
@@ -262,28 +246,7 @@ void MlaLayer::forward(std::span<const float> x, int64_t batch, int64_t seq, Lat
     const ops::KvView view = ops::KvView::contiguous(cache.rows(b), row);
     ws.slices.push_back(SeqSlice{b * seq, seq, cached, view, view});
   }
-  // The fused latent kernel (SIMD chosen at run time), every sequence of the batch in one call.
-  const int64_t h = config_.num_heads, r = config_.kv_lora_rank;
-  Workspace::reserve(ws.o_latent, n * h * r);
-  ws.attention_params.clear();
-  for (const SeqSlice& s : ws.slices) {
-    ops::AttentionParams p;
-    p.q = ws.q_absorbed.data() + s.row0 * h * row;
-    p.q_token_stride = h * row;
-    p.q_head_stride = row;
-    p.k = p.v = s.k;  // the value is the first R entries of each latent row
-    p.out = ws.o_latent.data() + s.row0 * h * r;
-    p.out_token_stride = h * r;
-    p.out_head_stride = r;
-    p.num_queries = s.rows;
-    p.num_heads = h;
-    p.qk_dim = row;
-    p.v_dim = r;
-    p.context_before = s.cached;
-    p.scale = static_cast<float>(config_.softmax_scale());
-    ws.attention_params.push_back(p);
-  }
-  run_attention(ws.slices, true);
+  attend(ws.slices, AttentionPath::kAbsorbed);
   cache.commit(seq);
   project_output(n, AttentionPath::kAbsorbed, y.data());
 }

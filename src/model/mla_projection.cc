@@ -142,6 +142,18 @@ void expand_kv(const MlaConfig& c, const T* kv_b, const T* kv_b_bias, const T* l
 }
 
 template <typename T>
+void naive_keys(const MlaConfig& c, const T* kv_row, const T* latent_row, T* keys, T* values) {
+  const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim,
+                dv = c.v_head_dim, dqk = c.qk_head_dim();
+  for (int64_t head = 0; head < h; ++head) {
+    const T* kv = kv_row + head * (dn + dv);
+    std::copy_n(kv, dn, keys + head * dqk);
+    std::copy_n(latent_row + c.kv_lora_rank, dr, keys + head * dqk + dn);
+    if (values != nullptr) std::copy_n(kv + dn, dv, values + head * dv);
+  }
+}
+
+template <typename T>
 void absorbed_values(const MlaConfig& c, const T* kv_b, const T* kv_b_bias, const T* o_latent,
                      int64_t n, T* o) {
   const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dv = c.v_head_dim, r = c.kv_lora_rank;
@@ -171,6 +183,7 @@ void absorbed_values(const MlaConfig& c, const T* kv_b, const T* kv_b_bias, cons
                                   const float*, int64_t, const MlaProjected<T>&);                  \
   template void absorb_queries<T>(const MlaConfig&, const T*, const T*, int64_t, T*);              \
   template void expand_kv<T>(const MlaConfig&, const T*, const T*, const T*, int64_t, T*);         \
+  template void naive_keys<T>(const MlaConfig&, const T*, const T*, T*, T*);                       \
   template void absorbed_values<T>(const MlaConfig&, const T*, const T*, const T*, int64_t, T*);
 MLA_CHAIN_INSTANTIATE(float)
 MLA_CHAIN_INSTANTIATE(double)
