@@ -5,7 +5,6 @@
 // DeepSeek checkpoint folder or a model `mla train` wrote (--checkpoint is the older spelling of
 // --model for those). --chat without --prompt is an interactive conversation whose history
 // stays in the cache.
-#include <omp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +21,7 @@
 #include "mla/sampler.h"
 #include "mla/text_stream.h"
 #include "text_backend.h"
+#include "threads.h"
 
 namespace mla::cli {
 namespace {
@@ -32,7 +32,6 @@ struct GenerateCli {
   int64_t max_tokens = 256;
   SamplerParams sampler;
   std::vector<std::string> stops;
-  int threads = 0;
   int64_t cache_tokens = 16384;
 };
 
@@ -188,8 +187,6 @@ int interactive_chat(TextBackend& backend, const GenerateCli& o) {
 }
 
 int run_generate(GenerateCli& o) {
-  if (o.threads < 0) throw Error("--threads: must not be negative");
-  if (o.threads > 0) omp_set_num_threads(o.threads);
   if (!o.model.empty() && !o.checkpoint.empty()) {
     throw Error("--model and --checkpoint: give one (they name the same thing)");
   }
@@ -256,7 +253,7 @@ Runner add_generate_command(CLI::App& app) {
                   "Penalty for tokens among the last 64 (llama.cpp's; 1 = none)");
   cmd->add_option("--seed", o->sampler.seed, "Sampling seed (default 1)");
   cmd->add_option("--stop", o->stops, "Stop before this text (repeatable)");
-  cmd->add_option("--threads", o->threads, "Compute threads (default: all cores)");
+  add_threads_option(cmd);
   cmd->add_option("--weight-dtype", o->weight_dtype, "f32, bf16 or int8 (DeepSeek folders)");
   cmd->add_option("--cache-tokens", o->cache_tokens, "Latent cache size in tokens (default 16384)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));

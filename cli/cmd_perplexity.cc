@@ -4,7 +4,6 @@
 // when the tokenizer adds one), windows of `context` tokens start every `stride` tokens, and each
 // window scores only the tokens the previous one did not, each predicted from everything before
 // it in its window. perplexity = exp(mean negative log-likelihood), log-softmax in double.
-#include <omp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +20,7 @@
 #include "commands.h"
 #include "mla/error.h"
 #include "text_backend.h"
+#include "threads.h"
 
 namespace mla::cli {
 namespace {
@@ -28,7 +28,6 @@ namespace {
 struct PerplexityCli {
   std::string model, file, weight_dtype;
   int64_t context = 512, stride = 0;  // stride 0: = context (no overlap)
-  int threads = 0;
   bool json = false;
 };
 
@@ -63,8 +62,6 @@ void progress(int64_t done, int64_t total, double seconds) {
 }
 
 int run_perplexity(const PerplexityCli& o) {
-  if (o.threads < 0) throw Error("--threads: must not be negative");
-  if (o.threads > 0) omp_set_num_threads(o.threads);
   if (o.context < 2) throw Error("--context: must be at least 2 tokens");
   const int64_t stride = o.stride == 0 ? o.context : o.stride;
   if (stride < 1 || stride > o.context) {
@@ -140,7 +137,7 @@ Runner add_perplexity_command(CLI::App& app) {
   cmd->add_option("--file", o->file, "Text file")->required();
   cmd->add_option("--context", o->context, "Tokens per window (default 512)");
   cmd->add_option("--stride", o->stride, "Tokens between window starts (default: --context)");
-  cmd->add_option("--threads", o->threads, "Compute threads (default: all cores)");
+  add_threads_option(cmd);
   cmd->add_option("--weight-dtype", o->weight_dtype, "f32, bf16 or int8 (DeepSeek folders)");
   cmd->add_flag("--json", o->json, "Print one JSON object instead");
   return [o] { return run_perplexity(*o); };

@@ -3,7 +3,6 @@
 // An OpenAI-compatible HTTP server over a whole DeepSeek checkpoint folder (config.json,
 // safetensors, tokenizer.json, tokenizer_config.json): continuous batching over the paged latent
 // cache, prefix caching, a chat page at /. docs/serve.md has the endpoints and figures.
-#include <omp.h>
 
 #include <csignal>
 #include <cstdio>
@@ -19,6 +18,7 @@
 #include "mla/model.h"
 #include "model_dir.h"
 #include "scheduler.h"
+#include "threads.h"
 
 namespace mla::cli {
 namespace {
@@ -26,7 +26,6 @@ namespace {
 struct ServeOptions {
   std::string model, host = "127.0.0.1", api_key, weight_dtype, name;
   int port = 8080;
-  int threads = 0;
   int64_t max_batch = 16, cache_tokens = 16384, max_queue = 64, prefill_chunk = 256;
   int64_t prefix_cache = 32, default_max_tokens = 256;
 };
@@ -38,8 +37,6 @@ void on_signal(int) {
 }
 
 int run_serve(const ServeOptions& o) {
-  if (o.threads < 0) throw Error("--threads: must not be negative");
-  if (o.threads > 0) omp_set_num_threads(o.threads);
   DeepseekModel::Options mo;
   set_weight_dtype(o.weight_dtype, o.model, mo);
   mo.cache_tokens = o.cache_tokens;
@@ -107,7 +104,7 @@ Runner add_serve_command(CLI::App& app) {
   cmd->add_option("--host", o->host, "Address to listen on (default 127.0.0.1: this machine only)");
   cmd->add_option("--port", o->port, "Port (default 8080; 0 picks a free one)")
       ->check(CLI::Range(0, 65535));
-  cmd->add_option("--threads", o->threads, "Compute threads (default: all cores)");
+  add_threads_option(cmd);
   cmd->add_option("--max-batch", o->max_batch, "Requests decoded together (default 16)")
       ->check(CLI::Range(int64_t{1}, int64_t{1024}));
   cmd->add_option("--cache-tokens", o->cache_tokens,
