@@ -173,3 +173,51 @@ def test_perplexity_errors(model, tmp_path):
     assert r.returncode == 2 and "--stride: must be between 1 and --context (8)" in r.stderr
     r = mla("perplexity", "--model", model[0], "--file", str(tmp_path / "missing.txt"), ok=False)
     assert r.returncode == 2 and "cannot open the file" in r.stderr
+
+
+def test_chat_with_deepseek_v3s_released_tokenizer(tmp_path):
+    """A checkpoint folder as released: DeepSeek-V3's real tokenizer.json and
+    tokenizer_config.json (chat template included) beside tiny random V3-style weights of its
+    vocabulary size. The chat prompt's ids equal Python's jinja2 rendering of the same template
+    tokenized by `mla tokenize`, and greedy decoding equals recomputing with `mla forward`."""
+    sys.path.insert(0, os.path.join(HERE, "..", "support"))
+    import shutil
+
+    import jinja2
+    import npm_oracles
+    released = npm_oracles.deepseek_v3_files()
+    with open(os.path.join(released, "tokenizer_config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    vocab = 129280
+    model_dir = str(tmp_path / "v3")
+    cfg = serving_model.dc.config("v3", vocab_size=vocab, bos_token_id=0, eos_token_id=1,
+                                  num_nextn_predict_layers=0, num_hidden_layers=2)
+    serving_model.dc.write(model_dir, cfg, serving_model.dc.make_tensors(cfg, 4))
+    for name in ["tokenizer.json", "tokenizer_config.json"]:
+        shutil.copy(os.path.join(released, name), model_dir)
+
+    def text_of(token):
+        return token["content"] if isinstance(token, dict) else token
+
+    messages = [{"role": "system", "content": "You are helpful."},
+                {"role": "user", "content": "Hello, what is 2+2?"}]
+    rendered = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(
+        config["chat_template"]).render(messages=messages, add_generation_prompt=True,
+                                        bos_token=text_of(config["bos_token"]),
+                                        eos_token=text_of(config["eos_token"]))
+    want_ids = json.loads(mla("tokenize", "--model", model_dir, "--text", rendered).stdout)
+    out = generate_json(model_dir, "--chat", "--system", "You are helpful.", "--prompt",
+                        "Hello, what is 2+2?", "--temperature", "0", "--max-tokens", "3")
+    assert out["prompt_tokens"] == len(want_ids)
+    assert want_ids[0] == 0  # bos, written once by the template
+    tok = os.path.join(str(tmp_path), "ids.safetensors")
+    logits = os.path.join(str(tmp_path), "logits.safetensors")
+    ids = list(want_ids)
+    for _ in range(out["generated_tokens"]):
+        safetensors_io.write(tok, {"tokens": np.array([ids], dtype=np.int32)}, dtype="I32")
+        mla("forward", "--model", model_dir, "--tokens", tok, "--output", logits, "--threads", "1")
+        ids.append(int(np.argmax(safetensors_io.read(logits)["logits"][0, -1])))
+    generated = [t for t in ids[len(want_ids):] if t != 1]
+    want_text = mla("detokenize", "--model", model_dir, "--skip-special", "--ids",
+                    ",".join(map(str, generated))).stdout if generated else ""
+    assert out["text"] == want_text

