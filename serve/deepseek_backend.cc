@@ -59,7 +59,10 @@ std::vector<int32_t> TokenizerTextModel::encode_chat(
 }
 
 std::string TokenizerTextModel::token_bytes(int32_t token) const {
-  return tokenizer_.is_special(token) ? std::string() : tokenizer_.token_bytes(token);
+  // A model's vocabulary may be larger than its tokenizer's (DeepSeek-V3: 129280 rows for
+  // 128815 tokens): the unused rows stand for no text.
+  if (token < 0 || token >= tokenizer_.vocab_size() || tokenizer_.is_special(token)) return {};
+  return tokenizer_.token_bytes(token);
 }
 
 }  // namespace mla::serve

@@ -230,7 +230,16 @@ void Scheduler::run_step() {
     metrics_.generated_tokens++;
     if (std::find(a.request.eos.begin(), a.request.eos.end(), next) != a.request.eos.end()) {
       finish(a, FinishReason::kStop);
-    } else if (!a.request.on_token(next)) {
+      continue;
+    }
+    bool more = false;
+    try {
+      more = a.request.on_token(next);
+    } catch (const std::exception& e) {  // the request's own failure, not the batch's
+      finish(a, FinishReason::kError, e.what());
+      continue;
+    }
+    if (!more) {
       finish(a, FinishReason::kStop);
     } else if (static_cast<int64_t>(a.generated.size()) >= a.request.max_tokens) {
       finish(a, FinishReason::kLength);

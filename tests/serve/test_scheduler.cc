@@ -189,6 +189,30 @@ TEST(Scheduler, EosAndStopEndWithStop) {
   EXPECT_EQ(stop.tokens, std::vector<int32_t>(full.begin(), full.begin() + 2));
 }
 
+TEST(Scheduler, AFailingRequestEndsAloneWithItsError) {
+  const int64_t vocab = 31;
+  RecallModel model(vocab, 256, 4, 64);
+  Metrics metrics;
+  Scheduler s(model, {}, metrics);
+  model.close();
+  Submitted good = submit(s, {1, 2, 3}, 6);
+  GenerationRequest bad;
+  bad.prompt = {4, 5};
+  bad.max_tokens = 6;
+  bad.sample = [](std::span<const float> logits, std::span<const int32_t>) {
+    return argmax(logits);
+  };
+  bad.on_token = [](int32_t) -> bool { throw Error("cannot decode that token"); };
+  auto failed = std::make_shared<std::promise<std::string>>();
+  bad.on_finish = [failed](FinishReason reason, int64_t, const std::string& e) {
+    failed->set_value(std::string(finish_reason_name(reason)) + ": " + e);
+  };
+  s.submit(std::move(bad));
+  model.open();
+  EXPECT_EQ(failed->get_future().get(), "error: cannot decode that token");
+  EXPECT_EQ(good.done->get_future().get().tokens, expected({1, 2, 3}, 6, vocab));
+}
+
 TEST(Scheduler, RefusesBadRequestsByName) {
   RecallModel model(10, 32, 4, 6);
   Metrics metrics;
