@@ -122,13 +122,19 @@ def main():
     ap.add_argument("--max-batch", type=int, default=16)
     ap.add_argument("--cache-tokens", type=int, default=8192)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--hidden", type=int, default=256, help="width of the random model")
+    ap.add_argument("--hidden", type=int, default=1024, help="width of the random model")
+    ap.add_argument("--layers", type=int, default=4, help="decoder layers of the random model")
+    ap.add_argument("--experts", type=int, default=16, help="routed experts per MoE layer")
+    ap.add_argument("--expert-width", type=int, default=704, help="moe_intermediate_size")
     ap.add_argument("--time-limit", type=float, default=120, help="seconds per level at most")
     ap.add_argument("--json")
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory(prefix="mla-bench-serve-")
-    model = args.model or serving_model.write_model(
-        os.path.join(tmp.name, "model"), hidden_size=args.hidden)[0]
+    shape = {"hidden_size": args.hidden, "num_hidden_layers": args.layers,
+             "n_routed_experts": args.experts, "moe_intermediate_size": args.expert_width,
+             "intermediate_size": 4 * args.expert_width}
+    model = args.model or serving_model.write_model(os.path.join(tmp.name, "model"), dtype="BF16",
+                                                    **shape)[0]
     server = serving_model.Server(args.cli, model, "--threads", str(args.threads), "--max-batch",
                                   str(args.max_batch), "--cache-tokens", str(args.cache_tokens),
                                   "--max-queue", "256")
@@ -147,7 +153,7 @@ def main():
                   f"rss {level['rss_mb']:.0f} MB", file=sys.stderr)
         pages = metric(server.url, "mla_cache_pages_used") + metric(server.url,
                                                                     "mla_cache_pages_free")
-        out = {"model": model if args.model else f"random v3-style, hidden {args.hidden}",
+        out = {"model": model if args.model else "random v3-style " + json.dumps(shape),
                "max_batch": args.max_batch, "cache_tokens": args.cache_tokens,
                "cache_pages": pages, "threads": args.threads, "max_tokens": args.max_tokens,
                "rss_start_mb": rss_start / 2**20, "levels": levels}

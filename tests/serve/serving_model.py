@@ -64,7 +64,7 @@ def tokenizer_json():
     }
 
 
-def write_model(root, seed=3, max_positions=512, **shape):
+def write_model(root, seed=3, max_positions=512, dtype="F32", **shape):
     """Writes the folder and returns (path, vocab_size, bos_id, eos_id). `shape` overrides
     config fields (hidden_size, num_hidden_layers, ...)."""
     tok = tokenizer_json()
@@ -73,7 +73,7 @@ def write_model(root, seed=3, max_positions=512, **shape):
     eos = tok["added_tokens"][1]["id"]
     cfg = dc.config("v3", vocab_size=vocab, bos_token_id=bos, eos_token_id=eos,
                     max_position_embeddings=max_positions, num_nextn_predict_layers=0, **shape)
-    dc.write(root, cfg, dc.make_tensors(cfg, seed))
+    dc.write(root, cfg, dc.make_tensors(cfg, seed), dtype=dtype)
     with open(os.path.join(root, "tokenizer.json"), "w", encoding="utf-8") as f:
         json.dump(tok, f, ensure_ascii=False)
     with open(os.path.join(root, "tokenizer_config.json"), "w", encoding="utf-8") as f:
