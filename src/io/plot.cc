@@ -1,16 +1,15 @@
-// Rasterises line charts into an RGB buffer and writes it with libpng (temp file + rename).
+// Rasterises line charts into an RGB buffer, encodes it with libpng and writes the file atomically.
 #include "mla/plot.h"
 
 #include <png.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <set>
+#include <string>
 
 #include "io/font5x7.h"
-#include "io/test_hooks.h"
+#include "mla/atomic_file.h"
 #include "mla/error.h"
 
 namespace mla {
@@ -173,7 +172,11 @@ void draw_panel(Canvas& cv, int x0, const PlotPanel& panel) {
 }
 
 // libpng reports errors by longjmp, so this function keeps no state that a jump could clobber.
-bool encode_png(FILE* f, const Canvas& cv) {
+void append_png_bytes(png_structp png, png_bytep data, size_t size) {
+  static_cast<std::string*>(png_get_io_ptr(png))->append(reinterpret_cast<const char*>(data), size);
+}
+
+bool encode_png(std::string* out, const Canvas& cv) {
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
   if (png == nullptr) return false;
   png_infop info = png_create_info_struct(png);
@@ -181,7 +184,7 @@ bool encode_png(FILE* f, const Canvas& cv) {
     png_destroy_write_struct(&png, &info);
     return false;
   }
-  png_init_io(png, f);
+  png_set_write_fn(png, out, append_png_bytes, nullptr);
   png_set_IHDR(png, info, static_cast<png_uint_32>(cv.width()),
                static_cast<png_uint_32>(cv.height()), 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
@@ -200,17 +203,9 @@ void write_line_plot(const std::string& path, const std::vector<PlotPanel>& pane
   for (size_t i = 0; i < panels.size(); ++i)
     draw_panel(cv, static_cast<int>(i) * kPanelW, panels[i]);
 
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) throw Error(path + ": cannot create plot file");
-  bool ok = encode_png(f, cv);
-  ok = (std::fflush(f) == 0) && (::fsync(fileno(f)) == 0) && ok;
-  ok = (std::fclose(f) == 0) && ok;
-  if (ok) detail::before_atomic_rename(path, tmp);
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw Error(path + ": cannot write plot");
-  }
+  std::string png;
+  if (!encode_png(&png, cv)) throw Error(path + ": cannot encode plot");
+  write_file_atomic(path, png);
 }
 
 }  // namespace mla
