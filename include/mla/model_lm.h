@@ -31,6 +31,23 @@ namespace mla {
 enum class AttentionKind { kMla, kMha, kGqa, kMqa };
 enum class FfnKind { kSwiGlu, kGelu };
 enum class NormKind { kRmsNorm, kLayerNorm };
+inline constexpr EnumName<AttentionKind> kAttentionKindNames[] = {{AttentionKind::kMla, "mla"},
+                                                                  {AttentionKind::kMha, "mha"},
+                                                                  {AttentionKind::kGqa, "gqa"},
+                                                                  {AttentionKind::kMqa, "mqa"}};
+inline constexpr EnumName<FfnKind> kFfnKindNames[] = {{FfnKind::kSwiGlu, "swiglu"},
+                                                      {FfnKind::kGelu, "gelu"}};
+inline constexpr EnumName<NormKind> kNormKindNames[] = {{NormKind::kRmsNorm, "rmsnorm"},
+                                                        {NormKind::kLayerNorm, "layernorm"}};
+constexpr std::span<const EnumName<AttentionKind>> enum_names(AttentionKind) {
+  return kAttentionKindNames;
+}
+constexpr std::span<const EnumName<FfnKind>> enum_names(FfnKind) {
+  return kFfnKindNames;
+}
+constexpr std::span<const EnumName<NormKind>> enum_names(NormKind) {
+  return kNormKindNames;
+}
 
 const char* attention_kind_name(AttentionKind kind);          // "mla", "mha", "gqa", "mqa"
 AttentionKind parse_attention_kind(const std::string& name);  // throws naming the choices

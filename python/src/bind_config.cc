@@ -1,5 +1,6 @@
 // mla.Config (every MlaConfig field, by keyword) and the configs of the systems we reproduce
 // (presets.h).
+#include <pybind11/operators.h>
 #include <pybind11/stl.h>
 
 #include <string>
@@ -7,21 +8,12 @@
 #include "bindings.h"
 #include "mla/config.h"
 #include "mla/error.h"
+#include "mla/fields.h"
 #include "mla/presets.h"
 
 namespace py = pybind11;
 
 namespace mla::python {
-namespace {
-
-LatentNorm parse_latent_norm(const std::string& name) {
-  for (LatentNorm n : {LatentNorm::kRmsNorm, LatentNorm::kLayerNorm, LatentNorm::kNone}) {
-    if (name == latent_norm_name(n)) return n;
-  }
-  throw Error("config: latent_norm: must be one of rmsnorm, layernorm, none, got '" + name + "'");
-}
-
-}  // namespace
 
 void bind_config(py::module_& m) {
   py::class_<MlaConfig> c(m, "Config",
@@ -42,25 +34,16 @@ void bind_config(py::module_& m) {
           return config;
         }),
         "Config(**fields): unset fields keep their defaults; validated.");
-  c.def_readwrite("hidden_size", &MlaConfig::hidden_size)
-      .def_readwrite("num_heads", &MlaConfig::num_heads)
-      .def_readwrite("q_lora_rank", &MlaConfig::q_lora_rank)
-      .def_readwrite("kv_lora_rank", &MlaConfig::kv_lora_rank)
-      .def_readwrite("qk_nope_head_dim", &MlaConfig::qk_nope_head_dim)
-      .def_readwrite("qk_rope_head_dim", &MlaConfig::qk_rope_head_dim)
-      .def_readwrite("v_head_dim", &MlaConfig::v_head_dim)
-      .def_readwrite("rms_norm_eps", &MlaConfig::rms_norm_eps)
-      .def_readwrite("rope_theta", &MlaConfig::rope_theta)
-      .def_readwrite("max_position_embeddings", &MlaConfig::max_position_embeddings)
-      .def_readwrite("projection_bias", &MlaConfig::projection_bias)
-      .def_readwrite("output_size", &MlaConfig::output_size)
-      .def_readwrite("attention_dropout", &MlaConfig::attention_dropout)
-      .def_property(
-          "latent_norm", [](const MlaConfig& self) { return latent_norm_name(self.latent_norm); },
-          [](MlaConfig& self, const std::string& name) {
-            self.latent_norm = parse_latent_norm(name);
-          })
-      .def_property_readonly("out_size", &MlaConfig::out_size)
+  // One property per field of MlaConfig::visit_fields, read and written through the list.
+  static const std::vector<std::string> kFields = field_names<MlaConfig>();
+  for (const std::string& name : kFields) {
+    c.def_property(
+        name.c_str(), [name](const MlaConfig& self) { return *get_field(self, name); },
+        [name](MlaConfig& self, const FieldValue& value) {
+          set_field(self, name, value, "config");
+        });
+  }
+  c.def_property_readonly("out_size", &MlaConfig::out_size)
       .def_property_readonly("latent_dim", &MlaConfig::latent_dim, "cached numbers per token")
       .def_property_readonly("softmax_scale", &MlaConfig::softmax_scale)
       .def("validate", &MlaConfig::validate)
@@ -71,17 +54,23 @@ void bind_config(py::module_& m) {
       .def_static("load", &load_config_json, py::arg("path"), "Reads a config.json file.")
       .def_static("preset", &preset_config, py::arg("name"))
       .def_static("preset_names", &preset_names)
+      .def(py::self == py::self)
       .def("__repr__", [](const MlaConfig& self) {
-        return "mla.Config(hidden_size=" + std::to_string(self.hidden_size) +
-               ", num_heads=" + std::to_string(self.num_heads) +
-               ", q_lora_rank=" + std::to_string(self.q_lora_rank) +
-               ", kv_lora_rank=" + std::to_string(self.kv_lora_rank) +
-               ", qk_nope_head_dim=" + std::to_string(self.qk_nope_head_dim) +
-               ", qk_rope_head_dim=" + std::to_string(self.qk_rope_head_dim) +
-               ", v_head_dim=" + std::to_string(self.v_head_dim) + ", latent_norm='" +
-               latent_norm_name(self.latent_norm) +
-               "', projection_bias=" + (self.projection_bias ? "True" : "False") +
-               ", output_size=" + std::to_string(self.out_size()) + ")";
+        std::string text = "mla.Config(";
+        for (const std::string& name : kFields) {
+          const FieldValue value = *get_field(self, name);
+          text += (text.back() == '(' ? "" : ", ") + name + "=" +
+                  std::visit(
+                      [](const auto& v) -> std::string {
+                        using T = std::decay_t<decltype(v)>;
+                        if constexpr (std::is_same_v<T, bool>) return v ? "True" : "False";
+                        if constexpr (std::is_same_v<T, std::string>) return "'" + v + "'";
+                        if constexpr (std::is_same_v<T, double>) return format_number(v);
+                        if constexpr (std::is_same_v<T, int64_t>) return std::to_string(v);
+                      },
+                      value);
+        }
+        return text + ")";
       });
 
   m.def("preset_mhla", &presets::mhla, py::arg("d_in"), py::arg("d_out"), py::arg("dl"),
