@@ -3,7 +3,7 @@
 //   ./build/bench/bench_attention --benchmark_counters_tabular=true
 // Arguments of the decode benchmarks: heads, context, batch, threads, bf16 cache (0/1). The
 // pct_peak counter divides by the FMA peak (f32 cache) or the VDPBF16PS peak (bf16 cache) of
-// the same thread count, measured in this run (src/perf/ceilings.h).
+// the same thread count, measured in this run (bench/perf/ceilings.h).
 #include <benchmark/benchmark.h>
 #include <omp.h>
 

@@ -17,9 +17,9 @@
 #include "commands.h"
 #include "mla/atomic_file.h"
 #include "mla/error.h"
-#include "mla/plot.h"
 #include "model_dir.h"
 #include "perf/ceilings.h"
+#include "plot.h"
 
 namespace mla::cli {
 namespace {

@@ -15,9 +15,10 @@
 
 #include "commands.h"
 #include "mla/error.h"
-#include "mla/plot.h"
 #include "mla/train.h"
 #include "mla/train_checkpoint.h"
+#include "plot.h"
+#include "train_tasks.h"
 
 namespace mla::cli {
 namespace {
@@ -122,11 +123,11 @@ int run_train(TrainCli& o) {
         throw Error(f->get_name() +
                     ": not allowed with --resume (the checkpoint holds the run's settings)");
     }
-    trainer = std::make_unique<Trainer>(
-        Trainer::resume(o.resume, o.steps_given ? o.train.steps : 0, o.train.data_path));
+    trainer = std::make_unique<Trainer>(Trainer::resume(o.resume, o.steps_given ? o.train.steps : 0,
+                                                        o.train.data_path, train_data));
   } else {
     const LmConfig config = build_config(o);
-    trainer = std::make_unique<Trainer>(config, o.train);
+    trainer = std::make_unique<Trainer>(config, o.train, train_data);
   }
   Trainer& t = *trainer;
   const LmConfig& c = t.config();

@@ -15,6 +15,5 @@ Runner add_demo_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app);
 Runner add_train_command(CLI::App& app);
 Runner add_generate_command(CLI::App& app);
-Runner add_bench_sparse_command(CLI::App& app);
 
 }  // namespace mla::cli

@@ -7,6 +7,8 @@
 
 #include "commands.h"
 #include "mla/error.h"
+#include "mla/version.h"
+#include "test_hooks.h"
 
 namespace {
 
@@ -28,12 +30,13 @@ int fail(const std::string& message) {
 int main(int argc, char** argv) {
   CLI::App app{"mla.cpp: DeepSeek Multi-head Latent Attention on the CPU", "mla"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", "mla " MLA_VERSION, "Print the version and exit");
+  mla::cli::install_test_hooks_from_environment();
   std::map<const CLI::App*, mla::cli::Runner> runners;
   try {
-    for (auto add :
-         {mla::cli::add_attention_command, mla::cli::add_info_command, mla::cli::add_demo_command,
-          mla::cli::add_bench_command, mla::cli::add_train_command, mla::cli::add_generate_command,
-          mla::cli::add_bench_sparse_command}) {
+    for (auto add : {mla::cli::add_attention_command, mla::cli::add_info_command,
+                     mla::cli::add_demo_command, mla::cli::add_bench_command,
+                     mla::cli::add_train_command, mla::cli::add_generate_command}) {
       mla::cli::Runner run = add(app);
       runners[app.get_subcommands({}).back()] = std::move(run);
     }
@@ -47,6 +50,8 @@ int main(int argc, char** argv) {
       return fail(std::string("unknown command '") + argv[1] + "' (commands: " + known + ")");
     }
     app.parse(argc, argv);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);  // "mla <version>" on stdout, exit 0
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);  // prints the help of the (sub)command asked for
   } catch (const CLI::CallForAllHelp& e) {

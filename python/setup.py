@@ -18,12 +18,15 @@ here = os.path.dirname(os.path.abspath(__file__))
 if not glob.glob(os.path.join(here, "mla", "_mla*.so")):
     raise SystemExit("mla: build the extension first (cmake --build build), then install build/python")
 
+with open(os.path.join(here, "VERSION")) as f:  # written by CMake from project(VERSION)
+    version = f.read().strip()
+
 setup(
     name="mla",
-    version="0.1.0",
+    version=version,
     description="DeepSeek's Multi-head Latent Attention (mla.cpp) for Python",
-    packages=["mla"],
-    package_data={"mla": ["_mla*.so"]},
+    packages=["mla", "mla.torch"],
+    package_data={"mla": ["_mla*.so", "*.pyi", "py.typed"], "mla.torch": ["*.pyi"]},
     install_requires=["numpy"],
     distclass=BinaryDistribution,
     zip_safe=False,

@@ -5,8 +5,10 @@ packages=(
   build-essential cmake ninja-build clang clang-format libclang-rt-14-dev
   libomp-14-dev  # LLVM's OpenMP and its Archer tool: the TSan build (GCC's libgomp is not TSan-aware)
   libdnnl-dev ocl-icd-opencl-dev libomp-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
-  pybind11-dev python3-dev python3-numpy python3-pytest python3-torch libpng-dev
+  pybind11-dev python3-dev python3-numpy python3-pytest python3-torch
+  libcairo2-dev fonts-dejavu-core pkg-config  # `mla bench --plot` and `mla train --plot` draw with cairo and DejaVu Sans
   python3-pil  # bench/train_compare.py draws its plot with PIL
+  python3-pip python3-setuptools python3-wheel python3-venv  # pip install . (setup.py) and its venv test
   libopenblas0-pthread  # the PyTorch peer's BLAS in bench/: Debian's default reference BLAS would make it look 50x slower
 )
 # ocl-icd-opencl-dev: oneDNN's CMake package config asks for OpenCL (its GPU runtime) even for CPU use.

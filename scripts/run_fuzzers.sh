@@ -5,8 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-30}
-CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMLA_BUILD_FUZZERS=ON \
-  -DMLA_BUILD_TESTS=OFF -DMLA_BUILD_BENCH=OFF >/dev/null
+cmake --preset fuzz >/dev/null  # CMakePresets.json: clang, MLA_BUILD_FUZZERS=ON
 cmake --build build-fuzz --target fuzzers
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -16,10 +16,10 @@ stage() {
   echo "== $stage_name"
 }
 
+# Configures with a preset of CMakePresets.json (release, asan, tsan, fuzz), builds, runs ctest.
 run_suite() {
-  local dir=$1
-  shift
-  cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
+  local preset=$1 dir=$2
+  cmake --preset "$preset" >/dev/null
   cmake --build "$dir" -j "$jobs"
   ctest --test-dir "$dir" --output-on-failure -j "$jobs"
 }
@@ -28,18 +28,19 @@ stage "clang-format check"
 git ls-files '*.cc' '*.h' | xargs clang-format --dry-run -Werror
 
 stage "release build and tests"
-run_suite build -DCMAKE_BUILD_TYPE=Release
+run_suite release build
+stage "package: install, examples/embed against it, library-only configure"
+./scripts/check_package.sh build
 if [[ "${1:-}" != "--no-sanitize" ]]; then
   stage "ASan+UBSan build and tests"
   (
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-    run_suite build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMLA_SANITIZE=ON -DMLA_BUILD_BENCH=OFF
+    run_suite asan build-asan
   )
   # clang + LLVM's libomp; only the threaded kernels, the layer and the page pool (tests/CMakeLists.txt).
   stage "TSan build and tests (threaded kernels, cache)"
-  CC=clang CXX=clang++ cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DMLA_TSAN=ON -DMLA_BUILD_BENCH=OFF >/dev/null
+  cmake --preset tsan >/dev/null
   cmake --build build-tsan --target mla_tsan_tests -j "$jobs"
   ctest --test-dir build-tsan --output-on-failure
   stage "fuzzers (parsers of untrusted files), 30 s each"

@@ -106,8 +106,9 @@ class MlaLayer {
   void check_io(std::span<const float> x, int64_t batch, int64_t seq, std::span<float> y,
                 int64_t cache_batch) const;
   void set_uniform_positions(int64_t batch, int64_t seq, int64_t first_position);
-  // Shared first half: q (N, H, Dn+Dr) with RoPE applied and latent rows (N, R+Dr) normed and
-  // roped, into the workspace; row i sits at rotary position workspace positions[i].
+  // Shared first half (src/model/mla_projection.h, the chain training runs too): q (N, H, Dn+Dr)
+  // with RoPE applied and latent rows (N, R+Dr) normed and roped, into the workspace; row i
+  // sits at rotary position workspace positions[i].
   void project_inputs(const float* x, int64_t n);
   void absorb_queries(int64_t n);  // absorbed path: q~ = W_UK^T q_nope, then q_pe
   void expand_kv(int64_t n);       // naive path: per-head k_nope and v from c_kv
@@ -123,15 +124,6 @@ class MlaLayer {
                            std::span<const int64_t> new_tokens, const PagedKvPool& pool,
                            PagedKvPool& index_pool);
   void project_output(int64_t n, AttentionPath path, float* y);  // (W_UV then) W_O
-
-  // y = x W^T (+ bias when not empty) through the bf16 copy of W when there is one, else the
-  // float32 W.
-  void linear(const float* x, int64_t n, int64_t in, const std::vector<float>& w,
-              const std::vector<uint16_t>& w_bf16, const std::vector<float>& bias, int64_t out,
-              float* y) const;
-  // The configured latent norm on n rows of width dim (row stride `stride`), in place.
-  void norm_latent(float* x, int64_t n, int64_t dim, int64_t stride, const std::vector<float>& w,
-                   const std::vector<float>& b) const;
 
   MlaConfig config_;
   MlaWeights weights_;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -29,7 +30,7 @@ struct TrainOptions {
   int64_t eval_every = 100;
   int64_t eval_batches = 8;
   uint64_t seed = 1;          // initial weights, batch order and dropout masks
-  std::string task = "copy";  // synthetic task when data_path is empty
+  std::string task = "copy";  // generated task when data_path is empty (named by the front end)
   std::string data_path;      // text file; the last val_fraction is held out
   double val_fraction = 0.1;
 
@@ -92,15 +93,22 @@ struct CheckpointRunState {
 };
 CheckpointRunState read_checkpoint_run_state(const SafetensorsFile& file);
 
+// Makes the training data a run's options name. The library reads text files (data_path);
+// a front end that generates data passes its own (the `mla` program's tasks:
+// cli/train_tasks.h), which also serves a resumed run's options.
+using DataFactory = std::function<TrainData(const TrainOptions& options)>;
+// options.data_path's text; throws "train options: data_path: ..." when it is empty.
+TrainData text_data(const TrainOptions& options);
+
 class Trainer {
  public:
   // A fresh run: weights drawn from options.seed. Throws on an invalid config or options, or
   // options.seq > config.max_seq_len.
-  Trainer(const LmConfig& config, const TrainOptions& options);
+  Trainer(const LmConfig& config, const TrainOptions& options, const DataFactory& data = text_data);
   // Continues a checkpoint written by save(). `steps` > 0 replaces the total step count and
   // `data_path` (when not empty) the data file, which must hold the same text (checked by hash).
   static Trainer resume(const std::string& checkpoint_path, int64_t steps = 0,
-                        const std::string& data_path = "");
+                        const std::string& data_path = "", const DataFactory& data = text_data);
 
   StepResult step();  // one optimiser step; throws when the loss is not finite
   double evaluate();  // mean loss over the fixed validation batches; recorded in history()

@@ -6,13 +6,13 @@ constructors (docs/presets.md): `MLA(MLAConfig(...))`, `multiheadlatentattention
 Bad input raises ValueError with the library's message. See docs/python.md.
 """
 
-from ._mla import Config, LatentCache, NaiveKvCache, input_address
+from ._mla import Config, LatentCache, NaiveKvCache, __version__, input_address
 from .layer import Layer, stats
 from .presets import (MHLA, MLA, DeepSeekV3MLA, LatentAttention, LatentKvCache, MLAConfig,
                       ModelArgs, RopelessMLA, multiheadlatentattention)
 
 __all__ = [
-    "Config", "Layer", "LatentCache", "NaiveKvCache", "input_address", "stats", "MLA", "MLAConfig",
-    "MHLA", "multiheadlatentattention", "DeepSeekV3MLA", "ModelArgs", "LatentAttention",
+    "__version__", "Config", "Layer", "LatentCache", "NaiveKvCache", "input_address", "stats",
+    "MLA", "MLAConfig", "MHLA", "multiheadlatentattention", "DeepSeekV3MLA", "ModelArgs", "LatentAttention",
     "RopelessMLA", "LatentKvCache",
 ]

@@ -6,6 +6,9 @@ array, passed as its 16-bit pattern and widened once inside the layer). Anything
 to a float32 copy first, and counted in stats()["input_copies"].
 """
 
+import errno
+import os
+
 import numpy as np
 
 from . import _mla
@@ -65,7 +68,13 @@ class Layer:
 
     @classmethod
     def load(cls, dir, layer=0, weight_dtype="f32"):
-        """Layer `layer` of a checkpoint folder (config.json + *.safetensors)."""
+        """Layer `layer` of a checkpoint folder (config.json + *.safetensors). A missing folder
+        or config.json raises FileNotFoundError; a bad file raises ValueError naming it."""
+        config_path = os.path.join(str(dir), "config.json")
+        if not os.path.isfile(config_path):
+            missing = str(dir) if not os.path.isdir(str(dir)) else config_path
+            raise FileNotFoundError(errno.ENOENT, "Layer.load: no such checkpoint file or folder",
+                                    missing)
         obj = cls.__new__(cls)
         Layer.__init__(obj, None, _core=_mla.Layer.load(str(dir), layer, weight_dtype))
         return obj
@@ -76,6 +85,7 @@ class Layer:
 
     @property
     def config(self):
+        """The layer's mla.Config (a copy)."""
         return self._core.config
 
     def __call__(self, x, cache=None, path=None, start_position=0, out=None):
@@ -98,6 +108,7 @@ class Layer:
         return self._core.attention_weights(arr, bf16, start_position)
 
     def weight_names(self):
+        """The Hugging Face names of the weight tensors (q_a_proj.weight, ...)."""
         return self._core.weight_names()
 
     @property
@@ -106,6 +117,7 @@ class Layer:
         return {name: self._core.weight(name) for name in self._core.weight_names()}
 
     def weight(self, name):
+        """A writable float32 NumPy view of one weight tensor of the layer's memory."""
         return self._core.weight(name)
 
     def set_weight(self, name, value):

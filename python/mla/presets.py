@@ -164,10 +164,12 @@ class LatentKvCache:
 
     @property
     def length(self):
+        """Tokens cached per sequence."""
         return self.cache.length
 
     @property
     def batch(self):
+        """Sequences in the cache."""
         return self.cache.batch
 
     def rows(self):
@@ -175,6 +177,7 @@ class LatentKvCache:
         return self.cache.rows()[:, :self.cache.length]
 
     def reserve(self, new_tokens):
+        """Makes room for `new_tokens` more tokens (doubling the capacity when needed)."""
         c = self.cache
         if c.length + new_tokens <= c.capacity:
             return

@@ -21,13 +21,15 @@ py::class_<Cache> bind_cache_class(py::module_& m, const char* name, const char*
               return Cache(config, batch, capacity, start_position);
             }),
         py::arg("config"), py::arg("batch"), py::arg("capacity"), py::arg("start_position") = 0)
-      .def_property_readonly("batch", &Cache::batch)
-      .def_property_readonly("capacity", &Cache::capacity)
-      .def_property_readonly("length", &Cache::length)
-      .def_property_readonly("start_position", &Cache::start_position)
-      .def_property_readonly("bytes", &Cache::bytes)
-      .def_property_readonly("bytes_per_token", &Cache::bytes_per_token)
-      .def("clear", &Cache::clear);
+      .def_property_readonly("batch", &Cache::batch, "sequences in the cache")
+      .def_property_readonly("capacity", &Cache::capacity, "tokens each sequence can hold")
+      .def_property_readonly("length", &Cache::length, "tokens cached per sequence")
+      .def_property_readonly("start_position", &Cache::start_position,
+                             "rotary position of the first cached token")
+      .def_property_readonly("bytes", &Cache::bytes, "bytes the cache holds")
+      .def_property_readonly("bytes_per_token", &Cache::bytes_per_token,
+                             "cache bytes per token of one sequence")
+      .def("clear", &Cache::clear, "Forgets every cached token (keeps the memory).");
   return c;
 }
 
@@ -37,7 +39,8 @@ void bind_cache(py::module_& m) {
   bind_cache_class<LatentCache>(m, "LatentCache",
                                 "Latent KV cache of one layer: per token c_kv then k_pe (R + Dr "
                                 "numbers), shared by all heads.")
-      .def_property_readonly("row_width", &LatentCache::row_width)
+      .def_property_readonly("row_width", &LatentCache::row_width,
+                             "numbers per cached token (R + Dr)")
       .def(
           "rows",
           [](py::object self) {

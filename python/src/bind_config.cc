@@ -46,14 +46,15 @@ void bind_config(py::module_& m) {
   c.def_property_readonly("out_size", &MlaConfig::out_size)
       .def_property_readonly("latent_dim", &MlaConfig::latent_dim, "cached numbers per token")
       .def_property_readonly("softmax_scale", &MlaConfig::softmax_scale)
-      .def("validate", &MlaConfig::validate)
-      .def("to_json", &config_to_json)
+      .def("validate", &MlaConfig::validate, "Raises ValueError naming the first bad field.")
+      .def("to_json", &config_to_json, "The config as Hugging Face config.json text.")
       .def_static(
           "from_json", [](const std::string& text) { return parse_config_json(text, "config"); },
-          py::arg("text"))
+          py::arg("text"), "Parses config.json text (Hugging Face names); validated.")
       .def_static("load", &load_config_json, py::arg("path"), "Reads a config.json file.")
-      .def_static("preset", &preset_config, py::arg("name"))
-      .def_static("preset_names", &preset_names)
+      .def_static("preset", &preset_config, py::arg("name"),
+                  "A named config: deepseek-v2-lite, deepseek-v2, deepseek-v3, tiny.")
+      .def_static("preset_names", &preset_names, "The names Config.preset takes.")
       .def(py::self == py::self)
       .def("__repr__", [](const MlaConfig& self) {
         std::string text = "mla.Config(";

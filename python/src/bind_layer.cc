@@ -175,7 +175,8 @@ void bind_layer(py::module_& m) {
           "Loads layer `layer` of a checkpoint folder (config.json + safetensors).")
       .def("save", &save, py::arg("dir"), py::arg("dtype") = "f32",
            "Writes dir/config.json and dir/model.safetensors (as layer 0).")
-      .def_property_readonly("config", [](PyLayer& l) { return l.layer.config(); })
+      .def_property_readonly(
+          "config", [](PyLayer& l) { return l.layer.config(); }, "The layer's mla.Config (a copy).")
       .def_property_readonly(
           "weight_dtype",
           [](PyLayer& l) { return std::string(dtype_name(l.layer.weight_dtype())); })
@@ -184,15 +185,17 @@ void bind_layer(py::module_& m) {
            py::arg("start_position") = 0, py::arg("out") = py::none())
       .def("attention_weights", &attention_weights, py::arg("x"), py::arg("bf16") = false,
            py::arg("start_position") = 0)
-      .def("weight_names",
-           [](PyLayer& l) {
-             std::vector<std::string> names;
-             MlaWeights probe;
-             probe.for_each_tensor(l.layer.config(),
-                                   [&](const std::string& n, const std::vector<int64_t>&,
-                                       std::vector<float>&) { names.push_back(n); });
-             return names;
-           })
+      .def(
+          "weight_names",
+          [](PyLayer& l) {
+            std::vector<std::string> names;
+            MlaWeights probe;
+            probe.for_each_tensor(l.layer.config(),
+                                  [&](const std::string& n, const std::vector<int64_t>&,
+                                      std::vector<float>&) { names.push_back(n); });
+            return names;
+          },
+          "The Hugging Face names of the layer's weight tensors.")
       .def(
           "weight",
           [](py::object self, const std::string& name) {
@@ -202,7 +205,7 @@ void bind_layer(py::module_& m) {
             return py::array_t<float>(std::vector<py::ssize_t>(t.shape.begin(), t.shape.end()),
                                       t.data->data(), self);
           },
-          py::arg("name"))
+          py::arg("name"), "A writable float32 NumPy view of one weight tensor's memory.")
       .def(
           "set_weight",
           [](PyLayer& l, const std::string& name,

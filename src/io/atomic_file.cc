@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "io/test_hooks.h"
+#include "io/rename_hook.h"
 #include "mla/error.h"
 
 namespace mla {

@@ -11,9 +11,11 @@
 #include "mla/error.h"
 #include "mla/weights.h"
 #include "model/random_init.h"
+#include "model/rope_params.h"
 #include "model/tensor_io.h"
 #include "ops/gemm.h"
 #include "ops/kv_view.h"
+#include "ops/norm.h"
 #include "ops/rope.h"
 #include "ops/sparse_select.h"
 
@@ -121,8 +123,9 @@ DsaIndexer::DsaIndexer(const MlaConfig& model, const DsaConfig& dsa, DsaWeights 
   model_.validate();
   dsa_.validate(model_);
   w_.check_shapes(model_, dsa_);
-  freqs_ = ops::rope_frequencies(model_);
-  amplitude_ = ops::rope_amplitude(model_);
+  const ops::RopeParams rope = rope_params(model_);
+  freqs_ = ops::rope_frequencies(rope);
+  amplitude_ = ops::rope_amplitude(rope);
 }
 
 void DsaIndexer::keys(const float* x, int64_t n, const int64_t* pos, float* k) const {
@@ -131,16 +134,9 @@ void DsaIndexer::keys(const float* x, int64_t n, const int64_t* pos, float* k) c
   std::vector<float> cos_sin(static_cast<size_t>(std::max<int64_t>(dr, 1)));
   for (int64_t i = 0; i < n; ++i) {
     float* row = k + i * di;  // LayerNorm in float32 with gain and bias
-    double mean = 0, var = 0;
-    for (int64_t c = 0; c < di; ++c) mean += row[c];
-    mean /= static_cast<double>(di);
-    for (int64_t c = 0; c < di; ++c) var += (row[c] - mean) * (row[c] - mean);
-    var /= static_cast<double>(di);
-    const double inv = 1.0 / std::sqrt(var + dsa_.layer_norm_eps);
-    for (int64_t c = 0; c < di; ++c) {
-      row[c] = static_cast<float>((row[c] - mean) * inv) * w_.k_norm[static_cast<size_t>(c)] +
-               w_.k_norm_bias[static_cast<size_t>(c)];
-    }
+    ops::layer_norm_forward(row, static_cast<float*>(nullptr), static_cast<float*>(nullptr), row,
+                            w_.k_norm.data(), w_.k_norm_bias.data(), 1, di, dsa_.layer_norm_eps, di,
+                            di);
     if (dr == 0) continue;
     ops::rope_cos_sin(freqs_, amplitude_, pos[i], cos_sin.data());
     ops::rope_apply_half(row, 1, di, dr, cos_sin.data());

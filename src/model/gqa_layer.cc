@@ -8,6 +8,7 @@
 
 #include "mla/error.h"
 #include "model/paged_step.h"
+#include "model/rope_params.h"
 #include "ops/flash_attention.h"
 #include "ops/gemm.h"
 #include "ops/rope.h"
@@ -55,10 +56,7 @@ GqaLayer::GqaLayer(const GqaConfig& config, GqaWeights weights)
   check(weights_.wk, c.num_kv_heads * c.head_dim * c.hidden_size, "wk");
   check(weights_.wv, c.num_kv_heads * c.head_dim * c.hidden_size, "wv");
   check(weights_.wo, c.num_heads * c.head_dim * c.hidden_size, "wo");
-  MlaConfig rope;  // only the rotary fields matter to the frequency table
-  rope.qk_rope_head_dim = c.rope_dim;
-  rope.rope_theta = c.rope_theta;
-  ws_->freqs = ops::rope_frequencies(rope);
+  ws_->freqs = ops::rope_frequencies(rope_params(c));
   ws_->cos_sin.resize(static_cast<size_t>(c.rope_dim));
 }
 

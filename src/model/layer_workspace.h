@@ -33,7 +33,7 @@ struct Bf16Projections {
 struct Workspace {
   std::vector<float> rope_freqs;  // (Dr/2)
   float rope_amplitude = 1.0f;
-  std::vector<float> cos_sin;      // (Dr)
+  std::vector<float> cos_sin;      // (N, Dr) cos/sin rows of positions
   std::vector<int64_t> positions;  // (N) rotary position of each new token
   std::vector<float> q_latent;     // (N, Rq)
   std::vector<float> q;            // (N, H, Dn+Dr)

@@ -11,9 +11,9 @@
 #include "mla/layer.h"
 #include "mla/paged_cache.h"
 #include "mla/weights.h"
+#include "ops/norm.h"
 #include "train/ffn_block.h"
 #include "train/linear.h"
-#include "train/norm.h"
 
 namespace mla {
 namespace {
@@ -66,11 +66,12 @@ struct LmDecoder::Impl {
     train::grow(mean, n);
     train::grow(rstd, n);
     if (c.norm == NormKind::kRmsNorm) {
-      train::rmsnorm_forward(out, rstd.data(), in, param(*model, prefix + ".weight"), n, c.d_model,
-                             c.norm_eps, c.d_model, c.d_model);
+      ops::rms_norm_forward(out, rstd.data(), in, param(*model, prefix + ".weight"), n, c.d_model,
+                            c.norm_eps, c.d_model, c.d_model);
     } else {
-      train::layernorm_forward(out, mean.data(), rstd.data(), in, param(*model, prefix + ".weight"),
-                               param(*model, prefix + ".bias"), n, c.d_model, c.norm_eps);
+      ops::layer_norm_forward(out, mean.data(), rstd.data(), in, param(*model, prefix + ".weight"),
+                              param(*model, prefix + ".bias"), n, c.d_model, c.norm_eps, c.d_model,
+                              c.d_model);
     }
   }
 };

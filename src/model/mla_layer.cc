@@ -7,36 +7,47 @@
 #include "mla/error.h"
 #include "mla/layer.h"
 #include "model/layer_workspace.h"
+#include "model/mla_projection.h"
 #include "model/paged_step.h"
+#include "model/rope_params.h"
 #include "ops/attention.h"
 #include "ops/flash_attention.h"
-#include "ops/gemm.h"
 #include "ops/latent_attention.h"
 #include "ops/linear_bf16.h"
-#include "ops/norm.h"
 #include "ops/rope.h"
 
 namespace mla {
 
 namespace {
 
-// The per-head absorption products are small (Dn x R): one parallel region over the heads, each
-// product single-threaded inside it, costs one fork instead of one per head (oneDNN runs
-// sequentially inside a parallel region). An exception may not leave the region: the first is
-// kept and rethrown after it.
-template <class Fn>
-void for_each_head(int64_t heads, const Fn& fn) {
-  std::exception_ptr error;
-#pragma omp parallel for schedule(static)
-  for (int64_t head = 0; head < heads; ++head) {
-    try {
-      fn(head);
-    } catch (...) {
-#pragma omp critical(mla_for_each_head)
-      if (!error) error = std::current_exception();
-    }
-  }
-  if (error) std::rethrow_exception(error);
+const float* data_or_null(const std::vector<float>& v) {
+  return v.empty() ? nullptr : v.data();
+}
+const uint16_t* data_or_null(const std::vector<uint16_t>& v) {
+  return v.empty() ? nullptr : v.data();
+}
+
+// The chain's view of the layer's weights: the float32 matrices, or their bf16 copies when the
+// layer keeps those (the float32 ones are then released and empty).
+detail::MlaChainWeights<float> chain_weights(const MlaWeights& w,
+                                             const detail::Bf16Projections& b) {
+  const auto proj = [](const std::vector<float>& f32, const std::vector<uint16_t>& bf16,
+                       const std::vector<float>& bias) {
+    return detail::Projection<float>{data_or_null(f32), data_or_null(bf16), data_or_null(bias)};
+  };
+  detail::MlaChainWeights<float> c;
+  c.q = proj(w.wq, b.wq, w.bq);
+  c.q_a = proj(w.wq_a, b.wq_a, w.bq_a);
+  c.q_b = proj(w.wq_b, b.wq_b, w.bq_b);
+  c.kv_a = proj(w.wkv_a, b.wkv_a, w.bkv_a);
+  c.o = proj(w.wo, b.wo, w.bo);
+  c.q_norm = data_or_null(w.q_norm);
+  c.q_norm_bias = data_or_null(w.q_norm_bias);
+  c.kv_norm = data_or_null(w.kv_norm);
+  c.kv_norm_bias = data_or_null(w.kv_norm_bias);
+  c.kv_b = data_or_null(w.wkv_b);
+  c.kv_b_bias = data_or_null(w.bkv_b);
+  return c;
 }
 
 }  // namespace
@@ -66,40 +77,14 @@ MlaLayer::MlaLayer(const MlaConfig& config, MlaWeights weights, DType weight_dty
       std::vector<float>().swap(*f32);
     }
   }
-  ws_->rope_freqs = ops::rope_frequencies(config_);
-  ws_->rope_amplitude = ops::rope_amplitude(config_);
-  ws_->cos_sin.resize(static_cast<size_t>(config_.qk_rope_head_dim));
+  const ops::RopeParams rope = rope_params(config_);
+  ws_->rope_freqs = ops::rope_frequencies(rope);
+  ws_->rope_amplitude = ops::rope_amplitude(rope);
 }
 
 MlaLayer::~MlaLayer() = default;
 MlaLayer::MlaLayer(MlaLayer&&) noexcept = default;
 MlaLayer& MlaLayer::operator=(MlaLayer&&) noexcept = default;
-
-void MlaLayer::linear(const float* x, int64_t n, int64_t in, const std::vector<float>& w,
-                      const std::vector<uint16_t>& w_bf16, const std::vector<float>& bias,
-                      int64_t out, float* y) const {
-  if (!w_bf16.empty()) {
-    ops::linear_bf16(x, n, in, w_bf16.data(), out, y);
-  } else {
-    ops::linear(x, n, in, w.data(), out, y);
-  }
-  if (!bias.empty()) ops::add_bias_rows(y, n, out, bias.data());
-}
-
-void MlaLayer::norm_latent(float* x, int64_t n, int64_t dim, int64_t stride,
-                           const std::vector<float>& w, const std::vector<float>& b) const {
-  const float eps = static_cast<float>(config_.rms_norm_eps);
-  switch (config_.latent_norm) {
-    case LatentNorm::kRmsNorm:
-      ops::rms_norm_rows(x, n, dim, stride, w.data(), eps);
-      break;
-    case LatentNorm::kLayerNorm:
-      ops::layer_norm_rows(x, n, dim, stride, w.data(), b.data(), eps);
-      break;
-    case LatentNorm::kNone:
-      break;
-  }
-}
 
 MlaWeights& MlaLayer::mutable_weights() {
   if (weight_dtype_ != DType::kF32) {
@@ -143,65 +128,37 @@ void MlaLayer::check_io(std::span<const float> x, int64_t batch, int64_t seq, st
 void MlaLayer::project_inputs(const float* x, int64_t n) {
   const MlaConfig& c = config_;
   Workspace& ws = *ws_;
-  const int64_t d = c.hidden_size, h = c.num_heads, dn = c.qk_nope_head_dim,
-                dr = c.qk_rope_head_dim;
-  const int64_t r = c.kv_lora_rank, dqk = c.qk_head_dim();
-  const MlaWeights& w = weights_;
-
-  Workspace::reserve(ws.q, n * h * dqk);
-  if (c.has_q_lora()) {
-    const int64_t rq = c.q_lora_rank;
-    Workspace::reserve(ws.q_latent, n * rq);
-    linear(x, n, d, w.wq_a, bf16_->wq_a, w.bq_a, rq, ws.q_latent.data());
-    norm_latent(ws.q_latent.data(), n, rq, rq, w.q_norm, w.q_norm_bias);
-    linear(ws.q_latent.data(), n, rq, w.wq_b, bf16_->wq_b, w.bq_b, h * dqk, ws.q.data());
-  } else {
-    linear(x, n, d, w.wq, bf16_->wq, w.bq, h * dqk, ws.q.data());
+  const int64_t h = c.num_heads, dr = c.qk_rope_head_dim;
+  Workspace::reserve(ws.q, n * h * c.qk_head_dim());
+  Workspace::reserve(ws.q_latent, n * c.q_lora_rank);
+  Workspace::reserve(ws.latent, n * c.latent_dim());
+  Workspace::reserve(ws.cos_sin, n * dr);  // one rotary row per new token, at its position
+  if (dr > 0) {
+    for (int64_t row = 0; row < n; ++row) {
+      ops::rope_cos_sin(ws.rope_freqs, ws.rope_amplitude, ws.positions[static_cast<size_t>(row)],
+                        ws.cos_sin.data() + row * dr);
+    }
   }
-
-  Workspace::reserve(ws.latent, n * (r + dr));
-  linear(x, n, d, w.wkv_a, bf16_->wkv_a, w.bkv_a, r + dr, ws.latent.data());
-  norm_latent(ws.latent.data(), n, r, r + dr, w.kv_norm, w.kv_norm_bias);
-
-  if (dr == 0) return;
-  for (int64_t row = 0; row < n; ++row) {
-    ops::rope_cos_sin(ws.rope_freqs, ws.rope_amplitude, ws.positions[static_cast<size_t>(row)],
-                      ws.cos_sin.data());
-    ops::rope_apply(ws.q.data() + row * h * dqk + dn, h, dqk, dr, ws.cos_sin.data());
-    ops::rope_apply(ws.latent.data() + row * (r + dr) + r, 1, r + dr, dr, ws.cos_sin.data());
-  }
+  detail::MlaProjected<float> out;
+  out.q = ws.q.data();
+  out.latent = ws.latent.data();
+  out.q_latent = ws.q_latent.data();
+  detail::project_inputs(c, chain_weights(weights_, *bf16_), x, n, ws.cos_sin.data(), n, out);
 }
 
 void MlaLayer::absorb_queries(int64_t n) {
-  const MlaConfig& c = config_;
   Workspace& ws = *ws_;
-  const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim,
-                dv = c.v_head_dim;
-  const int64_t r = c.kv_lora_rank, dqk = c.qk_head_dim(), row = r + dr;
-  // Fold W_UK into the query: q~_h (N, R) = q_nope_h (N, Dn) * W_UK_h (Dn, R). kv_b's key bias
-  // is left out on purpose: q_nope_h . b_UK_h is the same for every key of a query, and softmax
-  // does not change when a row of scores is shifted by a constant.
-  Workspace::reserve(ws.q_absorbed, n * h * row);
-  for_each_head(h, [&](int64_t head) {
-    ops::gemm(false, false, n, r, dn, 1.0f, ws.q.data() + head * dqk, h * dqk,
-              weights_.wkv_b.data() + head * (dn + dv) * r, r, 0.0f,
-              ws.q_absorbed.data() + head * row, h * row);
-  });
-  for (int64_t i = 0; i < n * h; ++i) {
-    std::memcpy(ws.q_absorbed.data() + i * row + r, ws.q.data() + i * dqk + dn, sizeof(float) * dr);
-  }
+  Workspace::reserve(ws.q_absorbed, n * config_.num_heads * config_.latent_dim());
+  detail::absorb_queries(config_, weights_.wkv_b.data(), ws.q.data(), n, ws.q_absorbed.data());
 }
 
 void MlaLayer::expand_kv(int64_t n) {
   const MlaConfig& c = config_;
   Workspace& ws = *ws_;
-  const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dv = c.v_head_dim, r = c.kv_lora_rank;
   // Materialise per-head keys and values: kv (N, H, Dn+Dv) = c_kv (N, R) * W_UKV^T.
-  Workspace::reserve(ws.kv, n * h * (dn + dv));
-  ops::gemm(false, true, n, h * (dn + dv), r, 1.0f, ws.latent.data(), c.latent_dim(),
-            weights_.wkv_b.data(), r, 0.0f, ws.kv.data(), h * (dn + dv));
-  if (!weights_.bkv_b.empty())
-    ops::add_bias_rows(ws.kv.data(), n, h * (dn + dv), weights_.bkv_b.data());
+  Workspace::reserve(ws.kv, n * c.num_heads * (c.qk_nope_head_dim + c.v_head_dim));
+  detail::expand_kv(c, weights_.wkv_b.data(), data_or_null(weights_.bkv_b), ws.latent.data(), n,
+                    ws.kv.data());
 }
 
 void MlaLayer::write_naive_rows(int64_t row, float* keys, float* values) const {
@@ -258,28 +215,13 @@ void MlaLayer::attend(std::span<const SeqSlice> slices, AttentionPath path) {
 void MlaLayer::project_output(int64_t n, AttentionPath path, float* y) {
   const MlaConfig& c = config_;
   Workspace& ws = *ws_;
-  const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dv = c.v_head_dim, r = c.kv_lora_rank;
+  const int64_t h = c.num_heads, dv = c.v_head_dim;
   if (path == AttentionPath::kAbsorbed) {
-    // o_h (N, Dv) = o~_h (N, R) * W_UV_h^T, W_UV_h is (Dv, R).
     Workspace::reserve(ws.o, n * h * dv);
-    for_each_head(h, [&](int64_t head) {
-      ops::gemm(false, true, n, dv, r, 1.0f, ws.o_latent.data() + head * r, h * r,
-                weights_.wkv_b.data() + (head * (dn + dv) + dn) * r, r, 0.0f,
-                ws.o.data() + head * dv, h * dv);
-    });
-    // The value bias passes through attention unchanged (the weights of a row sum to 1), so it
-    // is added after W_UV: o_h += b_UV_h.
-    if (!weights_.bkv_b.empty()) {
-      for (int64_t i = 0; i < n; ++i) {
-        for (int64_t head = 0; head < h; ++head) {
-          const float* b = weights_.bkv_b.data() + head * (dn + dv) + dn;
-          float* o = ws.o.data() + (i * h + head) * dv;
-          for (int64_t k = 0; k < dv; ++k) o[k] += b[k];
-        }
-      }
-    }
+    detail::absorbed_values(c, weights_.wkv_b.data(), data_or_null(weights_.bkv_b),
+                            ws.o_latent.data(), n, ws.o.data());
   }
-  linear(ws.o.data(), n, h * dv, weights_.wo, bf16_->wo, weights_.bo, c.out_size(), y);
+  detail::project(chain_weights(weights_, *bf16_).o, ws.o.data(), n, h * dv, c.out_size(), y);
 }
 
 void MlaLayer::set_uniform_positions(int64_t batch, int64_t seq, int64_t first_position) {

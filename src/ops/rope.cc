@@ -19,39 +19,55 @@ double yarn_mscale(double factor, double mscale) {
   return factor <= 1.0 ? 1.0 : 0.1 * mscale * std::log(factor) + 1.0;
 }
 
+// Pair k of a vector is (v[k * kStep], v[k * kStep + offset]): kStep 2, offset 1 interleaved;
+// kStep 1, offset d_r/2 rotate-half.
+template <int kStep, typename T>
+void rotate_pairs(T* x, int64_t count, int64_t stride, int64_t d_r, const float* cos_sin,
+                  RopeDirection direction) {
+  const int64_t half = d_r / 2, offset = kStep == 2 ? 1 : half;
+  const T sign = direction == RopeDirection::kForward ? T(1) : T(-1);
+  for (int64_t i = 0; i < count; ++i) {
+    T* v = x + i * stride;
+    for (int64_t k = 0; k < half; ++k) {
+      const T c = static_cast<T>(cos_sin[2 * k]);
+      const T s = sign * static_cast<T>(cos_sin[2 * k + 1]);
+      const T a = v[k * kStep];
+      const T b = v[k * kStep + offset];
+      v[k * kStep] = a * c - b * s;
+      v[k * kStep + offset] = a * s + b * c;
+    }
+  }
+}
+
 }  // namespace
 
-std::vector<float> rope_frequencies(const MlaConfig& config) {
-  const int64_t d_r = config.qk_rope_head_dim;
+std::vector<float> rope_frequencies(const RopeParams& p) {
+  const int64_t d_r = p.dim;
   const int64_t half = d_r / 2;
   std::vector<float> freqs(static_cast<size_t>(half));
   for (int64_t k = 0; k < half; ++k) {
     freqs[static_cast<size_t>(k)] = static_cast<float>(
-        std::pow(config.rope_theta, -static_cast<double>(2 * k) / static_cast<double>(d_r)));
+        std::pow(p.theta, -static_cast<double>(2 * k) / static_cast<double>(d_r)));
   }
-  if (!config.yarn_active()) return freqs;
+  if (!p.yarn) return freqs;
 
-  const RopeScaling& s = config.rope_scaling;
-  double low = std::floor(
-      correction_dim(s.beta_fast, d_r, config.rope_theta, s.original_max_position_embeddings));
-  double high = std::ceil(
-      correction_dim(s.beta_slow, d_r, config.rope_theta, s.original_max_position_embeddings));
+  double low = std::floor(correction_dim(p.beta_fast, d_r, p.theta, p.original_context));
+  double high = std::ceil(correction_dim(p.beta_slow, d_r, p.theta, p.original_context));
   low = std::max(low, 0.0);
   high = std::min(high, static_cast<double>(d_r - 1));
   if (low == high) high += 0.001;
   for (int64_t k = 0; k < half; ++k) {
     const double ramp = std::clamp((static_cast<double>(k) - low) / (high - low), 0.0, 1.0);
     const double f = freqs[static_cast<size_t>(k)];
-    freqs[static_cast<size_t>(k)] = static_cast<float>(f / s.factor * ramp + f * (1.0 - ramp));
+    freqs[static_cast<size_t>(k)] = static_cast<float>(f / p.factor * ramp + f * (1.0 - ramp));
   }
   return freqs;
 }
 
-float rope_amplitude(const MlaConfig& config) {
-  if (!config.yarn_active()) return 1.0f;
-  const RopeScaling& s = config.rope_scaling;
-  return static_cast<float>(yarn_mscale(s.factor, s.mscale) /
-                            yarn_mscale(s.factor, s.mscale_all_dim));
+float rope_amplitude(const RopeParams& p) {
+  if (!p.yarn) return 1.0f;
+  return static_cast<float>(yarn_mscale(p.factor, p.mscale) /
+                            yarn_mscale(p.factor, p.mscale_all_dim));
 }
 
 void rope_cos_sin(const std::vector<float>& freqs, float amplitude, int64_t pos, float* cos_sin) {
@@ -65,33 +81,47 @@ void rope_cos_sin(const std::vector<float>& freqs, float amplitude, int64_t pos,
   }
 }
 
-void rope_apply(float* x, int64_t count, int64_t stride, int64_t d_r, const float* cos_sin) {
-  for (int64_t i = 0; i < count; ++i) {
-    float* v = x + i * stride;
-    for (int64_t k = 0; k < d_r; k += 2) {
-      const float c = cos_sin[k];
-      const float s = cos_sin[k + 1];
-      const float a = v[k];
-      const float b = v[k + 1];
-      v[k] = a * c - b * s;
-      v[k + 1] = a * s + b * c;
-    }
+std::vector<float> rope_table(const RopeParams& p, int64_t count) {
+  std::vector<float> table(static_cast<size_t>(count * p.dim));
+  if (p.dim == 0) return table;
+  const std::vector<float> freqs = rope_frequencies(p);
+  const float amplitude = rope_amplitude(p);
+  for (int64_t t = 0; t < count; ++t) rope_cos_sin(freqs, amplitude, t, table.data() + t * p.dim);
+  return table;
+}
+
+template <typename T>
+void rope_apply(T* x, int64_t count, int64_t stride, int64_t d_r, const float* cos_sin,
+                RopeDirection direction) {
+  rotate_pairs<2>(x, count, stride, d_r, cos_sin, direction);
+}
+
+template <typename T>
+void rope_apply_half(T* x, int64_t count, int64_t stride, int64_t d_r, const float* cos_sin,
+                     RopeDirection direction) {
+  rotate_pairs<1>(x, count, stride, d_r, cos_sin, direction);
+}
+
+template <typename T>
+void rope_apply_rows(T* x, int64_t rows, int64_t row_stride, int64_t vectors, int64_t vector_stride,
+                     int64_t d_r, const float* table, int64_t period, RopeDirection direction) {
+  if (d_r == 0) return;
+#pragma omp parallel for schedule(static) if (rows * vectors * d_r > 65536)
+  for (int64_t i = 0; i < rows; ++i) {
+    rotate_pairs<2>(x + i * row_stride, vectors, vector_stride, d_r, table + (i % period) * d_r,
+                    direction);
   }
 }
 
-void rope_apply_half(float* x, int64_t count, int64_t stride, int64_t d_r, const float* cos_sin) {
-  const int64_t half = d_r / 2;
-  for (int64_t i = 0; i < count; ++i) {
-    float* v = x + i * stride;
-    for (int64_t k = 0; k < half; ++k) {
-      const float c = cos_sin[2 * k];
-      const float s = cos_sin[2 * k + 1];
-      const float a = v[k];
-      const float b = v[k + half];
-      v[k] = a * c - b * s;
-      v[k + half] = a * s + b * c;
-    }
-  }
-}
+template void rope_apply_rows<float>(float*, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                     const float*, int64_t, RopeDirection);
+template void rope_apply_rows<double>(double*, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                      const float*, int64_t, RopeDirection);
+template void rope_apply<float>(float*, int64_t, int64_t, int64_t, const float*, RopeDirection);
+template void rope_apply<double>(double*, int64_t, int64_t, int64_t, const float*, RopeDirection);
+template void rope_apply_half<float>(float*, int64_t, int64_t, int64_t, const float*,
+                                     RopeDirection);
+template void rope_apply_half<double>(double*, int64_t, int64_t, int64_t, const float*,
+                                      RopeDirection);
 
 }  // namespace mla::ops

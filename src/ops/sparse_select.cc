@@ -26,7 +26,8 @@ int64_t select_blocks(int64_t t, int64_t block, int64_t local, int64_t global, i
   return n;
 }
 
-int64_t select_top_k(const float* scores, int64_t n, int64_t k, int32_t* out,
+template <typename T>
+int64_t select_top_k(const T* scores, int64_t n, int64_t k, int32_t* out,
                      std::vector<int32_t>& order) {
   if (k >= n) {
     for (int64_t j = 0; j < n; ++j) out[j] = static_cast<int32_t>(j);
@@ -36,7 +37,7 @@ int64_t select_top_k(const float* scores, int64_t n, int64_t k, int32_t* out,
   std::iota(order.begin(), order.begin() + n, 0);
   // NaN scores sort last, so a NaN never displaces a real score.
   const auto before = [scores](int32_t a, int32_t b) {
-    const float sa = scores[a], sb = scores[b];
+    const T sa = scores[a], sb = scores[b];
     const bool na = std::isnan(sa), nb = std::isnan(sb);
     if (na || nb) return na != nb ? nb : a < b;
     if (sa != sb) return sa > sb;
@@ -47,5 +48,10 @@ int64_t select_top_k(const float* scores, int64_t n, int64_t k, int32_t* out,
   std::sort(out, out + k);
   return k;
 }
+
+template int64_t select_top_k<float>(const float*, int64_t, int64_t, int32_t*,
+                                     std::vector<int32_t>&);
+template int64_t select_top_k<double>(const double*, int64_t, int64_t, int32_t*,
+                                      std::vector<int32_t>&);
 
 }  // namespace mla::ops

@@ -15,9 +15,11 @@ int64_t select_window(int64_t t, int64_t window, int32_t* out);
 // Returns the count (<= (local + global) * block).
 int64_t select_blocks(int64_t t, int64_t block, int64_t local, int64_t global, int32_t* out);
 
-// The k largest of scores[0..n) (ties go to the lower index), written ascending to out;
-// returns min(k, n). `order` is scratch, grown to n and kept by the caller.
-int64_t select_top_k(const float* scores, int64_t n, int64_t k, int32_t* out,
+// The k largest of scores[0..n) (ties go to the lower index, NaN ranks last), written ascending
+// to out; returns min(k, n). `order` is scratch, grown to n and kept by the caller. Float for
+// inference, float or double for training's sparse attention.
+template <typename T>
+int64_t select_top_k(const T* scores, int64_t n, int64_t k, int32_t* out,
                      std::vector<int32_t>& order);
 
 }  // namespace mla::ops

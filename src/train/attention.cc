@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <vector>
 
+#include "ops/gemm.h"
+#include "ops/sparse_select.h"
 #include "train/activation.h"
-#include "train/gemm_t.h"
 
 namespace mla::train {
 namespace {
@@ -28,39 +28,35 @@ template <typename T>
 void sparse_keep(const AttentionLayout& l, int64_t b, int64_t h, int64_t i, const T* row,
                  uint8_t* keep) {
   const SparseSpec& sp = l.sparse;
-  const bool dense = !sp.is_sparse() || h < sp.dense_heads;
-  for (int64_t j = 0; j <= i; ++j) {
-    switch (dense ? SparseKind::kDense : sp.kind) {
-      case SparseKind::kWindow:
-        keep[j] = j > i - sp.window;
-        break;
-      case SparseKind::kBlock:
-        keep[j] = i / sp.block_size - j / sp.block_size < sp.local_blocks ||
-                  j / sp.block_size < sp.global_blocks;
-        break;
-      case SparseKind::kTopK:
-        keep[j] = 0;
-        break;
-      case SparseKind::kDsa:
-        keep[j] = l.key_mask == nullptr || l.key_mask[(b * l.seq + i) * l.seq + j] != 0;
-        break;
-      default:
-        keep[j] = 1;
-    }
-  }
-  if (dense || sp.kind != SparseKind::kTopK) return;
-  if (sp.top_k > i) {
+  if (!sp.is_sparse() || h < sp.dense_heads) {
     std::fill(keep, keep + i + 1, uint8_t{1});
     return;
   }
-  thread_local std::vector<int64_t> order;
-  order.resize(static_cast<size_t>(i + 1));
-  std::iota(order.begin(), order.end(), 0);
-  // The same order as inference's selection: larger score first, ties to the lower key.
-  std::nth_element(
-      order.begin(), order.begin() + sp.top_k, order.end(),
-      [row](int64_t x, int64_t y) { return row[x] != row[y] ? row[x] > row[y] : x < y; });
-  for (int64_t n = 0; n < sp.top_k; ++n) keep[order[static_cast<size_t>(n)]] = 1;
+  std::fill(keep, keep + i + 1, uint8_t{0});
+  if (sp.kind == SparseKind::kDsa) {
+    for (int64_t j = 0; j <= i; ++j) {
+      keep[j] = l.key_mask == nullptr || l.key_mask[(b * l.seq + i) * l.seq + j] != 0;
+    }
+    return;
+  }
+  // Inference's selection (ops/sparse_select.h), so training and serving keep the same keys.
+  thread_local std::vector<int32_t> keys, order;
+  keys.resize(static_cast<size_t>(i + 1));
+  int64_t count = 0;
+  switch (sp.kind) {
+    case SparseKind::kWindow:
+      count = ops::select_window(i, sp.window, keys.data());
+      break;
+    case SparseKind::kBlock:
+      count = ops::select_blocks(i, sp.block_size, sp.local_blocks, sp.global_blocks, keys.data());
+      break;
+    case SparseKind::kTopK:
+      count = ops::select_top_k(row, i + 1, sp.top_k, keys.data(), order);
+      break;
+    default:
+      break;
+  }
+  for (int64_t n = 0; n < count; ++n) keep[keys[static_cast<size_t>(n)]] = 1;
 }
 
 template <typename T>
@@ -77,8 +73,8 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v,
       const T* kg = k + b * s * l.k_token + g * l.k_head;
       const T* vg = v + b * s * l.v_token + g * l.v_head;
       T* p = probs + (b * l.heads + h) * s * s;
-      gemm(false, true, s, s, l.qk_dim, static_cast<T>(l.scale), qh, l.q_token, kg, l.k_token, T(0),
-           p, s);
+      ops::gemm(false, true, s, s, l.qk_dim, static_cast<T>(l.scale), qh, l.q_token, kg, l.k_token,
+                T(0), p, s);
       for (int64_t i = 0; i < s; ++i) {  // causal softmax of row i over keys 0..i
         T* row = p + i * s;
         thread_local std::vector<uint8_t> keep;
@@ -98,8 +94,8 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v,
         for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
         std::fill(row + i + 1, row + s, T(0));
       }
-      gemm(false, false, s, l.v_dim, s, T(1), dropped_probs(p, b, h, l, dropped), s, vg, l.v_token,
-           T(0), out + b * s * l.o_token + h * l.o_head, l.o_token);
+      ops::gemm(false, false, s, l.v_dim, s, T(1), dropped_probs(p, b, h, l, dropped), s, vg,
+                l.v_token, T(0), out + b * s * l.o_token + h * l.o_head, l.o_token);
     }
   }
 }
@@ -131,17 +127,17 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, cons
           T* dqh = dq + b * s * l.q_token + h * l.q_head;
           if (l.dropout > 0.0) {
             // dP' = dO V^T, then through the mask: dP = mask * dP' / (1 - p).
-            gemm(false, true, s, s, l.v_dim, T(1), doh, l.o_token, vg, l.v_token, T(0),
-                 d_dropped.data(), s);
+            ops::gemm(false, true, s, s, l.v_dim, T(1), doh, l.o_token, vg, l.v_token, T(0),
+                      d_dropped.data(), s);
             std::fill(ds.begin(), ds.begin() + s * s, T(0));
             dropout_backward(ds.data(), d_dropped.data(), s * s, l.dropout,
                              dropout_key(l.dropout_key, b * l.heads + h, 0));
           } else {
-            gemm(false, true, s, s, l.v_dim, T(1), doh, l.o_token, vg, l.v_token, T(0), ds.data(),
-                 s);
+            ops::gemm(false, true, s, s, l.v_dim, T(1), doh, l.o_token, vg, l.v_token, T(0),
+                      ds.data(), s);
           }
-          gemm(true, false, s, l.v_dim, s, T(1), dropped_probs(p, b, h, l, dropped), s, doh,
-               l.o_token, T(1), dvg, l.v_token);
+          ops::gemm(true, false, s, l.v_dim, s, T(1), dropped_probs(p, b, h, l, dropped), s, doh,
+                    l.o_token, T(1), dvg, l.v_token);
           for (int64_t i = 0; i < s; ++i) {  // softmax backward, row by row
             const T* pr = p + i * s;
             T* dr = ds.data() + i * s;
@@ -150,10 +146,10 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, cons
             for (int64_t j = 0; j <= i; ++j) dr[j] = pr[j] * (dr[j] - dot) * scale;
             std::fill(dr + i + 1, dr + s, T(0));
           }
-          gemm(false, false, s, l.qk_dim, s, T(1), ds.data(), s, kg, l.k_token, T(1), dqh,
-               l.q_token);
-          gemm(true, false, s, l.qk_dim, s, T(1), ds.data(), s, qh, l.q_token, T(1), dkg,
-               l.k_token);
+          ops::gemm(false, false, s, l.qk_dim, s, T(1), ds.data(), s, kg, l.k_token, T(1), dqh,
+                    l.q_token);
+          ops::gemm(true, false, s, l.qk_dim, s, T(1), ds.data(), s, qh, l.q_token, T(1), dkg,
+                    l.k_token);
         }
       }
     }

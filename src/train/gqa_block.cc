@@ -2,21 +2,11 @@
 
 #include <cmath>
 
+#include "model/rope_params.h"
+#include "ops/rope.h"
 #include "train/linear.h"
-#include "train/rope.h"
 
 namespace mla::train {
-namespace {
-
-// The rotary table of a GQA config: GqaLayer uses plain frequencies (no YaRN), amplitude 1.
-std::vector<float> gqa_rope_table(const GqaConfig& c, int64_t seq) {
-  MlaConfig rope;
-  rope.qk_rope_head_dim = c.rope_dim;
-  rope.rope_theta = c.rope_theta;
-  return rope_table(rope, seq);
-}
-
-}  // namespace
 
 template <typename T>
 GqaBlock<T>::GqaBlock(const GqaConfig& config) : c_(config) {
@@ -51,7 +41,7 @@ void GqaBlock<T>::forward(T* out, const T* x, const GqaTensors<T>& w, int64_t ba
   const int64_t dh = c_.head_dim, dr = c_.rope_dim;
   batch_ = batch;
   seq_ = seq;
-  if (static_cast<int64_t>(rope_.size()) < seq * dr) rope_ = gqa_rope_table(c_, seq);
+  if (static_cast<int64_t>(rope_.size()) < seq * dr) rope_ = ops::rope_table(rope_params(c_), seq);
   grow(q_, n * h * dh);
   grow(k_, n * g * dh);
   grow(v_, n * g * dh);
@@ -59,8 +49,8 @@ void GqaBlock<T>::forward(T* out, const T* x, const GqaTensors<T>& w, int64_t ba
   linear_forward(k_.data(), x, w.wk, n, d, g * dh);
   linear_forward(v_.data(), x, w.wv, n, d, g * dh);
   if (dr > 0) {
-    rope_forward(q_.data(), rope_.data(), RopeLayout{batch, seq, h, h * dh, dh, dr});
-    rope_forward(k_.data(), rope_.data(), RopeLayout{batch, seq, g, g * dh, dh, dr});
+    ops::rope_apply_rows(q_.data(), n, h * dh, h, dh, dr, rope_.data(), seq);
+    ops::rope_apply_rows(k_.data(), n, g * dh, g, dh, dr, rope_.data(), seq);
   }
   grow(probs_, batch * h * seq * seq);
   grow(o_, n * h * dh);
@@ -81,8 +71,9 @@ void GqaBlock<T>::backward(T* dx, const GqaTensors<T>& gr, const T* dout, const 
   attention_backward(s.dq.data(), s.dk.data(), s.dv.data(), s.d_o.data(), probs_.data(), q_.data(),
                      k_.data(), v_.data(), layout());
   if (dr > 0) {
-    rope_backward(s.dq.data(), rope_.data(), RopeLayout{batch, seq, h, h * dh, dh, dr});
-    rope_backward(s.dk.data(), rope_.data(), RopeLayout{batch, seq, g, g * dh, dh, dr});
+    constexpr auto kTranspose = ops::RopeDirection::kTranspose;
+    ops::rope_apply_rows(s.dq.data(), n, h * dh, h, dh, dr, rope_.data(), seq, kTranspose);
+    ops::rope_apply_rows(s.dk.data(), n, g * dh, g, dh, dr, rope_.data(), seq, kTranspose);
   }
   linear_backward(dx, gr.wq, s.dq.data(), x, w.wq, n, d, h * dh);
   linear_backward(dx, gr.wk, s.dk.data(), x, w.wk, n, d, g * dh);

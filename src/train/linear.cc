@@ -2,20 +2,20 @@
 
 #include <cstring>
 
-#include "train/gemm_t.h"
+#include "ops/gemm.h"
 
 namespace mla::train {
 
 template <typename T>
 void linear_forward(T* out, const T* inp, const T* w, int64_t n, int64_t c, int64_t oc) {
-  gemm(false, true, n, oc, c, T(1), inp, c, w, c, T(0), out, oc);
+  ops::gemm(false, true, n, oc, c, T(1), inp, c, w, c, T(0), out, oc);
 }
 
 template <typename T>
 void linear_backward(T* dinp, T* dw, const T* dout, const T* inp, const T* w, int64_t n, int64_t c,
                      int64_t oc) {
-  if (dinp != nullptr) gemm(false, false, n, c, oc, T(1), dout, oc, w, c, T(1), dinp, c);
-  gemm(true, false, oc, c, n, T(1), dout, oc, inp, c, T(1), dw, c);
+  if (dinp != nullptr) ops::gemm(false, false, n, c, oc, T(1), dout, oc, w, c, T(1), dinp, c);
+  ops::gemm(true, false, oc, c, n, T(1), dout, oc, inp, c, T(1), dw, c);
 }
 
 template <typename T>
@@ -41,14 +41,6 @@ void embedding_backward(T* dwte, const T* dout, const int32_t* tokens, int64_t n
 }
 
 template <typename T>
-void bias_forward(T* out, const T* b, int64_t n, int64_t oc) {
-  if (b == nullptr) return;
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t o = 0; o < oc; ++o) out[i * oc + o] += b[o];
-  }
-}
-
-template <typename T>
 void bias_backward(T* db, const T* dout, int64_t n, int64_t oc) {
   if (db == nullptr) return;
   for (int64_t i = 0; i < n; ++i) {  // rows in order: thread-count independent sums
@@ -56,8 +48,6 @@ void bias_backward(T* db, const T* dout, int64_t n, int64_t oc) {
   }
 }
 
-template void bias_forward<float>(float*, const float*, int64_t, int64_t);
-template void bias_forward<double>(double*, const double*, int64_t, int64_t);
 template void bias_backward<float>(float*, const float*, int64_t, int64_t);
 template void bias_backward<double>(double*, const double*, int64_t, int64_t);
 template void linear_forward<float>(float*, const float*, const float*, int64_t, int64_t, int64_t);

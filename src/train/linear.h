@@ -19,9 +19,7 @@ template <typename T>
 void linear_backward(T* dinp, T* dw, const T* dout, const T* inp, const T* w, int64_t n, int64_t c,
                      int64_t oc);
 
-// out (N,OC) += b (OC) on every row; nothing when b is null (a projection without bias).
-template <typename T>
-void bias_forward(T* out, const T* b, int64_t n, int64_t oc);
+// The bias add of forward is ops::add_bias_rows (ops/norm.h), shared with inference.
 // db (OC) += column sums of dout (N,OC); nothing when db is null.
 template <typename T>
 void bias_backward(T* db, const T* dout, int64_t n, int64_t oc);

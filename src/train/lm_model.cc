@@ -6,13 +6,13 @@
 
 #include "mla/error.h"
 #include "mla/model_lm.h"
+#include "ops/norm.h"
 #include "train/activation.h"
 #include "train/cross_entropy.h"
 #include "train/ffn_block.h"
 #include "train/gqa_block.h"
 #include "train/linear.h"
 #include "train/mla_block.h"
-#include "train/norm.h"
 
 namespace mla {
 
@@ -71,9 +71,10 @@ template <typename T>
 void norm_forward(const LmConfig& c, T* out, T* mean, T* rstd, const T* inp, const T* w, const T* b,
                   int64_t n) {
   if (c.norm == NormKind::kRmsNorm) {
-    train::rmsnorm_forward(out, rstd, inp, w, n, c.d_model, c.norm_eps, c.d_model, c.d_model);
+    ops::rms_norm_forward(out, rstd, inp, w, n, c.d_model, c.norm_eps, c.d_model, c.d_model);
   } else {
-    train::layernorm_forward(out, mean, rstd, inp, w, b, n, c.d_model, c.norm_eps);
+    ops::layer_norm_forward(out, mean, rstd, inp, w, b, n, c.d_model, c.norm_eps, c.d_model,
+                            c.d_model);
   }
 }
 
@@ -81,9 +82,10 @@ template <typename T>
 void norm_backward(const LmConfig& c, T* dinp, T* dw, T* db, const T* dout, const T* inp,
                    const T* w, const T* mean, const T* rstd, int64_t n) {
   if (c.norm == NormKind::kRmsNorm) {
-    train::rmsnorm_backward(dinp, dw, dout, inp, w, rstd, n, c.d_model, c.d_model, c.d_model);
+    ops::rms_norm_backward(dinp, dw, dout, inp, w, rstd, n, c.d_model, c.d_model, c.d_model);
   } else {
-    train::layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, n, c.d_model);
+    ops::layer_norm_backward(dinp, dw, db, dout, inp, w, mean, rstd, n, c.d_model, c.d_model,
+                             c.d_model);
   }
 }
 

@@ -1,14 +1,36 @@
 #include "train/mla_block.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "mla/error.h"
+#include "model/mla_projection.h"
+#include "model/rope_params.h"
+#include "ops/gemm.h"
+#include "ops/rope.h"
 #include "train/linear.h"
-#include "train/norm.h"
-#include "train/rope.h"
 
 namespace mla::train {
+namespace {
+
+// The chain's view of a parameter buffer (training keeps no bf16 copies).
+template <typename T>
+detail::MlaChainWeights<T> chain_weights(const MlaTensors<T>& w) {
+  detail::MlaChainWeights<T> c;
+  c.q = {w.wq, nullptr, w.bq};
+  c.q_a = {w.wq_a, nullptr, w.bq_a};
+  c.q_b = {w.wq_b, nullptr, w.bq_b};
+  c.kv_a = {w.wkv_a, nullptr, w.bkv_a};
+  c.o = {w.wo, nullptr, w.bo};
+  c.q_norm = w.q_norm;
+  c.q_norm_bias = w.q_norm_b;
+  c.kv_norm = w.kv_norm;
+  c.kv_norm_bias = w.kv_norm_b;
+  c.kv_b = w.wkv_b;
+  c.kv_b_bias = w.bkv_b;
+  return c;
+}
+
+}  // namespace
 
 template <typename T>
 MlaBlock<T>::MlaBlock(const MlaConfig& config) : c_(config) {
@@ -49,108 +71,58 @@ AttentionLayout MlaBlock<T>::layout() const {
 }
 
 template <typename T>
-void MlaBlock<T>::norm_forward(T* out, T* mean, T* rstd, std::vector<T>& raw, const T* inp,
-                               const T* w, const T* b, int64_t n, int64_t c, int64_t stride) const {
-  switch (c_.latent_norm) {
-    case LatentNorm::kRmsNorm:
-      rmsnorm_forward(out, rstd, inp, w, n, c, c_.rms_norm_eps, stride, c);
-      return;
-    case LatentNorm::kLayerNorm:
-      // layernorm_forward reads contiguous rows and backward needs its input: keep a copy.
-      grow(raw, n * c);
-      for (int64_t i = 0; i < n; ++i) std::copy_n(inp + i * stride, c, raw.data() + i * c);
-      layernorm_forward(out, mean, rstd, raw.data(), w, b, n, c, c_.rms_norm_eps);
-      return;
-    case LatentNorm::kNone:
-      for (int64_t i = 0; i < n; ++i) std::copy_n(inp + i * stride, c, out + i * c);
-      return;
-  }
-}
-
-template <typename T>
-void MlaBlock<T>::norm_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp,
-                                const std::vector<T>& raw, std::vector<T>& draw, const T* w,
-                                const T* mean, const T* rstd, int64_t n, int64_t c,
-                                int64_t stride) const {
-  switch (c_.latent_norm) {
-    case LatentNorm::kRmsNorm:
-      rmsnorm_backward(dinp, dw, dout, inp, w, rstd, n, c, stride, c);
-      return;
-    case LatentNorm::kLayerNorm:
-      zero_first(draw, n * c);
-      layernorm_backward(draw.data(), dw, db, dout, raw.data(), w, mean, rstd, n, c);
-      dout = draw.data();
-      break;
-    case LatentNorm::kNone:
-      break;
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t k = 0; k < c; ++k) dinp[i * stride + k] += dout[i * c + k];
-  }
-}
-
-template <typename T>
 void MlaBlock<T>::forward(T* out, const T* x, const MlaTensors<T>& w, int64_t batch, int64_t seq,
                           bool training, uint64_t dropout_key) {
-  const int64_t n = batch * seq, d = c_.hidden_size, h = c_.num_heads;
+  const int64_t n = batch * seq, h = c_.num_heads;
   const int64_t dn = c_.qk_nope_head_dim, dr = c_.qk_rope_head_dim, dv = c_.v_head_dim;
-  const int64_t r = c_.kv_lora_rank, rq = c_.q_lora_rank, dqk = dn + dr;
+  const int64_t r = c_.kv_lora_rank, rq = c_.q_lora_rank, dqk = dn + dr, lw = r + dr;
   batch_ = batch;
   seq_ = seq;
   training_ = training;
   dropout_key_ = dropout_key;
-  if (static_cast<int64_t>(rope_.size()) < seq * dr) rope_ = rope_table(c_, seq);
+  if (static_cast<int64_t>(rope_.size()) < seq * dr) rope_ = ops::rope_table(rope_params(c_), seq);
 
   grow(q_, n * h * dqk);
-  if (c_.has_q_lora()) {
-    grow(cq_, n * rq);
-    grow(cq_mean_, n);
-    grow(cq_rstd_, n);
-    grow(cqn_, n * rq);
-    linear_forward(cq_.data(), x, w.wq_a, n, d, rq);
-    bias_forward(cq_.data(), w.bq_a, n, rq);
-    norm_forward(cqn_.data(), cq_mean_.data(), cq_rstd_.data(), cq_raw_, cq_.data(), w.q_norm,
-                 w.q_norm_b, n, rq, rq);
-    linear_forward(q_.data(), cqn_.data(), w.wq_b, n, rq, h * dqk);
-    bias_forward(q_.data(), w.bq_b, n, h * dqk);
-  } else {
-    linear_forward(q_.data(), x, w.wq, n, d, h * dqk);
-    bias_forward(q_.data(), w.bq, n, h * dqk);
-  }
-  grow(kv_, n * (r + dr));
-  grow(ckv_, n * r);
-  grow(ckv_mean_, n);
-  grow(ckv_rstd_, n);
-  linear_forward(kv_.data(), x, w.wkv_a, n, d, r + dr);
-  bias_forward(kv_.data(), w.bkv_a, n, r + dr);
-  norm_forward(ckv_.data(), ckv_mean_.data(), ckv_rstd_.data(), ckv_raw_, kv_.data(), w.kv_norm,
-               w.kv_norm_b, n, r, r + dr);
-  if (dr > 0) {
-    rope_forward(q_.data() + dn, rope_.data(), RopeLayout{batch, seq, h, h * dqk, dqk, dr});
-    rope_forward(kv_.data() + r, rope_.data(), RopeLayout{batch, seq, 1, r + dr, 0, dr});
-  }
+  grow(cq_raw_, n * rq);
+  grow(cq_, n * rq);
+  grow(cq_mean_, n);
+  grow(cq_rstd_, n);
+  grow(kv_raw_, n * lw);
+  grow(latent_, n * lw);
+  grow(kv_mean_, n);
+  grow(kv_rstd_, n);
+  detail::MlaProjected<T> p;
+  p.q = q_.data();
+  p.latent = latent_.data();
+  p.q_latent = cq_.data();
+  p.q_latent_raw = cq_raw_.data();
+  p.kv_raw = kv_raw_.data();
+  p.q_mean = cq_mean_.data();
+  p.q_rstd = cq_rstd_.data();
+  p.kv_mean = kv_mean_.data();
+  p.kv_rstd = kv_rstd_.data();
+  const detail::MlaChainWeights<T> chain = chain_weights(w);
+  detail::project_inputs(c_, chain, x, n, rope_.data(), seq, p);
   if (absorbed_) {
     absorbed_forward(w);
-    linear_forward(out, o_.data(), w.wo, n, h * dv, d);
+    detail::project(chain.o, o_.data(), n, h * dv, c_.out_size(), out);
     return;
   }
   grow(kvb_, n * h * (dn + dv));
-  linear_forward(kvb_.data(), ckv_.data(), w.wkv_b, n, r, h * (dn + dv));
-  bias_forward(kvb_.data(), w.bkv_b, n, h * (dn + dv));
+  detail::expand_kv(c_, w.wkv_b, w.bkv_b, latent_.data(), n, kvb_.data());
 
   grow(k_, n * h * dqk);
   for (int64_t row = 0; row < n; ++row) {
     for (int64_t head = 0; head < h; ++head) {
       T* k = k_.data() + (row * h + head) * dqk;
-      std::memcpy(k, kvb_.data() + (row * h + head) * (dn + dv), sizeof(T) * dn);
-      std::memcpy(k + dn, kv_.data() + row * (r + dr) + r, sizeof(T) * dr);
+      std::copy_n(kvb_.data() + (row * h + head) * (dn + dv), dn, k);
+      std::copy_n(latent_.data() + row * lw + r, dr, k + dn);
     }
   }
   grow(probs_, batch * h * seq * seq);
   grow(o_, n * h * dv);
   attention_forward(o_.data(), probs_.data(), q_.data(), k_.data(), kvb_.data() + dn, layout());
-  linear_forward(out, o_.data(), w.wo, n, h * dv, c_.out_size());
-  bias_forward(out, w.bo, n, c_.out_size());
+  detail::project(chain.o, o_.data(), n, h * dv, c_.out_size(), out);
 }
 
 template <typename T>
@@ -158,23 +130,18 @@ void MlaBlock<T>::backward(T* dx, const MlaTensors<T>& g, const T* dout, const T
                            const MlaTensors<T>& w, Scratch& s) {
   const int64_t batch = batch_, seq = seq_, n = batch * seq, d = c_.hidden_size, h = c_.num_heads;
   const int64_t dn = c_.qk_nope_head_dim, dr = c_.qk_rope_head_dim, dv = c_.v_head_dim;
-  const int64_t r = c_.kv_lora_rank, rq = c_.q_lora_rank, dqk = dn + dr;
+  const int64_t r = c_.kv_lora_rank, rq = c_.q_lora_rank, dqk = dn + dr, lw = r + dr;
+  constexpr auto kTranspose = ops::RopeDirection::kTranspose;
 
   zero_first(s.d_o, n * h * dv);
   linear_backward(s.d_o.data(), g.wo, dout, o_.data(), w.wo, n, h * dv, c_.out_size());
   bias_backward(g.bo, dout, n, c_.out_size());
 
+  // s.dlat: the gradient of the latent rows [c_kv ; k_pe] as the chain left them.
   zero_first(s.dq, n * h * dqk);
-  zero_first(s.dkv, n * (r + dr));
-  zero_first(s.dckv, n * r);
+  zero_first(s.dlat, n * lw);
   if (absorbed_) {
     absorbed_backward(g, w, s);
-    // The latent rows were [c_kv ; k_pe]: split their gradient back into the two.
-    for (int64_t row = 0; row < n; ++row) {
-      const T* dl = s.dlat.data() + row * (r + dr);
-      std::copy(dl, dl + r, s.dckv.data() + row * r);
-      std::copy(dl + r, dl + r + dr, s.dkv.data() + row * (r + dr) + r);
-    }
   } else {
     zero_first(s.dk, n * h * dqk);
     zero_first(s.dkvb, n * h * (dn + dv));
@@ -183,7 +150,7 @@ void MlaBlock<T>::backward(T* dx, const MlaTensors<T>& g, const T* dout, const T
     // Split the key gradient: k_nope goes back to kvb, the rotary part of every head to the one
     // shared k_pe (it was broadcast to all heads, so its gradient is the sum over heads).
     for (int64_t row = 0; row < n; ++row) {
-      T* dpe = s.dkv.data() + row * (r + dr) + r;
+      T* dpe = s.dlat.data() + row * lw + r;
       for (int64_t head = 0; head < h; ++head) {
         const T* dk = s.dk.data() + (row * h + head) * dqk;
         T* dkn = s.dkvb.data() + (row * h + head) * (dn + dv);
@@ -191,26 +158,37 @@ void MlaBlock<T>::backward(T* dx, const MlaTensors<T>& g, const T* dout, const T
         for (int64_t i = 0; i < dr; ++i) dpe[i] += dk[dn + i];
       }
     }
-    linear_backward(s.dckv.data(), g.wkv_b, s.dkvb.data(), ckv_.data(), w.wkv_b, n, r,
-                    h * (dn + dv));
-    bias_backward(g.bkv_b, s.dkvb.data(), n, h * (dn + dv));
+    // kvb = latent[:, :R] W_kv_b^T + b: d latent[:, :R] += dkvb W, dW += dkvb^T latent[:, :R].
+    const int64_t kvw = h * (dn + dv);
+    ops::gemm(false, false, n, r, kvw, T(1), s.dkvb.data(), kvw, w.wkv_b, r, T(1), s.dlat.data(),
+              lw);
+    ops::gemm(true, false, kvw, r, n, T(1), s.dkvb.data(), kvw, latent_.data(), lw, T(1), g.wkv_b,
+              r);
+    bias_backward(g.bkv_b, s.dkvb.data(), n, kvw);
   }
-  if (dr > 0)
-    rope_backward(s.dkv.data() + r, rope_.data(), RopeLayout{batch, seq, 1, r + dr, 0, dr});
-  norm_backward(s.dkv.data(), g.kv_norm, g.kv_norm_b, s.dckv.data(), kv_.data(), ckv_raw_,
-                s.dnorm_raw, w.kv_norm, ckv_mean_.data(), ckv_rstd_.data(), n, r, r + dr);
-  bias_backward(g.bkv_a, s.dkv.data(), n, r + dr);
-  linear_backward(dx, g.wkv_a, s.dkv.data(), x, w.wkv_a, n, d, r + dr);
+  // Back through the chain's kv half: RoPE of k_pe (its transpose), the norm of c_kv, kv_a.
+  zero_first(s.dkv, n * lw);
+  if (dr > 0) {
+    ops::rope_apply_rows(s.dlat.data() + r, n, lw, 1, lw, dr, rope_.data(), seq, kTranspose);
+    for (int64_t i = 0; i < n; ++i) {
+      std::copy_n(s.dlat.data() + i * lw + r, dr, s.dkv.data() + i * lw + r);
+    }
+  }
+  detail::latent_norm_backward(c_, s.dkv.data(), g.kv_norm, g.kv_norm_b, s.dlat.data(),
+                               kv_raw_.data(), w.kv_norm, kv_mean_.data(), kv_rstd_.data(), n, r,
+                               lw, lw);
+  bias_backward(g.bkv_a, s.dkv.data(), n, lw);
+  linear_backward(dx, g.wkv_a, s.dkv.data(), x, w.wkv_a, n, d, lw);
 
-  if (dr > 0)
-    rope_backward(s.dq.data() + dn, rope_.data(), RopeLayout{batch, seq, h, h * dqk, dqk, dr});
+  ops::rope_apply_rows(s.dq.data() + dn, n, h * dqk, h, dqk, dr, rope_.data(), seq, kTranspose);
   if (c_.has_q_lora()) {
     zero_first(s.dcqn, n * rq);
-    linear_backward(s.dcqn.data(), g.wq_b, s.dq.data(), cqn_.data(), w.wq_b, n, rq, h * dqk);
+    linear_backward(s.dcqn.data(), g.wq_b, s.dq.data(), cq_.data(), w.wq_b, n, rq, h * dqk);
     bias_backward(g.bq_b, s.dq.data(), n, h * dqk);
     zero_first(s.dcq, n * rq);
-    norm_backward(s.dcq.data(), g.q_norm, g.q_norm_b, s.dcqn.data(), cq_.data(), cq_raw_,
-                  s.dnorm_raw, w.q_norm, cq_mean_.data(), cq_rstd_.data(), n, rq, rq);
+    detail::latent_norm_backward(c_, s.dcq.data(), g.q_norm, g.q_norm_b, s.dcqn.data(),
+                                 cq_raw_.data(), w.q_norm, cq_mean_.data(), cq_rstd_.data(), n, rq,
+                                 rq, rq);
     bias_backward(g.bq_a, s.dcq.data(), n, rq);
     linear_backward(dx, g.wq_a, s.dcq.data(), x, w.wq_a, n, d, rq);
   } else {

@@ -1,14 +1,15 @@
 // The MLA attention layer for training, in the naive form, forward and backward, on the weights
-// of mla::MlaWeights (same names, shapes and math as mla::MlaLayer, so that a trained model is
-// served by the absorbed latent cache). Legend: B batch, S tokens, N = B*S, d hidden, H heads,
-// Dn/Dr/Dv nope/rope/value head widths, Dqk = Dn + Dr, R kv_lora_rank, Rq q_lora_rank.
+// of mla::MlaWeights. The forward IS mla::MlaLayer's projection chain (src/model/mla_projection.h:
+// the same code, in float or double), asked to keep the norms' inputs and statistics; only the
+// attention that keeps its probabilities (train/attention.h) and the backward are the training
+// block's own. Legend: B batch, S tokens, N = B*S, d hidden, H heads, Dn/Dr/Dv nope/rope/value
+// head widths, Dqk = Dn + Dr, R kv_lora_rank, Rq q_lora_rank.
 //
-//   q    = RoPE_Dr( q_b(Norm(q_a x)) )  or  RoPE_Dr(q_proj x)         (N, H, Dqk)
-//   kv   = kv_a x                                                      (N, R + Dr)
-//   ckv  = Norm(kv[:, :R]);  kpe = RoPE(kv[:, R:])  (one rotary key shared by all heads)
-//   kvb  = kv_b ckv                            (N, H, Dn + Dv): per head k_nope then v
-//   k_h  = [kvb_h[:Dn] ; kpe],  v_h = kvb_h[Dn:]
-//   out  = o_proj( causal_attention(q, k, v) )                         (N, d_out)
+//   q      = RoPE_Dr( q_b(Norm(q_a x)) )  or  RoPE_Dr(q_proj x)         (N, H, Dqk)
+//   latent = [ Norm(kv_a x [:, :R]) ; RoPE(kv_a x [:, R:]) ]             (N, R + Dr)
+//   kvb    = kv_b latent[:, :R]                 (N, H, Dn + Dv): per head k_nope then v
+//   k_h    = [kvb_h[:Dn] ; k_pe],  v_h = kvb_h[Dn:]   (one rotary key shared by all heads)
+//   out    = o_proj( causal_attention(q, k, v) )                         (N, d_out)
 // Norm is the config's latent_norm (RMSNorm, LayerNorm or none); every projection may carry a
 // bias (projection_bias); in training the attention probabilities may be dropped
 // (attention_dropout).
@@ -53,8 +54,8 @@ class MlaBlock {
   // Gradients of intermediate activations: needed only during one block's backward, so one set
   // is shared by all layers of a model.
   struct Scratch {
-    std::vector<T> d_o, dq, dk, dkvb, dkv, dckv, dnorm_raw, dcqn, dcq;
-    std::vector<T> doa, dqa, dlat;  // absorbed form: d o~, d q~, d latent rows
+    std::vector<T> d_o, dq, dk, dkvb, dkv, dlat, dcqn, dcq;
+    std::vector<T> doa, dqa;  // absorbed form: d o~, d q~
   };
 
   explicit MlaBlock(const MlaConfig& config);
@@ -81,18 +82,9 @@ class MlaBlock {
 
  private:
   AttentionLayout layout() const;
-  // The latent norm of n rows of width c: inp has row stride `stride`, out is contiguous. raw
-  // receives a contiguous copy of inp when the norm needs one (LayerNorm).
-  void norm_forward(T* out, T* mean, T* rstd, std::vector<T>& raw, const T* inp, const T* w,
-                    const T* b, int64_t n, int64_t c, int64_t stride) const;
-  // dinp (row stride `stride`) += ..., dw, db += ... for the forward call with the same inp,
-  // raw, mean and rstd; draw is scratch.
-  void norm_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp, const std::vector<T>& raw,
-                     std::vector<T>& draw, const T* w, const T* mean, const T* rstd, int64_t n,
-                     int64_t c, int64_t stride) const;
   AttentionLayout absorbed_layout() const;
-  void absorbed_forward(const MlaTensors<T>& w);  // q_, ckv_, kv_ -> o_ (N, H, Dv)
-  // d_o (N, H, Dv) -> s.dq (N, H, Dqk), s.dlat (N, R + Dr), g.wkv_b accumulated.
+  void absorbed_forward(const MlaTensors<T>& w);  // q_, latent_ -> o_ (N, H, Dv)
+  // d_o (N, H, Dv) -> s.dq (N, H, Dqk), s.dlat (N, R + Dr) accumulated, g.wkv_b accumulated.
   void absorbed_backward(const MlaTensors<T>& g, const MlaTensors<T>& w, Scratch& s);
 
   MlaConfig c_;
@@ -102,16 +94,16 @@ class MlaBlock {
   int64_t batch_ = 0, seq_ = 0;
   bool training_ = false;
   uint64_t dropout_key_ = 0;
-  std::vector<T> cq_, cq_raw_, cq_mean_, cq_rstd_, cqn_;  // (N, Rq), (N, Rq), (N), (N), (N, Rq)
-  std::vector<T> q_;                                      // (N, H, Dqk) after RoPE
-  std::vector<T> kv_;                         // (N, R+Dr): raw c_kv part, roped k_pe part
-  std::vector<T> ckv_raw_;                    // (N, R) kv[:, :R] contiguous (LayerNorm's input)
-  std::vector<T> ckv_, ckv_mean_, ckv_rstd_;  // (N, R), (N), (N)
-  std::vector<T> kvb_;                        // (N, H, Dn+Dv)
-  std::vector<T> k_;                          // (N, H, Dqk)
-  std::vector<T> probs_;                      // (B, H, S, S)
-  std::vector<T> o_;                          // (N, H, Dv)
-  std::vector<T> qa_, lat_, oa_;              // absorbed: (N, H, R+Dr), (N, R+Dr), (N, H, R)
+  std::vector<T> cq_raw_, cq_mean_, cq_rstd_, cq_;  // (N, Rq), (N), (N), (N, Rq) normed
+  std::vector<T> q_;                                // (N, H, Dqk) after RoPE
+  std::vector<T> kv_raw_;                           // (N, R+Dr): kv_a x + b, before norm and RoPE
+  std::vector<T> latent_;             // (N, R+Dr): normed c_kv, roped k_pe (inference's rows)
+  std::vector<T> kv_mean_, kv_rstd_;  // (N), (N)
+  std::vector<T> kvb_;                // (N, H, Dn+Dv)
+  std::vector<T> k_;                  // (N, H, Dqk)
+  std::vector<T> probs_;              // (B, H, S, S)
+  std::vector<T> o_;                  // (N, H, Dv)
+  std::vector<T> qa_, oa_;            // absorbed: (N, H, R+Dr), (N, H, R)
 };
 
 }  // namespace mla::train

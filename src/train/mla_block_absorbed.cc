@@ -4,7 +4,8 @@
 // Same function as the naive form (tested), other order of products.
 #include <algorithm>
 
-#include "train/gemm_t.h"
+#include "model/mla_projection.h"
+#include "ops/gemm.h"
 #include "train/mla_block.h"
 
 namespace mla::train {
@@ -32,34 +33,15 @@ AttentionLayout MlaBlock<T>::absorbed_layout() const {
 
 template <typename T>
 void MlaBlock<T>::absorbed_forward(const MlaTensors<T>& w) {
-  const int64_t n = batch_ * seq_, h = c_.num_heads, dn = c_.qk_nope_head_dim;
-  const int64_t dr = c_.qk_rope_head_dim, dv = c_.v_head_dim, r = c_.kv_lora_rank;
-  const int64_t dqk = dn + dr, lw = r + dr;
-  grow(qa_, n * h * lw);
-  for (int64_t head = 0; head < h; ++head) {
-    // q~_h (N, R) = q_nope_h (N, Dn) W_UK_h (Dn, R)
-    gemm(false, false, n, r, dn, T(1), q_.data() + head * dqk, h * dqk,
-         w.wkv_b + head * (dn + dv) * r, r, T(0), qa_.data() + head * lw, h * lw);
-  }
-  grow(lat_, n * lw);
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t head = 0; head < h; ++head) {
-      const T* pe = q_.data() + (i * h + head) * dqk + dn;
-      std::copy(pe, pe + dr, qa_.data() + (i * h + head) * lw + r);
-    }
-    std::copy(ckv_.data() + i * r, ckv_.data() + (i + 1) * r, lat_.data() + i * lw);
-    std::copy(kv_.data() + i * lw + r, kv_.data() + (i + 1) * lw, lat_.data() + i * lw + r);
-  }
+  const int64_t n = batch_ * seq_, h = c_.num_heads, dv = c_.v_head_dim, r = c_.kv_lora_rank;
+  grow(qa_, n * h * c_.latent_dim());
+  detail::absorb_queries(c_, w.wkv_b, q_.data(), n, qa_.data());
   grow(probs_, batch_ * h * seq_ * seq_);
   grow(oa_, n * h * r);
-  attention_forward(oa_.data(), probs_.data(), qa_.data(), lat_.data(), lat_.data(),
+  attention_forward(oa_.data(), probs_.data(), qa_.data(), latent_.data(), latent_.data(),
                     absorbed_layout());
   grow(o_, n * h * dv);
-  for (int64_t head = 0; head < h; ++head) {
-    // o_h (N, Dv) = o~_h (N, R) W_UV_h^T, W_UV_h is (Dv, R)
-    gemm(false, true, n, dv, r, T(1), oa_.data() + head * r, h * r,
-         w.wkv_b + (head * (dn + dv) + dn) * r, r, T(0), o_.data() + head * dv, h * dv);
-  }
+  detail::absorbed_values(c_, w.wkv_b, static_cast<const T*>(nullptr), oa_.data(), n, o_.data());
 }
 
 template <typename T>
@@ -71,24 +53,23 @@ void MlaBlock<T>::absorbed_backward(const MlaTensors<T>& g, const MlaTensors<T>&
   for (int64_t head = 0; head < h; ++head) {
     const T* wuv = w.wkv_b + (head * (dn + dv) + dn) * r;
     // d o~_h (N, R) = d o_h (N, Dv) W_UV_h (Dv, R);  dW_UV_h (Dv, R) += d o_h^T o~_h
-    gemm(false, false, n, r, dv, T(1), s.d_o.data() + head * dv, h * dv, wuv, r, T(0),
-         s.doa.data() + head * r, h * r);
-    gemm(true, false, dv, r, n, T(1), s.d_o.data() + head * dv, h * dv, oa_.data() + head * r,
-         h * r, T(1), g.wkv_b + (head * (dn + dv) + dn) * r, r);
+    ops::gemm(false, false, n, r, dv, T(1), s.d_o.data() + head * dv, h * dv, wuv, r, T(0),
+              s.doa.data() + head * r, h * r);
+    ops::gemm(true, false, dv, r, n, T(1), s.d_o.data() + head * dv, h * dv, oa_.data() + head * r,
+              h * r, T(1), g.wkv_b + (head * (dn + dv) + dn) * r, r);
   }
   zero_first(s.dqa, n * h * lw);
-  zero_first(s.dlat, n * lw);
   // Keys and values are the same latent rows: both gradients accumulate into dlat (one KV head,
   // so one thread per sequence adds them in a fixed order).
   attention_backward(s.dqa.data(), s.dlat.data(), s.dlat.data(), s.doa.data(), probs_.data(),
-                     qa_.data(), lat_.data(), lat_.data(), absorbed_layout());
+                     qa_.data(), latent_.data(), latent_.data(), absorbed_layout());
   for (int64_t head = 0; head < h; ++head) {
     const T* wuk = w.wkv_b + head * (dn + dv) * r;
     // d q_nope_h (N, Dn) += d q~_h (N, R) W_UK_h^T;  dW_UK_h (Dn, R) += q_nope_h^T d q~_h
-    gemm(false, true, n, dn, r, T(1), s.dqa.data() + head * lw, h * lw, wuk, r, T(1),
-         s.dq.data() + head * dqk, h * dqk);
-    gemm(true, false, dn, r, n, T(1), q_.data() + head * dqk, h * dqk, s.dqa.data() + head * lw,
-         h * lw, T(1), g.wkv_b + head * (dn + dv) * r, r);
+    ops::gemm(false, true, n, dn, r, T(1), s.dqa.data() + head * lw, h * lw, wuk, r, T(1),
+              s.dq.data() + head * dqk, h * dqk);
+    ops::gemm(true, false, dn, r, n, T(1), q_.data() + head * dqk, h * dqk,
+              s.dqa.data() + head * lw, h * lw, T(1), g.wkv_b + head * (dn + dv) * r, r);
   }
   for (int64_t i = 0; i < n * h; ++i) {
     const T* dpe = s.dqa.data() + i * lw + r;

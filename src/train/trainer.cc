@@ -12,17 +12,20 @@
 namespace mla {
 namespace {
 
-TrainData make_data(const TrainOptions& o) {
-  if (o.data_path.empty()) return TrainData::synthetic(parse_task(o.task));
-  return TrainData::from_file(o.data_path, o.val_fraction, o.seq);
-}
-
 nlohmann::json history_to_json(const TrainHistory& h) {
   return {
       {"steps", h.steps}, {"loss", h.loss}, {"val_steps", h.val_steps}, {"val_loss", h.val_loss}};
 }
 
 }  // namespace
+
+TrainData text_data(const TrainOptions& o) {
+  if (o.data_path.empty()) {
+    throw Error("train options: data_path: no text file given (generated tasks such as '" + o.task +
+                "' come from the front end: mla train --task)");
+  }
+  return TrainData::from_file(o.data_path, o.val_fraction, o.seq);
+}
 
 Trainer::Trainer(LmModel model, const TrainOptions& options, TrainData data)
     : options_(options),
@@ -31,8 +34,8 @@ Trainer::Trainer(LmModel model, const TrainOptions& options, TrainData data)
       data_(std::move(data)),
       rng_(options.seed ^ 0xda7a5eedull) {}
 
-Trainer::Trainer(const LmConfig& config, const TrainOptions& options)
-    : Trainer(LmModel(config), options, make_data(options)) {
+Trainer::Trainer(const LmConfig& config, const TrainOptions& options, const DataFactory& data)
+    : Trainer(LmModel(config), options, data(options)) {
   options_.validate();
   if (options_.seq > config.max_seq_len) {
     throw Error("train options: seq: " + std::to_string(options_.seq) +
@@ -104,7 +107,7 @@ void Trainer::save(const std::string& path) const {
 }
 
 Trainer Trainer::resume(const std::string& checkpoint_path, int64_t steps,
-                        const std::string& data_path) {
+                        const std::string& data_path, const DataFactory& make_data) {
   OpenedCheckpoint ckpt = open_checkpoint(resolve_checkpoint(checkpoint_path));
   const SafetensorsFile& f = ckpt.file;
   CheckpointRunState state = read_checkpoint_run_state(f);

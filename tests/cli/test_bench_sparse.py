@@ -1,4 +1,4 @@
-"""`mla bench --variants mla,mla-sparse` and `mla bench-sparse`: DSA runs inside `mla bench`, the JSON
+"""`mla bench --variants mla,mla-sparse`: DSA runs inside `mla bench`, the JSON
 carries its indexer bytes, the prefill-chunk rate and the speed-up against dense absorbed MLA
 (consistent with the timings it reports), and bad sparse options are refused."""
 import json
@@ -44,32 +44,5 @@ def test_sparse_variant_speedup_and_json(tmp_path):
 ])
 def test_bad_sparse_options(args, message):
     r = run("--preset", "tiny", "--contexts", "64", *args)
-    assert r.returncode == 2
-    assert r.stderr == "mla: error: " + message + "\n"
-
-
-def test_bench_sparse_attention_alone(tmp_path):
-    out = str(tmp_path / "a.json")
-    r = subprocess.run([cli(), "bench-sparse", "--preset", "tiny", "--contexts", "300,1000", "--top-k", "64",
-                        "--chunk", "4", "--repeats", "1", "--threads", "1", "--json", out],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    data = json.load(open(out))
-    assert data["top_k"] == 64 and data["index_heads"] == 64 and data["index_head_dim"] == 128
-    assert [(p["context"], p["new_tokens"]) for p in data["points"]] == [(300, 1), (300, 4), (1000, 1), (1000, 4)]
-    for p in data["points"]:
-        assert p["speedup_attention"] == pytest.approx(p["dense_seconds"] / p["sparse_attention_seconds"])
-        assert p["speedup_with_indexer"] == pytest.approx(
-            p["dense_seconds"] / (p["sparse_attention_seconds"] + p["indexer_seconds"]))
-    assert "speed-up attn" in r.stdout
-
-
-@pytest.mark.parametrize("args,message", [
-    (["--top-k", "0"], "--top-k: must be between 1 and 1048576, got 0"),
-    (["--contexts", "10,x"], "--contexts: 'x' is not a context length between 1 and 1048576"),
-    (["--chunk", "5000"], "--chunk: must be between 0 and 4096, got 5000"),
-])
-def test_bench_sparse_bad_options(args, message):
-    r = subprocess.run([cli(), "bench-sparse", "--preset", "tiny", *args], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert r.stderr == "mla: error: " + message + "\n"

@@ -2,7 +2,7 @@
 stays intact and loadable, an existing output file keeps its old contents, and --resume after
 the kill ends with the same bytes as a run that was never interrupted.
 
-MLA_TEST_SLOW_SAVE=<ms> (src/io/test_hooks.h) makes an atomic write announce itself on stderr
+MLA_TEST_SLOW_SAVE=<ms> (cli/test_hooks.h, through mla::set_before_rename_hook) makes an atomic write announce itself on stderr
 once its temporary file is complete and then wait before the rename: the test SIGKILLs the
 process inside that window, the worst moment for a save."""
 import os

@@ -3,7 +3,7 @@
 
 Usage: train_reference.py FIXTURE.safetensors OUT.safetensors
 
-The fixture (written by tests/unit/test_train_torch.cc) holds every parameter by its Hugging Face
+The fixture (written by tests/train/test_train_torch.cc) holds every parameter by its Hugging Face
 name, "tokens" and "targets" (B, S) stored as F32, and metadata: "config" (the LM config JSON) and
 "optim" (JSON: steps, lr list, beta1, beta2, eps, weight_decay, grad_clip). The output holds "loss"
 (the first forward) and "losses" (one per optimiser step, before the step) as metadata, and the
