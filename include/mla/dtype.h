@@ -4,12 +4,22 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+
+#include "mla/enum_names.h"
 
 namespace mla {
 
 enum class DType { kF32, kBF16, kF16, kF8E4M3 };
+inline constexpr EnumName<DType> kDTypeNames[] = {{DType::kF32, "F32"},
+                                                  {DType::kBF16, "BF16"},
+                                                  {DType::kF16, "F16"},
+                                                  {DType::kF8E4M3, "F8_E4M3"}};
+constexpr std::span<const EnumName<DType>> enum_names(DType) {
+  return kDTypeNames;
+}
 
 // safetensors spelling: "F32", "BF16", "F16", "F8_E4M3".
 std::string_view dtype_name(DType dtype);

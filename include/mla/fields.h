@@ -22,44 +22,12 @@
 #include <variant>
 #include <vector>
 
+#include "mla/enum_names.h"
+
 namespace mla {
 
 // Throws mla::Error "<where>: <field>: <reason>".
 [[noreturn]] void fail(std::string_view where, std::string_view field, std::string_view reason);
-
-// ---- enum names: one table per enum, found by argument-dependent lookup ----------------------
-//   inline constexpr EnumName<LatentNorm> kLatentNormNames[] = {{LatentNorm::kRmsNorm,
-//   "rmsnorm"},..}; constexpr std::span<const EnumName<LatentNorm>> enum_names(LatentNorm) { return
-//   kLatentNormNames; }
-template <class E>
-struct EnumName {
-  E value;
-  const char* name;
-};
-
-template <class E>
-const char* enum_name(E value) {
-  for (const EnumName<E>& e : enum_names(E{})) {
-    if (e.value == value) return e.name;
-  }
-  return "?";
-}
-
-template <class E>
-std::optional<E> enum_from_name(std::string_view name) {
-  for (const EnumName<E>& e : enum_names(E{})) {
-    if (name == e.name) return e.value;
-  }
-  return std::nullopt;
-}
-
-// "rmsnorm, layernorm, none"
-template <class E>
-std::string enum_choices() {
-  std::string s;
-  for (const EnumName<E>& e : enum_names(E{})) s += (s.empty() ? "" : ", ") + std::string(e.name);
-  return s;
-}
 
 template <class T>
 concept NamedEnum = std::is_enum_v<T> && requires(T t) {
