@@ -52,18 +52,15 @@ constexpr std::span<const EnumName<NormKind>> enum_names(NormKind) {
 const char* attention_kind_name(AttentionKind kind);          // "mla", "mha", "gqa", "mqa"
 AttentionKind parse_attention_kind(const std::string& name);  // throws naming the choices
 
-struct LmConfig {
+// The choices a model's knobs (LmShape) and its full config (LmConfig) share, declared once.
+struct LmChoices {
   int64_t vocab_size = 256;   // V: bytes
   int64_t max_seq_len = 128;  // longest sequence the model is trained on
   int64_t d_model = 128;      // d
   int64_t num_layers = 2;
   AttentionKind attention = AttentionKind::kMla;
-  MlaConfig mla;  // attention == kMla; mla.hidden_size == d_model
-  GqaConfig gqa;  // otherwise; gqa.hidden_size == d_model (MHA: G = H, MQA: G = 1)
   FfnKind ffn = FfnKind::kSwiGlu;
-  int64_t ffn_hidden = 0;  // F
   NormKind norm = NormKind::kRmsNorm;
-  double norm_eps = 1e-5;
   bool tied_embeddings = true;
   double dropout = 0.0;  // residual dropout (attention and ffn outputs), training only
   // Sparse attention (MLA only; window, block or topk, optionally with dense heads) in layers
@@ -74,6 +71,13 @@ struct LmConfig {
   // MLA layers train in the naive form (per-head K/V, the default) or the absorbed one (W_UK
   // folded into the queries, attention over the latent rows); same function, other products.
   bool absorbed = false;
+};
+
+struct LmConfig : LmChoices {
+  MlaConfig mla;           // attention == kMla; mla.hidden_size == d_model
+  GqaConfig gqa;           // otherwise; gqa.hidden_size == d_model (MHA: G = H, MQA: G = 1)
+  int64_t ffn_hidden = 0;  // F
+  double norm_eps = 1e-5;
   SparseSpec layer_sparse(int64_t layer) const {
     return layer < dense_layers ? SparseSpec{} : sparse;
   }
@@ -88,25 +92,15 @@ struct LmConfig {
 // rope_dim) means "derive": head width Dh = d / heads; MLA: Dn = Dv = Dh, Dr = Dh / 2 rounded to
 // even, R = d / 2, no query compression; MHA/GQA/MQA: rope on the whole head, GQA groups =
 // heads / 2; SwiGLU F = 8d/3 rounded up to a multiple of 8 (same parameters as GELU's 4d).
-struct LmShape {
-  AttentionKind attention = AttentionKind::kMla;
-  int64_t d_model = 128, num_layers = 2, heads = 4;
+struct LmShape : LmChoices {
+  int64_t heads = 4;
   int64_t kv_heads = 0;      // GQA groups
   int64_t head_dim = 0;      // Dh (MLA: Dn and Dv)
   int64_t kv_lora_rank = 0;  // MLA R
   int64_t q_lora_rank = 0;   // MLA Rq (0: none)
   int64_t rope_dim = -1;     // MLA Dr / rotated entries per head; 0 = no RoPE
   double rope_theta = 10000.0;
-  FfnKind ffn = FfnKind::kSwiGlu;
-  int64_t ffn_hidden = 0;
-  NormKind norm = NormKind::kRmsNorm;
-  bool tied_embeddings = true;
-  double dropout = 0.0;
-  SparseSpec sparse;
-  int64_t dense_layers = 0;
-  bool absorbed = false;
-  int64_t vocab_size = 256;
-  int64_t max_seq_len = 128;
+  int64_t ffn_hidden = 0;  // F; 0 derives it
 };
 
 LmConfig lm_config_from_shape(const LmShape& shape);

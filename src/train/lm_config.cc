@@ -124,18 +124,7 @@ LmConfig lm_config_from_shape(const LmShape& s) {
   if (s.heads < 1) throw Error("lm shape: heads: must be positive, got " + std::to_string(s.heads));
   if (s.d_model < 1) throw Error("lm shape: d_model: must be positive");
   LmConfig c;
-  c.vocab_size = s.vocab_size;
-  c.max_seq_len = s.max_seq_len;
-  c.d_model = s.d_model;
-  c.num_layers = s.num_layers;
-  c.attention = s.attention;
-  c.ffn = s.ffn;
-  c.norm = s.norm;
-  c.tied_embeddings = s.tied_embeddings;
-  c.dropout = s.dropout;
-  c.sparse = s.sparse;
-  c.dense_layers = s.dense_layers;
-  c.absorbed = s.absorbed;
+  static_cast<LmChoices&>(c) = s;
   const int64_t dh = s.head_dim > 0 ? s.head_dim : std::max<int64_t>(1, s.d_model / s.heads);
   if (s.attention == AttentionKind::kMla) {
     MlaConfig& m = c.mla;
