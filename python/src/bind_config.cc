@@ -79,25 +79,30 @@ void bind_config(py::module_& m) {
   m.def("preset_mla_config", &presets::mla_config, py::arg("d_model"), py::arg("num_heads"),
         py::arg("kv_compressed_dim"), py::arg("q_compressed_dim"), py::arg("rope_dim"),
         py::arg("seq_len"), py::arg("use_bias") = false);
-  const presets::ModelArgs d;
   m.def(
       "preset_deepseek_v3",
-      [](int64_t dim, int64_t n_heads, int64_t q_lora_rank, int64_t kv_lora_rank,
-         int64_t qk_nope_head_dim, int64_t qk_rope_head_dim, int64_t v_head_dim,
-         int64_t max_seq_len, int64_t original_seq_len, double rope_theta, double rope_factor,
-         int64_t beta_fast, int64_t beta_slow, double mscale) {
-        return presets::deepseek_v3(presets::ModelArgs{
-            dim, n_heads, q_lora_rank, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim,
-            max_seq_len, original_seq_len, rope_theta, rope_factor, beta_fast, beta_slow, mscale});
+      [](const py::kwargs& fields) {
+        presets::ModelArgs args;
+        for (const auto& [key, value] : fields) {
+          const auto name = key.cast<std::string>();
+          if (!set_field(args, name, value.cast<FieldValue>(), "ModelArgs")) {
+            throw Error("ModelArgs: unknown field '" + name + "'");
+          }
+        }
+        return presets::deepseek_v3(args);
       },
-      py::arg("dim") = d.dim, py::arg("n_heads") = d.n_heads,
-      py::arg("q_lora_rank") = d.q_lora_rank, py::arg("kv_lora_rank") = d.kv_lora_rank,
-      py::arg("qk_nope_head_dim") = d.qk_nope_head_dim,
-      py::arg("qk_rope_head_dim") = d.qk_rope_head_dim, py::arg("v_head_dim") = d.v_head_dim,
-      py::arg("max_seq_len") = d.max_seq_len, py::arg("original_seq_len") = d.original_seq_len,
-      py::arg("rope_theta") = d.rope_theta, py::arg("rope_factor") = d.rope_factor,
-      py::arg("beta_fast") = d.beta_fast, py::arg("beta_slow") = d.beta_slow,
-      py::arg("mscale") = d.mscale);
+      "DeepSeek-V3's ModelArgs (keywords, the official defaults) as a Config.");
+  m.def(
+      "model_args_defaults",
+      [] {
+        py::dict defaults;
+        const presets::ModelArgs args;
+        for (const std::string& name : field_names<presets::ModelArgs>()) {
+          defaults[py::str(name)] = *get_field(args, name);
+        }
+        return defaults;
+      },
+      "The fields of ModelArgs with their defaults, in order.");
   m.def("preset_latent_attention", &presets::latent_attention, py::arg("embed_dim"),
         py::arg("num_heads"), py::arg("latent_dim_ratio"));
   m.def("preset_ropeless_mla", &presets::ropeless_mla, py::arg("d_model"), py::arg("n_heads"),
