@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_model.h"
 #include "bench_variants.h"
 #include "commands.h"
 #include "mla/atomic_file.h"
@@ -40,6 +41,11 @@ struct BenchOptions {
   int64_t page_size = 64;
   int64_t sparse_top_k = 2048;
   int64_t prefill_chunk = 0;
+  // Whole models (bench_model.h) only.
+  int64_t layers = 0;
+  std::string batches = "1,8";
+  int64_t decode_context = 64;
+  bool weight_dtype_set = false;
 };
 
 struct Point {
@@ -198,6 +204,24 @@ void write_plot(const std::string& path, const std::vector<BenchVariant>& varian
 }
 
 int run_bench(const BenchOptions& opt) {
+  if (is_model_bench(opt.preset, opt.model)) {
+    if (opt.threads < 0) throw Error("--threads: must not be negative");
+    if (opt.repeats < 1 || opt.repeats > 1000) throw Error("--repeats: must be between 1 and 1000");
+    if (opt.prefill_tokens < 1) throw Error("--prefill-tokens: must be at least 1");
+    if (opt.threads > 0) omp_set_num_threads(opt.threads);
+    ModelBenchOptions m;
+    m.preset = opt.preset;
+    m.model = opt.model;
+    m.weight_dtype = opt.weight_dtype_set ? opt.weight_dtype : "bf16";
+    m.json = opt.json;
+    m.batches = opt.batches;
+    m.layers = opt.layers;
+    m.prefill_tokens = opt.prefill_tokens;
+    m.context = opt.decode_context;
+    m.prefill_chunk = opt.prefill_chunk;
+    m.repeats = opt.repeats;
+    return run_model_bench(m);
+  }
   if (opt.dtype != "f32" && opt.dtype != "bf16")
     throw Error("--dtype: unknown value '" + opt.dtype + "' (use f32 or bf16)");
   if (opt.weight_dtype != "f32" && opt.weight_dtype != "bf16")
@@ -356,7 +380,8 @@ Runner add_bench_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "bench", "Compare MLA (absorbed, naive) with MHA, GQA and MQA: cache and speed");
   cmd->add_option("--preset", opt->preset,
-                  "deepseek-v2-lite (default), deepseek-v2, deepseek-v3, tiny");
+                  "deepseek-v2-lite (default), deepseek-v2, deepseek-v3, tiny; whole models with "
+                  "random weights: deepseek-v2-lite-model, tiny-moe-model");
   cmd->add_option("--model", opt->model,
                   "A model folder whose config.json gives the shape (instead of --preset)");
   cmd->add_option("--contexts", opt->contexts,
@@ -366,7 +391,9 @@ Runner add_bench_command(CLI::App& app) {
   cmd->add_option("--dtype", opt->dtype,
                   "KV cache precision: f32 (default) or bf16 (weights and accumulation stay f32)");
   cmd->add_option("--weight-dtype", opt->weight_dtype,
-                  "MLA projection weights: f32 (default) or bf16 (baselines stay f32)");
+                  "MLA projection weights: f32 (default) or bf16 (baselines stay f32); whole "
+                  "models: bf16 (default) or f32")
+      ->each([opt](const std::string&) { opt->weight_dtype_set = true; });
   cmd->add_option("--variants", opt->variants,
                   "Comma-separated: mla,mla-naive,mla-sparse,mha,gqa8,mqa (default "
                   "mla,mla-naive,mha,gqa8,mqa; mla-sparse is DSA, see --sparse-topk)");
@@ -384,6 +411,13 @@ Runner add_bench_command(CLI::App& app) {
   cmd->add_option("--prefill-chunk", opt->prefill_chunk,
                   "Also time a prefill chunk of this many tokens appended at each context "
                   "(default 0: off)");
+  cmd->add_option("--layers", opt->layers,
+                  "Whole-model presets: decoder layers (default: the preset's)");
+  cmd->add_option("--batches", opt->batches,
+                  "Whole models: comma-separated decode batch sizes (default 1,8)");
+  cmd->add_option("--decode-context", opt->decode_context,
+                  "Whole models: tokens cached per sequence before the timed decode steps "
+                  "(default 64)");
   return [opt] { return run_bench(*opt); };
 }
 

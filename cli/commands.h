@@ -15,5 +15,8 @@ Runner add_demo_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app);
 Runner add_train_command(CLI::App& app);
 Runner add_generate_command(CLI::App& app);
+Runner add_forward_command(CLI::App& app);
+Runner add_tokenize_command(CLI::App& app);
+Runner add_detokenize_command(CLI::App& app);
 
 }  // namespace mla::cli

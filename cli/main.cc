@@ -34,9 +34,11 @@ int main(int argc, char** argv) {
   mla::cli::install_test_hooks_from_environment();
   std::map<const CLI::App*, mla::cli::Runner> runners;
   try {
-    for (auto add : {mla::cli::add_attention_command, mla::cli::add_info_command,
-                     mla::cli::add_demo_command, mla::cli::add_bench_command,
-                     mla::cli::add_train_command, mla::cli::add_generate_command}) {
+    for (auto add :
+         {mla::cli::add_attention_command, mla::cli::add_info_command, mla::cli::add_demo_command,
+          mla::cli::add_bench_command, mla::cli::add_train_command, mla::cli::add_generate_command,
+          mla::cli::add_forward_command, mla::cli::add_tokenize_command,
+          mla::cli::add_detokenize_command}) {
       mla::cli::Runner run = add(app);
       runners[app.get_subcommands({}).back()] = std::move(run);
     }

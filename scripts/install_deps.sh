@@ -7,10 +7,15 @@ packages=(
   libdnnl-dev ocl-icd-opencl-dev libomp-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   pybind11-dev python3-dev python3-numpy python3-pytest python3-torch
   libcairo2-dev fonts-dejavu-core pkg-config  # `mla bench --plot` and `mla train --plot` draw with cairo and DejaVu Sans
+  libpcre2-dev  # the tokenizer's pre-tokenizer regexes (Unicode classes, JIT)
   python3-pil  # bench/train_compare.py draws its plot with PIL
+  python3-jinja2  # tests/text: chat templates compared with the reference Jinja engine
   python3-pip python3-setuptools python3-wheel python3-venv  # pip install . (setup.py) and its venv test
   libopenblas0-pthread  # the PyTorch peer's BLAS in bench/: Debian's default reference BLAS would make it look 50x slower
 )
+# npm (with node): the tokenizer tests install their reference implementations from the npm
+# registry. Checked by command: a node from another source already brings npm.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 # ocl-icd-opencl-dev: oneDNN's CMake package config asks for OpenCL (its GPU runtime) even for CPU use.
 missing=()
 for p in "${packages[@]}"; do

@@ -9,7 +9,7 @@ cmake --preset fuzz >/dev/null  # CMakePresets.json: clang, MLA_BUILD_FUZZERS=ON
 cmake --build build-fuzz --target fuzzers
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for target in safetensors config index checkpoint; do
+for target in safetensors config index checkpoint tokenizer_json tokenize chat_template; do
   echo "== fuzz_$target: regressions, then ${seconds}s"
   if ls fuzz/regressions/$target/* >/dev/null 2>&1; then
     ./build-fuzz/fuzz/fuzz_$target fuzz/regressions/$target/* 2>&1 | tail -n 1

@@ -32,6 +32,7 @@ class LmDecoder {
   std::unique_ptr<Impl> impl_;
 };
 
+// Sampling goes through mla::Sampler (include/mla/sampler.h) with these of its parameters.
 struct SampleOptions {
   int64_t max_tokens = 100;
   double temperature = 1.0;  // <= 0: greedy (the first largest logit)
@@ -40,10 +41,6 @@ struct SampleOptions {
   bool recompute =
       false;  // no cache: run the whole sequence through the training forward each step
 };
-
-// Picks the next token from logits (V) as SampleOptions says, drawing from rng.
-int32_t sample_token(std::span<const float> logits, const SampleOptions& options,
-                     uint64_t& rng_state);
 
 // Returns the generated tokens (not the prompt). The prompt must not be empty.
 std::vector<int32_t> generate(const LmModel& model, std::span<const int32_t> prompt,

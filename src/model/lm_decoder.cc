@@ -3,13 +3,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 
 #include "mla/error.h"
 #include "mla/gqa_layer.h"
 #include "mla/kv_cache.h"
 #include "mla/layer.h"
 #include "mla/paged_cache.h"
+#include "mla/sampler.h"
 #include "mla/weights.h"
 #include "ops/norm.h"
 #include "train/ffn_block.h"
@@ -35,14 +35,6 @@ std::vector<float> copy_param(const LmModel& m, const std::string& name) {
                                 m.params().begin() + t.offset + t.numel);
   }
   throw Error("model: no parameter named '" + name + "'");
-}
-
-// splitmix64 step: a tiny, fully specified generator for sampling.
-uint64_t next_random(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
 }
 
 }  // namespace
@@ -170,39 +162,18 @@ std::span<const float> LmDecoder::feed(std::span<const int32_t> tokens) {
   return std::span<const float>(s.logits.data(), static_cast<size_t>(c.vocab_size));
 }
 
-int32_t sample_token(std::span<const float> logits, const SampleOptions& o, uint64_t& rng_state) {
-  const auto v = static_cast<int64_t>(logits.size());
-  if (o.temperature <= 0.0)
-    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-  std::vector<int32_t> order(static_cast<size_t>(v));
-  std::iota(order.begin(), order.end(), 0);
-  // Highest logits first, ties by index: a total order, so the result is fully determined.
-  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
-    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-  });
-  const int64_t k = o.top_k > 0 ? std::min(o.top_k, v) : v;
-  std::vector<double> p(static_cast<size_t>(k));
-  double sum = 0.0;
-  for (int64_t i = 0; i < k; ++i) {
-    p[static_cast<size_t>(i)] =
-        std::exp((logits[order[static_cast<size_t>(i)]] - logits[order[0]]) / o.temperature);
-    sum += p[static_cast<size_t>(i)];
-  }
-  const double u = static_cast<double>(next_random(rng_state) >> 11) * 0x1.0p-53 * sum;
-  double acc = 0.0;
-  for (int64_t i = 0; i < k; ++i) {
-    acc += p[static_cast<size_t>(i)];
-    if (u < acc) return order[static_cast<size_t>(i)];
-  }
-  return order[static_cast<size_t>(k - 1)];
-}
-
 std::vector<int32_t> generate(const LmModel& model, std::span<const int32_t> prompt,
                               const SampleOptions& o) {
   if (prompt.empty()) throw Error("generate: the prompt is empty");
   if (o.max_tokens < 0) throw Error("generate: max_tokens must not be negative");
   if (o.top_k < 0) throw Error("generate: top_k must not be negative");
-  uint64_t rng = o.seed;
+  // The one sampler of the project (include/mla/sampler.h): temperature <= 0 is greedy.
+  SamplerParams params;
+  params.temperature = std::max(o.temperature, 0.0);
+  params.top_k = o.top_k;
+  params.repeat_last_n = 0;
+  params.seed = o.seed;
+  Sampler sampler(params);
   std::vector<int32_t> out;
   if (o.recompute) {
     // The reference path: the whole sequence through the training forward at every step.
@@ -213,8 +184,8 @@ std::vector<int32_t> generate(const LmModel& model, std::span<const int32_t> pro
     for (int64_t i = 0; i < o.max_tokens; ++i) {
       const auto s = static_cast<int64_t>(seq.size());
       copy.forward(seq, {}, 1, s);
-      const int32_t t = sample_token(
-          copy.logits().subspan(static_cast<size_t>((s - 1) * v), static_cast<size_t>(v)), o, rng);
+      const int32_t t = sampler.sample(
+          copy.logits().subspan(static_cast<size_t>((s - 1) * v), static_cast<size_t>(v)));
       out.push_back(t);
       seq.push_back(t);
     }
@@ -224,7 +195,7 @@ std::vector<int32_t> generate(const LmModel& model, std::span<const int32_t> pro
                     static_cast<int64_t>(prompt.size()) + std::max<int64_t>(o.max_tokens, 1));
   std::span<const float> logits = decoder.feed(prompt);
   for (int64_t i = 0; i < o.max_tokens; ++i) {
-    const int32_t t = sample_token(logits, o, rng);
+    const int32_t t = sampler.sample(logits);
     out.push_back(t);
     if (i + 1 < o.max_tokens) logits = decoder.feed(std::span(&t, 1));
   }

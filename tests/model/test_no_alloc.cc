@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "mla/layer.h"
+#include "mla/model.h"
+#include "mla/sampler.h"
 #include "test_util.h"
 
 namespace {
@@ -66,6 +68,52 @@ TEST(NoAllocation, AbsorbedDecodeStepBf16WeightsRetainsNothing) {
 }
 TEST(NoAllocation, NaiveDecodeStep) {
   EXPECT_EQ(allocations_per_decode_step<NaiveKvCache>().allocations, 0);
+}
+
+// A whole model (MoE with a shared expert, dense first layer) over its paged caches: a warm
+// batched decode step allocates nothing either, with float32, bf16 or int8 weights.
+long whole_model_decode_allocations(DType weight_dtype, bool int8) {
+  DeepseekModel::Options o;
+  o.weight_dtype = weight_dtype;
+  o.int8 = int8;
+  o.cache_tokens = 64;
+  DeepseekModel m = DeepseekModel::random(model_preset("tiny-moe-model", 0), 3, o);
+  const std::vector<DeepseekModel::SeqId> seqs = {m.add_sequence(), m.add_sequence()};
+  const std::vector<int32_t> prompt = {1, 2, 3, 4, 5, 6, 7};
+  std::vector<float> logits(prompt.size() * 256);
+  m.forward(prompt, seqs, std::vector<int64_t>{4, 3}, logits);
+  const std::vector<int32_t> next = {9, 10};
+  const std::vector<int64_t> ones = {1, 1};
+  std::vector<float> step(2 * 256);
+  m.forward(next, seqs, ones, step);  // warm-up
+  const long before = g_allocations.load();
+  for (int i = 0; i < 5; ++i) m.forward(next, seqs, ones, step);
+  return g_allocations.load() - before;
+}
+
+TEST(NoAllocation, WholeModelDecodeStep) {
+  EXPECT_EQ(whole_model_decode_allocations(DType::kF32, false), 0);
+  EXPECT_EQ(whole_model_decode_allocations(DType::kBF16, false), 0);
+  EXPECT_EQ(whole_model_decode_allocations(DType::kBF16, true), 0);
+}
+
+// Sampling a token with every filter and the repeat penalty on, once warmed up.
+TEST(NoAllocation, SamplerStep) {
+  SamplerParams p;
+  p.temperature = 0.8;
+  p.top_p = 0.9;
+  p.min_p = 0.01;
+  p.repeat_penalty = 1.3;
+  p.repeat_last_n = 16;
+  std::vector<float> logits = test::random_normal(5000, 3);
+  for (int64_t top_k : {int64_t{0}, int64_t{40}}) {
+    p.top_k = top_k;
+    Sampler sampler(p);
+    sampler.sample(logits);  // warm-up: sizes the work buffers to the vocabulary
+    const long before = g_allocations.load();
+    for (int i = 0; i < 20; ++i) sampler.sample(logits);
+    EXPECT_EQ(g_allocations.load() - before, 0) << "top_k " << top_k;
+  }
 }
 
 }  // namespace

@@ -1,14 +1,15 @@
 """Minimal safetensors reader/writer in plain Python (struct + json + numpy).
 
 Written independently of the C++ reader so that the tests compare two implementations of the
-format. Supports F32, F64, BF16, F16 and I32 (the last two dtypes only to build bad inputs).
+format. Supports F32, F64, BF16, F16, I32 and I64 (token files), and F8_E4M3 written from its codes.
 """
 import json
 import struct
 
 import numpy as np
 
-_NP = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I32": np.int32}
+_NP = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I32": np.int32, "I64": np.int64,
+       "F8_E4M3": np.uint8}  # F8_E4M3: the caller passes the 8-bit codes
 
 
 def _bf16_bytes(a):

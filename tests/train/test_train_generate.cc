@@ -13,6 +13,7 @@
 #include "cli/train_tasks.h"
 #include "mla/error.h"
 #include "mla/lm_decoder.h"
+#include "mla/sampler.h"
 #include "mla/train.h"
 
 namespace mla {
@@ -126,17 +127,19 @@ INSTANTIATE_TEST_SUITE_P(Models, TrainGenerate, ::testing::ValuesIn(cases()),
                          });
 
 TEST(TrainSampling, TopKAndTemperature) {
+  // generate() samples through mla::Sampler (tests/unit/test_sampler.cc tests it in depth).
   const std::vector<float> logits = {0.0f, 5.0f, 1.0f, 4.9f, -3.0f};
-  SampleOptions o;
-  o.temperature = 0.0;
-  uint64_t rng = 1;
-  EXPECT_EQ(sample_token(logits, o, rng), 1);
-  o.temperature = 1.0;
-  o.top_k = 2;
+  SamplerParams p;
+  p.temperature = 0.0;
+  EXPECT_EQ(Sampler(p).sample(logits), 1);
+  p.temperature = 1.0;
+  p.top_k = 2;
+  Sampler sampler(p);
   int counts[5] = {0, 0, 0, 0, 0};
-  for (int i = 0; i < 4000; ++i) ++counts[sample_token(logits, o, rng)];
+  for (int i = 0; i < 4000; ++i) ++counts[sampler.sample(logits)];
   EXPECT_EQ(counts[0] + counts[2] + counts[4], 0);  // only the two best
   EXPECT_NEAR(counts[1] / 4000.0, 1.0 / (1.0 + std::exp(-0.1)), 0.03);
+  SampleOptions o;
   EXPECT_THROW(generate(LmModel(lm_config_from_shape(LmShape{})), {}, o), Error);
 }
 
