@@ -71,6 +71,24 @@ struct LmChoices {
   // MLA layers train in the naive form (per-head K/V, the default) or the absorbed one (W_UK
   // folded into the queries, attention over the latent rows); same function, other products.
   bool absorbed = false;
+
+  // The scalar choices with their rules; sparse and dense_layers are checked with the attention
+  // they go with (LmConfig::validate).
+  template <class V>
+  void visit_fields(V& v) {
+    v("vocab_size", vocab_size, {.min = 1, .max = 1 << 20});
+    v("max_seq_len", max_seq_len, {.min = 1, .max = 1 << 16});
+    v("d_model", d_model, {.min = 1, .max = 1 << 16});
+    v("num_layers", num_layers, {.min = 1, .max = 1024});
+    v("attention", attention);
+    v("ffn", ffn);
+    v("norm", norm);
+    v("tied_embeddings", tied_embeddings);
+    v("dropout", dropout, {.min = 0, .max = 1, .max_open = true});
+    v("dense_layers", dense_layers);
+    v("absorbed", absorbed);
+  }
+  bool operator==(const LmChoices&) const = default;
 };
 
 struct LmConfig : LmChoices {
@@ -78,6 +96,15 @@ struct LmConfig : LmChoices {
   GqaConfig gqa;           // otherwise; gqa.hidden_size == d_model (MHA: G = H, MQA: G = 1)
   int64_t ffn_hidden = 0;  // F
   double norm_eps = 1e-5;
+
+  // LmChoices' fields, then the config's own; mla and gqa validate themselves.
+  template <class V>
+  void visit_fields(V& v) {
+    LmChoices::visit_fields(v);
+    v("ffn_hidden", ffn_hidden, {.min = 1, .max = 1 << 20});
+    v("norm_eps", norm_eps, {.min = 0, .min_open = true});
+  }
+  bool operator==(const LmConfig&) const = default;
   SparseSpec layer_sparse(int64_t layer) const {
     return layer < dense_layers ? SparseSpec{} : sparse;
   }

@@ -52,18 +52,7 @@ AttentionKind parse_attention_kind(const std::string& name) {
 
 void LmConfig::validate() const {
   const std::string src = "lm config";
-  auto positive = [&](const char* field, int64_t v, int64_t max) {
-    if (v < 1 || v > max) {
-      fail(src, field, "must be in [1, " + std::to_string(max) + "], got " + std::to_string(v));
-    }
-  };
-  positive("vocab_size", vocab_size, 1 << 20);
-  positive("max_seq_len", max_seq_len, 1 << 16);
-  positive("d_model", d_model, 1 << 16);
-  positive("num_layers", num_layers, 1024);
-  positive("ffn_hidden", ffn_hidden, 1 << 20);
-  if (!(norm_eps > 0.0) || !std::isfinite(norm_eps)) fail(src, "norm_eps", "must be positive");
-  if (!(dropout >= 0.0 && dropout < 1.0)) fail(src, "dropout", "must be in [0, 1)");
+  validate_fields(*this, src);
   if (dense_layers < 0 || dense_layers > num_layers) {
     fail(src, "dense_layers",
          "must be in [0, num_layers = " + std::to_string(num_layers) + "], got " +
