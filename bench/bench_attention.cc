@@ -18,6 +18,7 @@
 #include "ops/attention.h"
 #include "ops/cpu_features.h"
 #include "ops/flash_attention.h"
+#include "ops/kernel_choice.h"
 #include "ops/latent_attention.h"
 #include "perf/ceilings.h"
 
@@ -99,11 +100,14 @@ void decode(benchmark::State& state) {
   const double flops = static_cast<double>(batch * heads * context) * (2.0 * kWidth + 2.0 * kRank);
   report(state, flops, static_cast<double>(batch * context * kWidth) * (bf16 ? 2 : 4), bf16,
          threads);
-  state.SetLabel(kFused ? std::string(mla::ops::simd_level_name(mla::ops::simd_level()))
+  // The kernel the measured choice (or the forced level) ran, e.g. "avx512bf16-dot".
+  const auto family =
+      bf16 ? mla::ops::KernelFamily::kLatentBf16 : mla::ops::KernelFamily::kLatentF32;
+  state.SetLabel(kFused ? mla::ops::kernel_variant_name(family, mla::ops::kernel_variant(family))
                         : "onednn");
 }
 
-// The fused kernel (ops/latent_attention.h), at the best SIMD level of this CPU.
+// The fused kernel (ops/latent_attention.h), its variant chosen by measurement (kernel_choice.h).
 void BM_LatentDecode(benchmark::State& state) {
   decode<true>(state);
 }

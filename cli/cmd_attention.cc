@@ -1,6 +1,6 @@
 // mla attention --model DIR --layer L --input IN.safetensors --output OUT.safetensors
 //               [--path naive|absorbed] [--prefill P] [--weight-dtype f32|bf16]
-//               [--cache-dtype f32|bf16] [--sparse SPEC]
+//               [--cache-dtype f32|bf16|fp8|int8] [--sparse SPEC]
 // Runs one MLA layer over x [batch, seq, hidden] and writes y [batch, seq, hidden] (F32). With
 // --prefill P the first P tokens go at once and each later token goes alone through the cache.
 // --sparse picks a sparse pattern (include/mla/sparse.h); dsa reads the layer's indexer.* tensors
@@ -13,11 +13,14 @@
 #include <string>
 #include <vector>
 
+#include "cache_dtype.h"
 #include "commands.h"
 #include "mla/error.h"
 #include "mla/layer.h"
+#include "mla/quantized_row.h"
 #include "mla/safetensors.h"
 #include "model_dir.h"
+#include "threads.h"
 
 namespace mla::cli {
 namespace {
@@ -108,10 +111,13 @@ void run_with_pool(MlaLayer& layer, const Input& in, int64_t prefill, AttentionP
                    DType dtype, std::vector<float>& y) {
   const int64_t d = layer.config().hidden_size, d_out = layer.config().out_size(), page = 64;
   const int64_t pages = in.batch * ((in.seq + page - 1) / page);
-  PagedKvPool pool(layer.paged_token_width(path), page, pages, dtype);
+  // Quantized rows keep the rotary part (Dr numbers) in bf16 (mla/quantized_row.h).
+  PagedKvPool pool(layer.paged_token_width(path), page, pages, dtype,
+                   is_quantized_cache_dtype(dtype) ? layer.config().qk_rope_head_dim : 0);
   // DSA keeps the indexer's keys in a pool of their own, with the same sequence ids.
   const bool dsa = layer.sparse().kind == SparseKind::kDsa;
-  PagedKvPool index_pool(dsa ? layer.indexer()->key_width() : 1, page, dsa ? pages : 1, dtype);
+  PagedKvPool index_pool(dsa ? layer.indexer()->key_width() : 1, page, dsa ? pages : 1,
+                         is_quantized_cache_dtype(dtype) ? DType::kBF16 : dtype);
   std::vector<PagedKvPool::SeqId> seqs;
   for (int64_t b = 0; b < in.batch; ++b) {
     seqs.push_back(pool.add_sequence());
@@ -184,7 +190,7 @@ int run_attention(const AttentionOptions& opt) {
   }
   if (opt.layer < 0) throw Error("--layer: must not be negative, got " + std::to_string(opt.layer));
   const DType weight_dtype = parse_precision("--weight-dtype", opt.weight_dtype);
-  const DType cache_dtype = parse_precision("--cache-dtype", opt.cache_dtype);
+  const DType cache_dtype = parse_cache_dtype("--cache-dtype", opt.cache_dtype);
   ModelDir model = open_model_dir(opt.model);
   Input in = read_input(opt.input, model.config);
   if (opt.prefill > in.seq) {
@@ -196,7 +202,7 @@ int run_attention(const AttentionOptions& opt) {
   if (!opt.sparse.empty()) configure_sparse(layer, opt, model);
   std::vector<float> y(static_cast<size_t>(in.batch * in.seq * model.config.out_size()));
   const int64_t prefill = opt.prefill < 0 ? in.seq : opt.prefill;
-  if (cache_dtype == DType::kBF16 || layer.sparse().kind == SparseKind::kDsa) {
+  if (cache_dtype != DType::kF32 || layer.sparse().kind == SparseKind::kDsa) {
     run_with_pool(layer, in, prefill,
                   opt.path == "absorbed" ? AttentionPath::kAbsorbed : AttentionPath::kNaive,
                   cache_dtype, y);
@@ -222,6 +228,7 @@ Runner add_attention_command(CLI::App& app) {
   auto opt = std::make_shared<AttentionOptions>();
   CLI::App* cmd =
       app.add_subcommand("attention", "Run one MLA layer of a checkpoint over x; write y");
+  add_threads_option(cmd);
   cmd->add_option("--model", opt->model, "Folder with config.json and the safetensors checkpoint")
       ->required();
   cmd->add_option("--layer", opt->layer, "Layer index (model.layers.L.self_attn.*)")->required();
@@ -234,7 +241,8 @@ Runner add_attention_command(CLI::App& app) {
   cmd->add_option("--weight-dtype", opt->weight_dtype,
                   "Projection weights stored as f32 (default) or bf16; accumulation is f32");
   cmd->add_option("--cache-dtype", opt->cache_dtype,
-                  "KV cache stored as f32 (default) or bf16 (bf16 goes through a paged pool)");
+                  "KV cache stored as f32 (default), bf16, fp8 or int8 (all but f32 go through a "
+                  "paged pool; fp8/int8: absorbed path, rope part in bf16)");
   cmd->add_option("--sparse", opt->sparse,
                   "Sparse attention: window:size=W, block:size=B,local=L,global=G, topk:k=K or "
                   "dsa:k=K, each optionally with ,dense-heads=N (default dense)");

@@ -15,9 +15,12 @@
 
 #include "bench_model.h"
 #include "bench_variants.h"
+#include "cache_dtype.h"
 #include "commands.h"
+#include "kernel_report.h"
 #include "mla/atomic_file.h"
 #include "mla/error.h"
+#include "mla/quantized_row.h"
 #include "model_dir.h"
 #include "perf/ceilings.h"
 #include "plot.h"
@@ -51,6 +54,7 @@ struct BenchOptions {
 struct Point {
   int64_t context = 0;
   double decode_seconds = 0.0;
+  double decode_seconds_max = 0.0;  // the slowest timed step (a loaded machine shows here)
   double prefill_tokens_per_second = 0.0;
   double chunk_tokens_per_second = 0.0;  // --prefill-chunk tokens appended at the context
   double decode_gflops = 0.0;            // the whole batch's step, mla-math.md's count
@@ -89,10 +93,14 @@ std::vector<int64_t> parse_contexts(const std::string& text) {
 }
 
 DType cache_dtype(const BenchOptions& opt) {
-  return opt.dtype == "bf16" ? DType::kBF16 : DType::kF32;
+  return parse_cache_dtype("--dtype", opt.dtype);
 }
-int64_t element_bytes(const BenchOptions& opt) {
-  return static_cast<int64_t>(dtype_size(cache_dtype(opt)));
+// Quantized rows keep the rotary part (Dr numbers) in bf16 (mla/quantized_row.h).
+int64_t rope_width(const BenchOptions& opt, const MlaConfig& config) {
+  return is_quantized_cache_dtype(cache_dtype(opt)) ? config.qk_rope_head_dim : 0;
+}
+int64_t row_bytes(const BenchOptions& opt, const MlaConfig& config, int64_t token_width) {
+  return PagedKvPool::row_bytes_for(token_width, cache_dtype(opt), rope_width(opt, config));
 }
 
 int64_t peak_rss_bytes() {
@@ -105,11 +113,12 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-Point measure(BenchVariant& v, int64_t context, const BenchOptions& opt, std::mt19937_64& rng) {
+Point measure(BenchVariant& v, int64_t context, const BenchOptions& opt, const MlaConfig& config,
+              std::mt19937_64& rng) {
   const int64_t batch = opt.batch, d = v.hidden_size;
   const int64_t per_seq = context + opt.repeats + 1 + opt.prefill_chunk;
   const int64_t pages = batch * ((per_seq + opt.page_size - 1) / opt.page_size);
-  PagedKvPool pool(v.token_width, opt.page_size, pages, cache_dtype(opt));
+  PagedKvPool pool(v.token_width, opt.page_size, pages, cache_dtype(opt), rope_width(opt, config));
   std::vector<PagedKvPool::SeqId> seqs;
   for (int64_t b = 0; b < batch; ++b) seqs.push_back(pool.add_sequence());
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -127,7 +136,8 @@ Point measure(BenchVariant& v, int64_t context, const BenchOptions& opt, std::mt
     // Warm-up on a throwaway pool of the same shape: oneDNN generates its kernels and the layer
     // grows its workspace on first use, which must not count as prefill time.
     PagedKvPool warm(v.token_width, opt.page_size,
-                     batch * ((prefill + opt.page_size - 1) / opt.page_size), cache_dtype(opt));
+                     batch * ((prefill + opt.page_size - 1) / opt.page_size), cache_dtype(opt),
+                     rope_width(opt, config));
     std::vector<PagedKvPool::SeqId> warm_seqs;
     for (int64_t b = 0; b < batch; ++b) warm_seqs.push_back(warm.add_sequence());
     v.step(x, warm_seqs, counts, warm, y);
@@ -146,8 +156,7 @@ Point measure(BenchVariant& v, int64_t context, const BenchOptions& opt, std::mt
       for (int64_t t = prefill; t < context; ++t) {
         for (int64_t i = 0; i < v.token_width; ++i)
           synthetic[static_cast<size_t>(i)] = uniform(rng);
-        convert_from_f32(synthetic.data(), synthetic.size(), pool.dtype(),
-                         pool.writable_row(seq, t));
+        pool.encode_row(synthetic.data(), pool.writable_row(seq, t));
       }
       pool.commit(seq, context - prefill);
     }
@@ -165,6 +174,7 @@ Point measure(BenchVariant& v, int64_t context, const BenchOptions& opt, std::mt
   }
   std::sort(times.begin(), times.end());
   point.decode_seconds = times[times.size() / 2];
+  point.decode_seconds_max = times.back();
   if (opt.prefill_chunk > 0) {
     // A prefill chunk at this context (chunked prefill of a long prompt): each of its tokens
     // attends to the whole context before it.
@@ -185,7 +195,8 @@ Point measure(BenchVariant& v, int64_t context, const BenchOptions& opt, std::mt
 }
 
 void write_plot(const std::string& path, const std::vector<BenchVariant>& variants,
-                const std::vector<std::vector<Point>>& results, int64_t element_size) {
+                const std::vector<std::vector<Point>>& results, const BenchOptions& opt,
+                const MlaConfig& config) {
   PlotPanel latency{"decode step latency", "context (tokens)", "ms per step", true, false, {}};
   PlotPanel memory{"kv cache per sequence", "context (tokens)", "MiB", true, true, {}};
   for (size_t i = 0; i < variants.size(); ++i) {
@@ -194,8 +205,9 @@ void write_plot(const std::string& path, const std::vector<BenchVariant>& varian
       lat.x.push_back(static_cast<double>(p.context));
       lat.y.push_back(p.decode_seconds * 1e3);
       mem.x.push_back(static_cast<double>(p.context));
-      mem.y.push_back(static_cast<double>(variants[i].token_width * element_size * p.context) /
-                      (1 << 20));
+      mem.y.push_back(
+          static_cast<double>(row_bytes(opt, config, variants[i].token_width) * p.context) /
+          (1 << 20));
     }
     latency.series.push_back(lat);
     memory.series.push_back(mem);
@@ -222,8 +234,7 @@ int run_bench(const BenchOptions& opt) {
     m.repeats = opt.repeats;
     return run_model_bench(m);
   }
-  if (opt.dtype != "f32" && opt.dtype != "bf16")
-    throw Error("--dtype: unknown value '" + opt.dtype + "' (use f32 or bf16)");
+  const DType cache = cache_dtype(opt);  // throws on an unknown value
   if (opt.weight_dtype != "f32" && opt.weight_dtype != "bf16")
     throw Error("--weight-dtype: unknown value '" + opt.weight_dtype + "' (use f32 or bf16)");
   if (opt.batch < 1 || opt.batch > 4096) throw Error("--batch: must be between 1 and 4096");
@@ -251,6 +262,11 @@ int run_bench(const BenchOptions& opt) {
                                           opt.weight_dtype == "bf16" ? DType::kBF16 : DType::kF32,
                                           opt.sparse_top_k));
   if (variants.empty()) throw Error("--variants: give at least one variant");
+  for (const BenchVariant& v : variants) {
+    if (is_quantized_cache_dtype(cache) && v.name != "mla")
+      throw Error("--dtype " + opt.dtype + ": only the mla variant (dense absorbed) reads a " +
+                  "quantized cache, not " + v.name + " (use --variants mla)");
+  }
 
   std::fprintf(stderr, "mla bench: %s, batch %lld, %d threads, %s cache, contexts %s\n",
                opt.model.empty() ? opt.preset.c_str() : opt.model.c_str(),
@@ -259,7 +275,8 @@ int run_bench(const BenchOptions& opt) {
   // peak (VDPBF16PS) for a bf16 cache, measured now with the same threads.
   const double f32_peak = perf::f32_peak_gflops(threads);
   const double bf16_peak = perf::bf16_peak_gflops(threads);
-  const double peak = opt.dtype == "bf16" && bf16_peak > 0 ? bf16_peak : f32_peak;
+  // fp8/int8 rows are widened to float32 for the FMA units: the f32 peak.
+  const double peak = cache == DType::kBF16 && bf16_peak > 0 ? bf16_peak : f32_peak;
   const double bandwidth = perf::read_bandwidth_gbs();
   std::fprintf(stderr, "peaks: f32 FMA %.0f GFLOP/s, bf16 dot %.0f GFLOP/s, read %.1f GB/s\n",
                f32_peak, bf16_peak, bandwidth);
@@ -273,7 +290,7 @@ int run_bench(const BenchOptions& opt) {
       std::fprintf(stderr, "[%zu/%zu] %-9s context %6lld ...", ++done, total,
                    variants[i].name.c_str(), static_cast<long long>(context));
       std::fflush(stderr);
-      results[i].push_back(measure(variants[i], context, opt, rng));
+      results[i].push_back(measure(variants[i], context, opt, config, rng));
       const Point& p = results[i].back();
       std::fprintf(stderr, " prefill %8.0f tok/s, decode %8.3f ms/step (%.0f GFLOP/s)",
                    p.prefill_tokens_per_second, p.decode_seconds * 1e3, p.decode_gflops);
@@ -290,7 +307,7 @@ int run_bench(const BenchOptions& opt) {
     for (const Point& p : results[i]) {
       std::printf(
           "%-10s %14lld %9lld %16.0f %16.3f %12.1f %8.1f %12.1f %12.1f\n", variants[i].name.c_str(),
-          static_cast<long long>(variants[i].token_width * element_bytes(opt)),
+          static_cast<long long>(row_bytes(opt, config, variants[i].token_width)),
           static_cast<long long>(p.context), p.prefill_tokens_per_second, p.decode_seconds * 1e3,
           p.decode_gflops, percent(p.decode_gflops), static_cast<double>(p.cache_bytes) / (1 << 20),
           static_cast<double>(p.peak_rss_bytes) / (1 << 20));
@@ -332,6 +349,7 @@ int run_bench(const BenchOptions& opt) {
     j["batch"] = opt.batch;
     j["threads"] = threads;
     j["dtype"] = opt.dtype;
+    j["cache_dtype"] = opt.dtype;  // the same, under the name the other commands use
     j["page_size"] = opt.page_size;
     j["repeats"] = opt.repeats;
     j["prefill_tokens"] = opt.prefill_tokens;
@@ -341,20 +359,22 @@ int run_bench(const BenchOptions& opt) {
     j["sparse_top_k"] = opt.sparse_top_k;
     j["prefill_chunk"] = opt.prefill_chunk;
     j["sparse_speedup"] = speedups;
+    j["cpu_kernels"] = cpu_report_json();  // the kernel each family ran, as `mla info --cpu`
     j["variants"] = nlohmann::json::array();
     for (size_t i = 0; i < variants.size(); ++i) {
       nlohmann::json v;
       v["name"] = variants[i].name;
-      v["cache_bytes_per_token"] = variants[i].token_width * element_bytes(opt);
+      v["cache_bytes_per_token"] = row_bytes(opt, config, variants[i].token_width);
       v["weight_bytes"] = variants[i].weight_bytes;
       if (variants[i].index_width > 0)
-        v["index_bytes_per_token"] = variants[i].index_width * element_bytes(opt);
+        v["index_bytes_per_token"] = row_bytes(opt, config, variants[i].index_width);
       v["weight_dtype"] = std::string(dtype_name(variants[i].weight_dtype));
       v["points"] = nlohmann::json::array();
       for (const Point& p : results[i]) {
         v["points"].push_back({{"context", p.context},
                                {"batch", opt.batch},
                                {"decode_seconds_per_token", p.decode_seconds},
+                               {"decode_seconds_max", p.decode_seconds_max},
                                {"prefill_tokens_per_second", p.prefill_tokens_per_second},
                                {"gflops", p.decode_gflops},
                                {"percent_of_peak", percent(p.decode_gflops)},
@@ -369,7 +389,7 @@ int run_bench(const BenchOptions& opt) {
     }
     write_file_atomic(opt.json, j.dump(2) + "\n");
   }
-  if (!opt.plot.empty()) write_plot(opt.plot, variants, results, element_bytes(opt));
+  if (!opt.plot.empty()) write_plot(opt.plot, variants, results, opt, config);
   return 0;
 }
 
@@ -388,8 +408,9 @@ Runner add_bench_command(CLI::App& app) {
                   "Comma-separated context lengths (default 1024,4096,16384)");
   cmd->add_option("--batch", opt->batch, "Sequences decoded together (default 1)");
   cmd->add_option("--threads", opt->threads, "Threads (default: all cores)");
-  cmd->add_option("--dtype", opt->dtype,
-                  "KV cache precision: f32 (default) or bf16 (weights and accumulation stay f32)");
+  cmd->add_option("--dtype,--cache-dtype", opt->dtype,
+                  "KV cache precision: f32 (default), bf16, fp8 or int8 (fp8/int8: e4m3 or int8 "
+                  "latent rows with a float32 scale per 128 numbers, rope in bf16; mla only)");
   cmd->add_option("--weight-dtype", opt->weight_dtype,
                   "MLA projection weights: f32 (default) or bf16 (baselines stay f32); whole "
                   "models: bf16 (default) or f32")

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "mla/error.h"
 #include "mla/layer.h"
+#include "threads.h"
 
 namespace mla::cli {
 namespace {
@@ -141,6 +142,7 @@ Runner add_demo_command(CLI::App& app) {
   auto opt = std::make_shared<DemoOptions>();
   CLI::App* cmd = app.add_subcommand(
       "demo", "Run a DeepSeek-shaped layer on random weights: naive vs absorbed");
+  add_threads_option(cmd);
   cmd->add_option("--preset", opt->preset,
                   "deepseek-v2-lite (default), deepseek-v2, deepseek-v3 or tiny");
   cmd->add_option("--prompt", opt->prompt, "Prompt tokens prefilled at once (default 128)");

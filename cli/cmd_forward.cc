@@ -14,6 +14,7 @@
 #include "mla/error.h"
 #include "mla/model.h"
 #include "mla/safetensors.h"
+#include "model_dir.h"
 
 namespace mla::cli {
 namespace {
@@ -23,29 +24,6 @@ struct ForwardOptions {
   int64_t prefill = -1;  // -1: every token
   int threads = 0;
 };
-
-// f32 when the checkpoint stores float32 (exactness), else bf16 (bf16 and FP8 releases).
-DType default_weight_dtype(const std::string& dir) {
-  const CheckpointDir ck = CheckpointDir::open(dir);
-  const std::string name = "model.embed_tokens.weight";
-  if (ck.contains(name) && ck.file_for(name).info(name).dtype == DType::kF32) return DType::kF32;
-  return DType::kBF16;
-}
-
-void set_weight_dtype(const std::string& text, const std::string& dir, DeepseekModel::Options& o) {
-  if (text.empty()) {
-    o.weight_dtype = default_weight_dtype(dir);
-  } else if (text == "f32") {
-    o.weight_dtype = DType::kF32;
-  } else if (text == "bf16") {
-    o.weight_dtype = DType::kBF16;
-  } else if (text == "int8") {  // MLP, experts and head int8; attention bf16
-    o.weight_dtype = DType::kBF16;
-    o.int8 = true;
-  } else {
-    throw Error("--weight-dtype: must be f32, bf16 or int8, got '" + text + "'");
-  }
-}
 
 int run_forward(const ForwardOptions& opt) {
   if (opt.threads < 0) throw Error("--threads: must not be negative");

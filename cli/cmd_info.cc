@@ -1,6 +1,7 @@
 // mla info --model DIR [--layer L] [--json]: the config, the attention tensors of a layer, and the
 // cache bytes per token of MLA's latent cache against the equivalent MHA cache; for a whole-model
 // checkpoint (config.json names its architecture) the whole model too.
+// mla info --cpu: the CPU, its instruction sets and the kernel chosen for each family.
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -9,6 +10,7 @@
 #include <string>
 
 #include "commands.h"
+#include "kernel_report.h"
 #include "mla/error.h"
 #include "mla/model.h"
 #include "mla/weights.h"
@@ -21,6 +23,7 @@ struct InfoOptions {
   std::string model;
   int64_t layer = 0;
   bool json = false;
+  bool cpu = false;
 };
 
 struct DtypeTotals {
@@ -115,6 +118,12 @@ void print_model(const nlohmann::json& j) {
 }
 
 int run_info(const InfoOptions& opt) {
+  if (opt.cpu) {
+    print_cpu_report(stdout);
+    if (opt.model.empty()) return 0;
+    std::printf("\n");
+  }
+  if (opt.model.empty()) throw Error("info: give --model DIR or --cpu");
   ModelDir model = open_model_dir(opt.model);
   const MlaConfig& c = model.config;
   const std::string config_path = opt.model + "/config.json";
@@ -164,8 +173,9 @@ Runner add_info_command(CLI::App& app) {
   auto opt = std::make_shared<InfoOptions>();
   CLI::App* cmd =
       app.add_subcommand("info", "Show a model's config, attention tensors and cache sizes");
-  cmd->add_option("--model", opt->model, "Folder with config.json and the safetensors checkpoint")
-      ->required();
+  cmd->add_option("--model", opt->model, "Folder with config.json and the safetensors checkpoint");
+  cmd->add_flag("--cpu", opt->cpu,
+                "Show the CPU and the kernel chosen (by measurement) per family");
   cmd->add_option("--layer", opt->layer, "Layer whose tensors to list (default 0)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", opt->json, "Describe the whole model as JSON (whole-model checkpoints)");

@@ -18,5 +18,7 @@ Runner add_generate_command(CLI::App& app);
 Runner add_forward_command(CLI::App& app);
 Runner add_tokenize_command(CLI::App& app);
 Runner add_detokenize_command(CLI::App& app);
+Runner add_serve_command(CLI::App& app);
+Runner add_perplexity_command(CLI::App& app);
 
 }  // namespace mla::cli

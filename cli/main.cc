@@ -9,6 +9,7 @@
 #include "mla/error.h"
 #include "mla/version.h"
 #include "test_hooks.h"
+#include "threads.h"
 
 namespace {
 
@@ -28,6 +29,7 @@ int fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  mla::cli::use_passive_wait_policy(argv);  // may run the program again, see threads.h
   CLI::App app{"mla.cpp: DeepSeek Multi-head Latent Attention on the CPU", "mla"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "mla " MLA_VERSION, "Print the version and exit");
@@ -38,7 +40,8 @@ int main(int argc, char** argv) {
          {mla::cli::add_attention_command, mla::cli::add_info_command, mla::cli::add_demo_command,
           mla::cli::add_bench_command, mla::cli::add_train_command, mla::cli::add_generate_command,
           mla::cli::add_forward_command, mla::cli::add_tokenize_command,
-          mla::cli::add_detokenize_command}) {
+          mla::cli::add_detokenize_command, mla::cli::add_serve_command,
+          mla::cli::add_perplexity_command}) {
       mla::cli::Runner run = add(app);
       runners[app.get_subcommands({}).back()] = std::move(run);
     }

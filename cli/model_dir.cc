@@ -19,3 +19,27 @@ ModelDir open_model_dir(const std::string& dir) {
 }
 
 }  // namespace mla::cli
+
+namespace mla::cli {
+
+void set_weight_dtype(const std::string& option, const std::string& dir,
+                      DeepseekModel::Options& options) {
+  options.int8 = false;
+  if (option.empty()) {
+    const CheckpointDir ck = CheckpointDir::open(dir);
+    const std::string name = "model.embed_tokens.weight";
+    const bool f32 = ck.contains(name) && ck.file_for(name).info(name).dtype == DType::kF32;
+    options.weight_dtype = f32 ? DType::kF32 : DType::kBF16;
+  } else if (option == "f32") {
+    options.weight_dtype = DType::kF32;
+  } else if (option == "bf16") {
+    options.weight_dtype = DType::kBF16;
+  } else if (option == "int8") {
+    options.weight_dtype = DType::kBF16;
+    options.int8 = true;
+  } else {
+    throw Error("--weight-dtype: must be f32, bf16 or int8, got '" + option + "'");
+  }
+}
+
+}  // namespace mla::cli

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "mla/config.h"
+#include "mla/model.h"
 #include "mla/safetensors.h"
 
 namespace mla::cli {
@@ -15,5 +16,15 @@ struct ModelDir {
 
 // Throws "<dir>: not a directory", "<dir>/config.json: ...", and the checkpoint's errors.
 ModelDir open_model_dir(const std::string& dir);
+
+}  // namespace mla::cli
+
+namespace mla::cli {
+
+// A whole model's weights from --weight-dtype: "" = the checkpoint's (f32 when it stores float32,
+// else bf16, for bf16 and FP8 releases), "f32", "bf16", or "int8" (MLP, experts and head int8,
+// attention bf16). Throws "--weight-dtype: ..." naming the choices.
+void set_weight_dtype(const std::string& option, const std::string& dir,
+                      DeepseekModel::Options& options);
 
 }  // namespace mla::cli

@@ -5,9 +5,11 @@ packages=(
   build-essential cmake ninja-build clang clang-format libclang-rt-14-dev
   libomp-14-dev  # LLVM's OpenMP and its Archer tool: the TSan build (GCC's libgomp is not TSan-aware)
   libdnnl-dev ocl-icd-opencl-dev libomp-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libcpp-httplib-dev  # mla serve: HTTP server (Debian-packaged cpp-httplib)
+  python3-requests chromium python3-websocket  # the server tests: HTTP client, headless browser for the chat page
   pybind11-dev python3-dev python3-numpy python3-pytest python3-torch
-  libcairo2-dev fonts-dejavu-core pkg-config  # `mla bench --plot` and `mla train --plot` draw with cairo and DejaVu Sans
   libpcre2-dev  # the tokenizer's pre-tokenizer regexes (Unicode classes, JIT)
+  libcairo2-dev fonts-dejavu-core pkg-config  # `mla bench --plot` and `mla train --plot` draw with cairo and DejaVu Sans
   python3-pil  # bench/train_compare.py draws its plot with PIL
   python3-jinja2  # tests/text: chat templates compared with the reference Jinja engine
   python3-pip python3-setuptools python3-wheel python3-venv  # pip install . (setup.py) and its venv test

@@ -74,7 +74,8 @@ class MlaLayer {
   // new tokens (decode, multi-token decode or a prefill chunk), causal among themselves and
   // attending to everything it has cached. x and y are packed (sum of new_tokens, hidden), in
   // the order of seqs. The pool's rows must be paged_token_width(path) wide, F32 or BF16 (rows
-  // are rounded to bf16 when stored; attention accumulates in float32). Pages are
+  // are rounded to bf16 when stored; attention accumulates in float32), or on the dense
+  // absorbed path F8_E4M3 / I8 with rope_width Dr (mla/quantized_row.h). Pages are
   // reserved for all sequences first: when the pool is full nothing is written.
   void forward(std::span<const float> x, std::span<const PagedKvPool::SeqId> seqs,
                std::span<const int64_t> new_tokens, PagedKvPool& pool, AttentionPath path,

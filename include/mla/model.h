@@ -135,6 +135,14 @@ class DeepseekModel {
   SeqId add_sequence();
   void remove_sequence(SeqId seq);
   int64_t length(SeqId seq) const;
+  // Prefix sharing (mla serve): a fork shares the parent's cache pages in every layer, copying a
+  // page only when it writes into a shared one; truncate drops tokens past `length`.
+  SeqId fork_sequence(SeqId parent);
+  void truncate_sequence(SeqId seq, int64_t length);
+  // The latent cache in pages of page_size tokens (every layer's pool has the same pages).
+  int64_t page_size() const;
+  int64_t pages_total() const;
+  int64_t pages_free() const;
 
   // One batched step: sequence seqs[i] gets new_tokens[i] >= 1 tokens (a prefill, a chunk or
   // one decode token), packed in `tokens` in the order of seqs. logits is (sum new_tokens, V).

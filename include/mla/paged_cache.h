@@ -30,11 +30,15 @@ class PagedKvPool {
   using SeqId = int64_t;
 
   // Throws on page_size outside [1, 256], token_width < 1, num_pages < 1, or an unsupported
-  // dtype (F32 or BF16).
-  PagedKvPool(int64_t token_width, int64_t page_size, int64_t num_pages, DType dtype = DType::kF32);
+  // dtype (F32, BF16, or the quantized latent rows F8_E4M3 / I8 of mla/quantized_row.h, whose
+  // last `rope_width` numbers are kept in bf16: rope_width in [0, token_width) then).
+  PagedKvPool(int64_t token_width, int64_t page_size, int64_t num_pages, DType dtype = DType::kF32,
+              int64_t rope_width = 0);
   // The number of pages that fit in `bytes` (throws if not even one does).
-  static int64_t pages_for_bytes(int64_t bytes, int64_t token_width, int64_t page_size,
-                                 DType dtype);
+  static int64_t pages_for_bytes(int64_t bytes, int64_t token_width, int64_t page_size, DType dtype,
+                                 int64_t rope_width = 0);
+  // Bytes of one token row in `dtype` (quantized: mla/quantized_row.h's layout).
+  static int64_t row_bytes_for(int64_t token_width, DType dtype, int64_t rope_width);
 
   SeqId add_sequence();
   // Throws "cache: unknown sequence N".
@@ -49,6 +53,9 @@ class PagedKvPool {
   void reserve(std::span<const SeqId> seqs, std::span<const int64_t> new_tokens);
   // Row of token `pos` (< length + reserved) for writing; the page is private to `seq`.
   void* writable_row(SeqId seq, int64_t pos);
+  // Stores token_width float32 numbers at a row from writable_row() in the pool's dtype
+  // (rounded to bf16, or quantized with their scales).
+  void encode_row(const float* values, void* row) const;
   // Marks n reserved tokens as written.
   void commit(SeqId seq, int64_t n);
   // Drops tokens past `new_length` (speculative decoding rejects), freeing whole pages.
@@ -62,6 +69,8 @@ class PagedKvPool {
   int64_t page_size() const { return page_size_; }
   DType dtype() const { return dtype_; }
   int64_t page_bytes() const { return page_bytes_; }
+  int64_t row_bytes() const { return row_bytes_; }
+  int64_t rope_width() const { return rope_width_; }  // quantized dtypes: the bf16 tail
   int64_t pages_total() const { return num_pages_; }
   int64_t pages_free() const;
   int64_t pages_used() const { return num_pages_ - pages_free(); }
@@ -89,6 +98,8 @@ class PagedKvPool {
 
   int64_t token_width_, page_size_, num_pages_;
   DType dtype_;
+  int64_t rope_width_;
+  int64_t row_bytes_;
   int64_t page_bytes_;
   std::vector<std::byte> storage_;
   std::vector<int32_t> refcount_;

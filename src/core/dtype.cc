@@ -1,5 +1,6 @@
 #include "mla/dtype.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -14,7 +15,11 @@ std::string_view dtype_name(DType dtype) {
 }
 
 std::optional<DType> dtype_from_name(std::string_view name) {
-  return enum_from_name<DType>(name);
+  // No "I8": checkpoints' int8 tensors need scales this loader does not read, so they stay an
+  // unknown dtype there; kI8 is a cache storage type only.
+  const std::optional<DType> dtype = enum_from_name<DType>(name);
+  if (dtype == DType::kI8) return std::nullopt;
+  return dtype;
 }
 
 std::size_t dtype_size(DType dtype) {
@@ -25,6 +30,7 @@ std::size_t dtype_size(DType dtype) {
     case DType::kF16:
       return 2;
     case DType::kF8E4M3:
+    case DType::kI8:
       return 1;
   }
   return 0;
@@ -84,6 +90,25 @@ float fp8_e4m3_to_f32(uint8_t bits) {
   return sign * std::ldexp(1.0f + static_cast<float>(mantissa) / 8.0f, exponent - 7);
 }
 
+uint8_t f32_to_fp8_e4m3(float value) {
+  if (std::isnan(value)) return 0x7f;
+  const uint8_t sign = std::signbit(value) ? 0x80 : 0x00;
+  const float a = std::fabs(value);
+  if (a >= 448.0f) return sign | 0x7e;  // saturate: e4m3fn's largest finite number
+  // Below 2^-6 the spacing is the subnormals' 2^-9; above, 3 mantissa bits per binade.
+  int exponent = 0;
+  std::frexp(a, &exponent);  // a = m * 2^exponent, m in [0.5, 1)
+  const int e = std::max(exponent - 1, -6);
+  const float step = std::ldexp(1.0f, e - 3);
+  const float q = std::nearbyint(a / step) * step;  // ties to even (default rounding mode)
+  if (q == 0.0f) return sign;
+  int qe = 0;
+  const float qm = std::frexp(q, &qe);  // q may have rounded up into the next binade
+  if (qe - 1 < -6) return sign | static_cast<uint8_t>(std::lround(q / std::ldexp(1.0f, -9)));
+  const int mantissa = static_cast<int>(std::lround((qm * 2.0f - 1.0f) * 8.0f));
+  return sign | static_cast<uint8_t>(((qe - 1 + 7) << 3) | mantissa);
+}
+
 void convert_to_f32(const void* src, DType dtype, std::size_t n, float* dst) {
   if (n == 0) return;  // empty tensors may come with null pointers
   const auto* bytes = static_cast<const unsigned char*>(src);
@@ -104,11 +129,17 @@ void convert_to_f32(const void* src, DType dtype, std::size_t n, float* dst) {
     case DType::kF8E4M3:
       for (std::size_t i = 0; i < n; ++i) dst[i] = fp8_e4m3_to_f32(bytes[i]);
       return;
+    case DType::kI8:
+      for (std::size_t i = 0; i < n; ++i)
+        dst[i] = static_cast<float>(static_cast<int8_t>(bytes[i]));
+      return;
   }
 }
 
 void convert_from_f32(const float* src, std::size_t n, DType dtype, void* dst) {
+  // Scaled formats: quantized_row.h writes them with their scales.
   if (dtype == DType::kF8E4M3) throw Error("convert: writing F8_E4M3 is not supported");
+  if (dtype == DType::kI8) throw Error("convert: writing I8 is not supported");
   if (n == 0) return;
   auto* bytes = static_cast<unsigned char*>(dst);
   switch (dtype) {
@@ -124,7 +155,8 @@ void convert_from_f32(const float* src, std::size_t n, DType dtype, void* dst) {
       }
       return;
     case DType::kF8E4M3:
-      throw Error("convert: writing F8_E4M3 is not supported");
+    case DType::kI8:
+      return;  // refused above
   }
 }
 

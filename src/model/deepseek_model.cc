@@ -274,6 +274,34 @@ int64_t DeepseekModel::length(SeqId seq) const {
   return impl_->blocks.front().pool->length(seq);
 }
 
+DeepseekModel::SeqId DeepseekModel::fork_sequence(SeqId parent) {
+  SeqId id = -1;
+  for (ModelBlock& b : impl_->blocks) {
+    const SeqId got = b.pool->fork(parent);
+    if (b.index_pool) b.index_pool->fork(parent);
+    if (id >= 0 && got != id) throw Error("model: the layers' caches disagree on sequence ids");
+    id = got;
+  }
+  return id;
+}
+
+void DeepseekModel::truncate_sequence(SeqId seq, int64_t length) {
+  for (ModelBlock& b : impl_->blocks) {
+    b.pool->truncate(seq, length);
+    if (b.index_pool) b.index_pool->truncate(seq, length);
+  }
+}
+
+int64_t DeepseekModel::page_size() const {
+  return impl_->blocks.front().pool->page_size();
+}
+int64_t DeepseekModel::pages_total() const {
+  return impl_->blocks.front().pool->pages_total();
+}
+int64_t DeepseekModel::pages_free() const {
+  return impl_->blocks.front().pool->pages_free();
+}
+
 // One pass of every layer over the packed new tokens of `seqs`.
 void DeepseekModel::Impl::pass(const int32_t* tokens, std::span<const SeqId> seqs,
                                std::span<const int64_t> counts, float* logits, bool last_only) {

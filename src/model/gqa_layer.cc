@@ -7,6 +7,7 @@
 #include <string>
 
 #include "mla/error.h"
+#include "model/attention_heads.h"
 #include "model/paged_step.h"
 #include "model/rope_params.h"
 #include "ops/flash_attention.h"
@@ -105,21 +106,12 @@ void GqaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::Se
   for (size_t i = 0; i < seqs.size(); ++i) {
     const void* const* table = pool.page_table(seqs[i]);
     ops::AttentionParams p;
+    static_cast<ops::AttentionHeads&>(p) = gqa_attention_heads(c);
     p.q = ws.q.data() + row * h * dh;
-    p.q_token_stride = h * dh;
-    p.q_head_stride = dh;
     p.k = ops::KvView::paged(table, pool.page_size(), kvw, 0, pool.dtype());
-    p.k_head_stride = dh;
     p.v = ops::KvView::paged(table, pool.page_size(), kvw, g * dh, pool.dtype());
-    p.v_head_stride = dh;
     p.out = ws.o.data() + row * h * dh;
-    p.out_token_stride = h * dh;
-    p.out_head_stride = dh;
     p.num_queries = new_tokens[i];
-    p.num_heads = h;
-    p.num_kv_heads = g;
-    p.qk_dim = dh;
-    p.v_dim = dh;
     p.context_before = pool.length(seqs[i]);
     p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(dh)));
     ws.params.push_back(p);

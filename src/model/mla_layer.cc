@@ -1,17 +1,19 @@
 #include <algorithm>
 #include <cstring>
-#include <exception>
 #include <string>
 #include <vector>
 
 #include "mla/error.h"
 #include "mla/layer.h"
+#include "mla/quantized_row.h"
+#include "model/attention_heads.h"
 #include "model/layer_workspace.h"
 #include "model/mla_projection.h"
 #include "model/paged_step.h"
 #include "model/rope_params.h"
 #include "ops/attention.h"
 #include "ops/flash_attention.h"
+#include "ops/kernel_choice.h"
 #include "ops/latent_attention.h"
 #include "ops/linear_bf16.h"
 #include "ops/rope.h"
@@ -67,6 +69,11 @@ MlaLayer::MlaLayer(const MlaConfig& config, MlaWeights weights, DType weight_dty
     throw Error("MlaLayer: weight dtype " + std::string(dtype_name(weight_dtype)) +
                 " is not supported for computation (use F32 or BF16)");
   }
+  // The kernels a step will take are measured now (once per process, ops/kernel_choice.h),
+  // not inside the first timed decode step.
+  ops::kernel_variant(ops::KernelFamily::kLatentF32);
+  ops::kernel_variant(weight_dtype == DType::kBF16 ? ops::KernelFamily::kSkinnyBf16
+                                                   : ops::KernelFamily::kSkinnyF32);
   if (weight_dtype == DType::kBF16) {
     for (auto [f32, bf16] : {std::pair{&weights_.wq, &bf16_->wq},
                              {&weights_.wq_a, &bf16_->wq_a},
@@ -163,52 +170,36 @@ void MlaLayer::expand_kv(int64_t n) {
 
 void MlaLayer::write_naive_rows(int64_t row, float* keys, float* values) const {
   const MlaConfig& c = config_;
-  const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim,
-                dv = c.v_head_dim;
-  const int64_t r = c.kv_lora_rank, dqk = c.qk_head_dim();
-  for (int64_t head = 0; head < h; ++head) {
-    const float* kv_src = ws_->kv.data() + (row * h + head) * (dn + dv);
-    std::memcpy(keys + head * dqk, kv_src, sizeof(float) * dn);
-    std::memcpy(keys + head * dqk + dn, ws_->latent.data() + row * (r + dr) + r,
-                sizeof(float) * dr);
-    std::memcpy(values + head * dv, kv_src + dn, sizeof(float) * dv);
-  }
+  detail::naive_keys(c, ws_->kv.data() + row * c.num_heads * (c.qk_nope_head_dim + c.v_head_dim),
+                     ws_->latent.data() + row * c.latent_dim(), keys, values);
 }
 
 void MlaLayer::attend(std::span<const SeqSlice> slices, AttentionPath path) {
   const MlaConfig& c = config_;
   Workspace& ws = *ws_;
-  const int64_t h = c.num_heads, dv = c.v_head_dim, r = c.kv_lora_rank, dqk = c.qk_head_dim();
   const bool absorbed = path == AttentionPath::kAbsorbed;
-  const int64_t q_width = absorbed ? c.latent_dim() : dqk;
-  const int64_t out_width = absorbed ? r : dv;
+  const ops::AttentionHeads heads = mla_attention_heads(c, absorbed);
   int64_t n = 0;
   for (const SeqSlice& s : slices) n = std::max(n, s.row0 + s.rows);
-  Workspace::reserve(absorbed ? ws.o_latent : ws.o, n * h * out_width);
+  Workspace::reserve(absorbed ? ws.o_latent : ws.o, n * heads.out_token_stride);
+  float* out = absorbed ? ws.o_latent.data() : ws.o.data();
+  const float* q = absorbed ? ws.q_absorbed.data() : ws.q.data();
   ws.attention_params.clear();
   for (const SeqSlice& s : slices) {
     ops::AttentionParams p;
-    p.q = (absorbed ? ws.q_absorbed.data() : ws.q.data()) + s.row0 * h * q_width;
-    p.q_token_stride = h * q_width;
-    p.q_head_stride = q_width;
+    static_cast<ops::AttentionHeads&>(p) = heads;
+    p.q = q + s.row0 * heads.q_token_stride;
     p.k = s.k;
-    p.k_head_stride = absorbed ? 0 : dqk;
-    p.v = s.v;
-    p.v_head_stride = absorbed ? 0 : dv;
-    p.out = (absorbed ? ws.o_latent.data() : ws.o.data()) + s.row0 * h * out_width;
-    p.out_token_stride = h * out_width;
-    p.out_head_stride = out_width;
+    p.v = s.v;  // absorbed: the same latent rows, whose first R entries are the value
+    p.out = out + s.row0 * heads.out_token_stride;
     p.num_queries = s.rows;
-    p.num_heads = h;
-    p.num_kv_heads = absorbed ? 1 : h;
-    p.qk_dim = q_width;
-    p.v_dim = out_width;
     p.context_before = s.cached;
     p.scale = static_cast<float>(c.softmax_scale());
     ws.attention_params.push_back(p);
   }
   // One call for the whole batch, so the kernel can balance sequences across threads. The
-  // absorbed layout (paged or not) takes the fused latent kernel, as the contiguous cache does.
+  // absorbed layout (paged or not) takes the fused latent kernel (SIMD chosen at run time), as
+  // the contiguous cache does.
   run_attention(slices, absorbed);
 }
 
@@ -255,28 +246,7 @@ void MlaLayer::forward(std::span<const float> x, int64_t batch, int64_t seq, Lat
     const ops::KvView view = ops::KvView::contiguous(cache.rows(b), row);
     ws.slices.push_back(SeqSlice{b * seq, seq, cached, view, view});
   }
-  // The fused latent kernel (SIMD chosen at run time), every sequence of the batch in one call.
-  const int64_t h = config_.num_heads, r = config_.kv_lora_rank;
-  Workspace::reserve(ws.o_latent, n * h * r);
-  ws.attention_params.clear();
-  for (const SeqSlice& s : ws.slices) {
-    ops::AttentionParams p;
-    p.q = ws.q_absorbed.data() + s.row0 * h * row;
-    p.q_token_stride = h * row;
-    p.q_head_stride = row;
-    p.k = p.v = s.k;  // the value is the first R entries of each latent row
-    p.out = ws.o_latent.data() + s.row0 * h * r;
-    p.out_token_stride = h * r;
-    p.out_head_stride = r;
-    p.num_queries = s.rows;
-    p.num_heads = h;
-    p.qk_dim = row;
-    p.v_dim = r;
-    p.context_before = s.cached;
-    p.scale = static_cast<float>(config_.softmax_scale());
-    ws.attention_params.push_back(p);
-  }
-  run_attention(ws.slices, true);
+  attend(ws.slices, AttentionPath::kAbsorbed);
   cache.commit(seq);
   project_output(n, AttentionPath::kAbsorbed, y.data());
 }
@@ -333,6 +303,15 @@ void MlaLayer::forward_paged(std::span<const float> x, std::span<const PagedKvPo
                 " numbers, the " + (path == AttentionPath::kAbsorbed ? "absorbed" : "naive") +
                 " path needs " + std::to_string(paged_token_width(path)));
   }
+  const bool quantized = is_quantized_cache_dtype(pool.dtype());
+  if (quantized && (path != AttentionPath::kAbsorbed || sparse_.is_sparse() ||
+                    pool.rope_width() != c.qk_rope_head_dim)) {
+    // Only the fused latent kernel reads the quantized rows (mla/quantized_row.h).
+    throw Error("forward: an " + std::string(dtype_name(pool.dtype())) +
+                " page pool serves the dense absorbed path only, with the rope part (" +
+                std::to_string(c.qk_rope_head_dim) + " numbers, pool has " +
+                std::to_string(pool.rope_width()) + ") kept in bf16");
+  }
   const bool dsa = sparse_.kind == SparseKind::kDsa;
   if (dsa) check_index_pool(seqs, pool, index_pool);
   // All or nothing: both reservations throw before anything is written.
@@ -366,10 +345,12 @@ void MlaLayer::forward_paged(std::span<const float> x, std::span<const PagedKvPo
         write_naive_rows(row, ws.row_buffer.data(), ws.row_buffer.data() + key_width);
         src = ws.row_buffer.data();
       }
-      convert_from_f32(src, static_cast<size_t>(width), pool.dtype(), dst);
+      pool.encode_row(src, dst);
     }
     const void* const* table = pool.page_table(seqs[i]);
-    const ops::KvView k = ops::KvView::paged(table, pool.page_size(), width, 0, pool.dtype());
+    // Quantized rows are addressed in bytes (their element size is 1).
+    const int64_t stride = quantized ? pool.row_bytes() : width;
+    const ops::KvView k = ops::KvView::paged(table, pool.page_size(), stride, 0, pool.dtype());
     const ops::KvView v =
         absorbed ? k : ops::KvView::paged(table, pool.page_size(), width, key_width, pool.dtype());
     ws.slices.push_back(SeqSlice{static_cast<int64_t>(row0), new_tokens[i], cached, k, v});

@@ -7,6 +7,7 @@
 #include "ops/gemm.h"
 #include "ops/linear_bf16.h"
 #include "ops/norm.h"
+#include "ops/parallel.h"
 #include "ops/rope.h"
 
 namespace mla::detail {
@@ -15,11 +16,12 @@ namespace {
 // The per-head absorption products are small (Dn x R): one parallel region over the heads, each
 // product single-threaded inside it, costs one fork instead of one per head (oneDNN runs
 // sequentially inside a parallel region). An exception may not leave the region: the first is
-// kept and rethrown after it.
+// kept and rethrown after it. Forks only when the products are worth it (ops/parallel.h):
+// `work` multiply-adds in all.
 template <class Fn>
-void for_each_head(int64_t heads, const Fn& fn) {
+void for_each_head(int64_t heads, double work, const Fn& fn) {
   std::exception_ptr error;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (ops::worth_parallel(work))
   for (int64_t head = 0; head < heads; ++head) {
     try {
       fn(head);
@@ -123,7 +125,7 @@ void absorb_queries(const MlaConfig& c, const T* kv_b, const T* q, int64_t n, T*
                 dv = c.v_head_dim;
   const int64_t r = c.kv_lora_rank, dqk = c.qk_head_dim(), lw = r + dr;
   // q~_h (N, R) = q_nope_h (N, Dn) * W_UK_h (Dn, R)
-  for_each_head(h, [&](int64_t head) {
+  for_each_head(h, static_cast<double>(n) * h * r * dn, [&](int64_t head) {
     ops::gemm(false, false, n, r, dn, T(1), q + head * dqk, h * dqk, kv_b + head * (dn + dv) * r, r,
               T(0), q_absorbed + head * lw, h * lw);
   });
@@ -140,11 +142,23 @@ void expand_kv(const MlaConfig& c, const T* kv_b, const T* kv_b_bias, const T* l
 }
 
 template <typename T>
+void naive_keys(const MlaConfig& c, const T* kv_row, const T* latent_row, T* keys, T* values) {
+  const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim,
+                dv = c.v_head_dim, dqk = c.qk_head_dim();
+  for (int64_t head = 0; head < h; ++head) {
+    const T* kv = kv_row + head * (dn + dv);
+    std::copy_n(kv, dn, keys + head * dqk);
+    std::copy_n(latent_row + c.kv_lora_rank, dr, keys + head * dqk + dn);
+    if (values != nullptr) std::copy_n(kv + dn, dv, values + head * dv);
+  }
+}
+
+template <typename T>
 void absorbed_values(const MlaConfig& c, const T* kv_b, const T* kv_b_bias, const T* o_latent,
                      int64_t n, T* o) {
   const int64_t h = c.num_heads, dn = c.qk_nope_head_dim, dv = c.v_head_dim, r = c.kv_lora_rank;
   // o_h (N, Dv) = o~_h (N, R) * W_UV_h^T, W_UV_h is (Dv, R).
-  for_each_head(h, [&](int64_t head) {
+  for_each_head(h, static_cast<double>(n) * h * dv * r, [&](int64_t head) {
     ops::gemm(false, true, n, dv, r, T(1), o_latent + head * r, h * r,
               kv_b + (head * (dn + dv) + dn) * r, r, T(0), o + head * dv, h * dv);
   });
@@ -169,6 +183,7 @@ void absorbed_values(const MlaConfig& c, const T* kv_b, const T* kv_b_bias, cons
                                   const float*, int64_t, const MlaProjected<T>&);                  \
   template void absorb_queries<T>(const MlaConfig&, const T*, const T*, int64_t, T*);              \
   template void expand_kv<T>(const MlaConfig&, const T*, const T*, const T*, int64_t, T*);         \
+  template void naive_keys<T>(const MlaConfig&, const T*, const T*, T*, T*);                       \
   template void absorbed_values<T>(const MlaConfig&, const T*, const T*, const T*, int64_t, T*);
 MLA_CHAIN_INSTANTIATE(float)
 MLA_CHAIN_INSTANTIATE(double)

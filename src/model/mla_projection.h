@@ -89,6 +89,12 @@ template <typename T>
 void expand_kv(const MlaConfig& config, const T* kv_b, const T* kv_b_bias, const T* latent,
                int64_t n, T* kv);
 
+// Naive path: the per-head keys [k_nope_h ; k_pe] (H, Dqk) of one token from its kv row
+// (H, Dn + Dv) and its latent row (k_pe shared by every head); values, when not null, receive
+// the per-head v_h (H, Dv).
+template <typename T>
+void naive_keys(const MlaConfig& config, const T* kv_row, const T* latent_row, T* keys, T* values);
+
 // Absorbed path: o_h (n, Dv) = o~_h (n, R) W_UV_h^T + b_UV_h into o (n, H, Dv). The value bias
 // passes through attention unchanged (the weights of a row sum to 1), so it is added here.
 template <typename T>

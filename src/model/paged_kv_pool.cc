@@ -4,6 +4,7 @@
 
 #include "mla/error.h"
 #include "mla/paged_cache.h"
+#include "mla/quantized_row.h"
 
 namespace mla {
 namespace {
@@ -14,8 +15,19 @@ std::string seq_name(PagedKvPool::SeqId seq) {
 
 }  // namespace
 
-PagedKvPool::PagedKvPool(int64_t token_width, int64_t page_size, int64_t num_pages, DType dtype)
-    : token_width_(token_width), page_size_(page_size), num_pages_(num_pages), dtype_(dtype) {
+int64_t PagedKvPool::row_bytes_for(int64_t token_width, DType dtype, int64_t rope_width) {
+  if (is_quantized_cache_dtype(dtype))
+    return quantized_row_bytes(token_width - rope_width, rope_width);
+  return token_width * static_cast<int64_t>(dtype_size(dtype));
+}
+
+PagedKvPool::PagedKvPool(int64_t token_width, int64_t page_size, int64_t num_pages, DType dtype,
+                         int64_t rope_width)
+    : token_width_(token_width),
+      page_size_(page_size),
+      num_pages_(num_pages),
+      dtype_(dtype),
+      rope_width_(rope_width) {
   if (page_size < 1 || page_size > 256) {
     throw Error("cache: page size must be between 1 and 256 tokens, got " +
                 std::to_string(page_size));
@@ -24,14 +36,22 @@ PagedKvPool::PagedKvPool(int64_t token_width, int64_t page_size, int64_t num_pag
     throw Error("cache: token width must be between 1 and 2^24, got " +
                 std::to_string(token_width));
   }
-  if (dtype != DType::kF32 && dtype != DType::kBF16) {
-    throw Error("cache: dtype must be F32 or BF16, got " + std::string(dtype_name(dtype)));
+  if (dtype != DType::kF32 && dtype != DType::kBF16 && !is_quantized_cache_dtype(dtype)) {
+    throw Error("cache: dtype must be F32, BF16, F8_E4M3 or I8, got " +
+                std::string(dtype_name(dtype)));
+  }
+  if (rope_width != 0 &&
+      (!is_quantized_cache_dtype(dtype) || rope_width < 0 || rope_width >= token_width)) {
+    throw Error("cache: rope width " + std::to_string(rope_width) +
+                " needs a quantized dtype (F8_E4M3, I8) and must be below the token width " +
+                std::to_string(token_width));
   }
   if (num_pages < 1 || num_pages > std::numeric_limits<int32_t>::max()) {
     throw Error("cache: the pool needs between 1 and 2^31-1 pages, got " +
                 std::to_string(num_pages));
   }
-  page_bytes_ = page_size * token_width * static_cast<int64_t>(dtype_size(dtype));
+  row_bytes_ = row_bytes_for(token_width, dtype, rope_width);
+  page_bytes_ = page_size * row_bytes_;
   if (num_pages > (int64_t{1} << 42) / page_bytes_) {
     throw Error("cache: pool of " + std::to_string(num_pages) + " pages of " +
                 std::to_string(page_bytes_) + " bytes is too large");
@@ -45,10 +65,10 @@ PagedKvPool::PagedKvPool(int64_t token_width, int64_t page_size, int64_t num_pag
 }
 
 int64_t PagedKvPool::pages_for_bytes(int64_t bytes, int64_t token_width, int64_t page_size,
-                                     DType dtype) {
+                                     DType dtype, int64_t rope_width) {
   if (page_size < 1 || token_width < 1)
     throw Error("cache: page size and token width must be positive");
-  const int64_t page_bytes = page_size * token_width * static_cast<int64_t>(dtype_size(dtype));
+  const int64_t page_bytes = page_size * row_bytes_for(token_width, dtype, rope_width);
   if (bytes < page_bytes) {
     throw Error("cache: " + std::to_string(bytes) + " bytes hold no page of " +
                 std::to_string(page_bytes) + " bytes");
@@ -198,8 +218,15 @@ void* PagedKvPool::writable_row(SeqId seq, int64_t pos) {
                 " is not reserved for writing (length " + std::to_string(s.length) + ", reserved " +
                 std::to_string(s.reserved) + ")");
   }
-  return page_ptr(s.pages[static_cast<size_t>(pos / page_size_)]) +
-         (pos % page_size_) * token_width_ * static_cast<int64_t>(dtype_size(dtype_));
+  return page_ptr(s.pages[static_cast<size_t>(pos / page_size_)]) + (pos % page_size_) * row_bytes_;
+}
+
+void PagedKvPool::encode_row(const float* values, void* row) const {
+  if (is_quantized_cache_dtype(dtype_)) {
+    quantize_row(values, token_width_ - rope_width_, rope_width_, dtype_, row);
+  } else {
+    convert_from_f32(values, static_cast<size_t>(token_width_), dtype_, row);
+  }
 }
 
 void PagedKvPool::commit(SeqId seq, int64_t n) {
@@ -243,7 +270,7 @@ const void* PagedKvPool::row(SeqId seq, int64_t pos) const {
                 std::to_string(seq) + " (length " + std::to_string(s.length) + ")");
   }
   return static_cast<const std::byte*>(s.table[static_cast<size_t>(pos / page_size_)]) +
-         (pos % page_size_) * token_width_ * static_cast<int64_t>(dtype_size(dtype_));
+         (pos % page_size_) * row_bytes_;
 }
 
 int64_t PagedKvPool::pages_free() const {

@@ -7,9 +7,12 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <vector>
 
+#include "mla/error.h"
 #include "ops/cpu_features.h"
+#include "ops/parallel.h"
 #include "ops/simd/attention_kernels.h"
 
 namespace mla::ops {
@@ -133,6 +136,11 @@ void attend_task(const AttentionParams& p, int64_t t, int64_t g, int64_t h0, int
 
 void attention_forward(const AttentionParams& p) {
   if (p.num_queries == 0 || p.num_heads == 0) return;
+  for (const KvView* view : {&p.k, &p.v}) {
+    if (view->dtype != DType::kF32 && view->dtype != DType::kBF16)  // quantized: latent kernel only
+      throw Error("attention_forward: cache dtype must be F32 or BF16, got " +
+                  std::string(dtype_name(view->dtype)));
+  }
   const int64_t group = p.num_heads / p.num_kv_heads;  // query heads per KV head
   // Enough tasks to keep every thread busy, but as many heads per task as possible so that a
   // key tile loaded once serves several heads.
@@ -148,7 +156,9 @@ void attention_forward(const AttentionParams& p) {
   const bool k_bf16 = p.k.dtype == DType::kBF16, v_bf16 = p.v.dtype == DType::kBF16;
   const TaskFn simd = simd_task(simd_level());
   const size_t scratch_floats = simd::attention_scratch_floats(heads_per_task, p.v_dim);
-#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
+  const double work = static_cast<double>(p.num_queries) * p.num_heads *
+                      (p.context_before + p.num_queries) * (p.qk_dim + p.v_dim);
+#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1 && worth_parallel(work))
   for (int64_t task = 0; task < tasks; ++task) {
     const int64_t chunk = task % chunks;
     const int64_t g = (task / chunks) % p.num_kv_heads;

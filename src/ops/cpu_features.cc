@@ -32,7 +32,7 @@ CpuFeatures detect() {
   const bool zmm_state = (xcr0 & 0xe6) == 0xe6;  // plus opmask and the upper ZMM registers
   if (!ymm_state) return f;
   __cpuid_count(7, 0, eax, ebx, ecx, edx);
-  const unsigned leaf7_ebx = ebx;
+  const unsigned leaf7_ebx = ebx, leaf7_edx = edx;
   __cpuid_count(7, 1, eax, ebx, ecx, edx);
   const unsigned leaf7_1_eax = eax;
   f.fma = fma;
@@ -42,6 +42,13 @@ CpuFeatures detect() {
     f.avx512bw = (leaf7_ebx >> 30) & 1;
     f.avx512vl = (leaf7_ebx >> 31) & 1;
     f.avx512bf16 = f.avx512f && ((leaf7_1_eax >> 5) & 1);
+    f.avx512fp16 = f.avx512f && ((leaf7_edx >> 23) & 1);
+  }
+  // AMX state (XTILECFG, XTILEDATA: XCR0 bits 17, 18) must be enabled by the OS as well.
+  if ((xcr0 & 0x60000) == 0x60000) {
+    f.amx_tile = (leaf7_edx >> 24) & 1;
+    f.amx_bf16 = f.amx_tile && ((leaf7_edx >> 22) & 1);
+    f.amx_int8 = f.amx_tile && ((leaf7_edx >> 25) & 1);
   }
   return f;
 }
@@ -52,8 +59,9 @@ SimdLevel level_of(const CpuFeatures& f) {
   return f.avx512bf16 ? SimdLevel::kAvx512Bf16 : SimdLevel::kAvx512;
 }
 
-SimdLevel level_from_env() {
+SimdLevel level_from_env(bool& forced) {
   const SimdLevel supported = supported_simd_level();
+  forced = false;
   const char* env = std::getenv("MLA_SIMD");
   if (env == nullptr || *env == '\0') return supported;
   const std::optional<SimdLevel> wanted = simd_level_from_name(env);
@@ -63,17 +71,34 @@ SimdLevel level_from_env() {
                  env);
     return supported;
   }
+  forced = true;
   return std::min(*wanted, supported);
 }
 
 // -1: not decided yet; the environment is read on first use.
 std::atomic<int> g_level{-1};
+// Whether g_level was asked for (MLA_SIMD, set_simd_level) rather than the CPU's best.
+std::atomic<bool> g_forced{false};
 
 }  // namespace
 
 const CpuFeatures& cpu_features() {
   static const CpuFeatures features = detect();
   return features;
+}
+
+std::string cpu_model_name() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_max(0x80000000, nullptr) < 0x80000004) return "";
+  std::string name;
+  for (unsigned leaf = 0x80000002; leaf <= 0x80000004; ++leaf) {
+    __cpuid(leaf, eax, ebx, ecx, edx);
+    for (unsigned reg : {eax, ebx, ecx, edx})
+      for (int i = 0; i < 4; ++i) name.push_back(static_cast<char>((reg >> (8 * i)) & 0xff));
+  }
+  name.erase(name.find_last_not_of(std::string(" \0", 2)) + 1);
+  name.erase(0, name.find_first_not_of(' '));
+  return name;
 }
 
 SimdLevel supported_simd_level() {
@@ -83,14 +108,24 @@ SimdLevel supported_simd_level() {
 SimdLevel simd_level() {
   int level = g_level.load(std::memory_order_relaxed);
   if (level < 0) {
-    level = static_cast<int>(level_from_env());
+    bool forced = false;
+    level = static_cast<int>(level_from_env(forced));
+    g_forced.store(forced, std::memory_order_relaxed);
     g_level.store(level, std::memory_order_relaxed);
   }
   return static_cast<SimdLevel>(level);
 }
 
+bool simd_level_forced() {
+  simd_level();  // reads the environment on first use
+  return g_forced.load(std::memory_order_relaxed);
+}
+
 SimdLevel set_simd_level(std::optional<SimdLevel> level) {
-  const SimdLevel effective = level ? std::min(*level, supported_simd_level()) : level_from_env();
+  bool forced = level.has_value();
+  const SimdLevel effective =
+      level ? std::min(*level, supported_simd_level()) : level_from_env(forced);
+  g_forced.store(forced, std::memory_order_relaxed);
   g_level.store(static_cast<int>(effective), std::memory_order_relaxed);
   return effective;
 }

@@ -7,6 +7,7 @@
 
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "mla/enum_names.h"
@@ -20,6 +21,11 @@ struct CpuFeatures {
   bool avx512bw = false;
   bool avx512vl = false;
   bool avx512bf16 = false;
+  // Reported only (`mla info --cpu`); no kernel uses them yet.
+  bool avx512fp16 = false;
+  bool amx_tile = false;
+  bool amx_bf16 = false;
+  bool amx_int8 = false;
 };
 
 // Ordered: each level needs everything below it.
@@ -35,6 +41,8 @@ constexpr std::span<const EnumName<SimdLevel>> enum_names(SimdLevel) {
 }
 
 const CpuFeatures& cpu_features();
+// The CPU's brand string (CPUID 0x80000002-4), e.g. "AMD EPYC 9B45"; "" when it has none.
+std::string cpu_model_name();
 // The best level this CPU supports.
 SimdLevel supported_simd_level();
 // The level kernels use now: the supported one, lowered by MLA_SIMD or set_simd_level().
@@ -42,6 +50,10 @@ SimdLevel simd_level();
 // Holds kernels to min(level, supported); std::nullopt goes back to MLA_SIMD / the default.
 // Returns the level now in effect. Not meant to be called while kernels run on other threads.
 SimdLevel set_simd_level(std::optional<SimdLevel> level);
+// Whether the level was asked for (MLA_SIMD or set_simd_level) rather than left to the CPU;
+// then every kernel family runs the best candidate at or below it, unmeasured
+// (ops/kernel_choice.h).
+bool simd_level_forced();
 
 std::string_view simd_level_name(SimdLevel level);
 std::optional<SimdLevel> simd_level_from_name(std::string_view name);

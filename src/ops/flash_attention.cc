@@ -5,9 +5,12 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 
 #include "mla/dtype.h"
+#include "mla/error.h"
 #include "ops/gemm.h"
+#include "ops/parallel.h"
 
 namespace mla::ops {
 namespace {
@@ -175,6 +178,13 @@ void run_item(const AttentionParams& p, int64_t g, int64_t t0, int64_t t1, int64
 }  // namespace
 
 void flash_attention(std::span<const AttentionParams> seqs, FlashWorkspace& ws) {
+  for (const AttentionParams& p : seqs) {
+    for (const KvView* view : {&p.k, &p.v}) {
+      if (view->dtype != DType::kF32 && view->dtype != DType::kBF16)  // quantized: latent only
+        throw Error("flash_attention: cache dtype must be F32 or BF16, got " +
+                    std::string(dtype_name(view->dtype)));
+    }
+  }
   const int threads = omp_get_max_threads();
   // Work items: (sequence, KV group, block of queries); when they are fewer than the threads,
   // each block's context is split into parts, laid out next to each other for the merge.
@@ -230,7 +240,13 @@ void flash_attention(std::span<const AttentionParams> seqs, FlashWorkspace& ws) 
     if (p.v.dtype != DType::kF32) v_floats = std::max(v_floats, kKeyTile * p.v_dim);
   }
 
-#pragma omp parallel if (items.size() > 1)
+  double work = 0;  // multiply-adds of every item's scores and P V (ops/parallel.h)
+  for (const FlashWorkspace::Item& it : items) {
+    const AttentionParams& p = seqs[static_cast<size_t>(it.seq)];
+    work += static_cast<double>((it.t1 - it.t0) * group_size(p)) * (it.k1 - it.k0) *
+            (p.qk_dim + p.v_dim);
+  }
+#pragma omp parallel if (items.size() > 1 && worth_parallel(work))
   {
     ThreadScratch& mine = scratch();
     grow(mine.q, q_floats);
@@ -277,7 +293,7 @@ void flash_attention(std::span<const AttentionParams> seqs, FlashWorkspace& ws) 
     const AttentionParams& p = seqs[static_cast<size_t>(first.seq)];
     const int64_t rows = (first.t1 - first.t0) * group_size(p), dv = p.v_dim;
     const size_t end = i + static_cast<size_t>(first.parts);
-#pragma omp parallel for schedule(static) if (rows * dv > 8192)
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <double>(rows) * dv * 8))
     for (int64_t row = 0; row < rows; ++row) {
       // Parts starting past the query's last visible key saw nothing of it. Decided by
       // position, not by the part's max: NaN or -inf scores (a non-finite cache row) leave the

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "mla/error.h"
+#include "ops/parallel.h"
 #include "ops/skinny.h"
 
 namespace mla::ops {
@@ -23,6 +24,8 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
   if (k == 0) return scale_c(m, n, beta, c, ldc);
+  // oneDNN forks per call: small products run on this thread (ops/parallel.h).
+  const SerialScope serial(!worth_parallel(static_cast<double>(m) * n * k));
   dnnl_status_t status = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a,
                                     lda, b, ldb, beta, c, ldc);
   if (status != dnnl_success) {

@@ -11,6 +11,8 @@
 
 #include "mla/error.h"
 #include "ops/cpu_features.h"
+#include "ops/kernel_choice.h"
+#include "ops/parallel.h"
 #include "ops/simd/latent_kernels.h"
 
 namespace mla::ops {
@@ -89,7 +91,7 @@ void check_layout(const AttentionParams& p, size_t index) {
   if (is_latent_layout(p)) return;
   throw Error("latent_attention: sequence " + std::to_string(index) +
               " is not in the latent layout (one KV head, value = first v_dim entries of the "
-              "key row through the same view, F32 or BF16 storage)");
+              "key row through the same view, F32, BF16, F8_E4M3 or I8 storage)");
 }
 
 // Work items: (sequence, block of tokens, group of heads, part of the context).
@@ -188,10 +190,11 @@ bool is_latent_layout(const AttentionParams& p) {
   const KvView& k = p.k;
   const KvView& v = p.v;
   return p.num_kv_heads == 1 && p.num_heads >= 1 && p.v_dim >= 1 && p.v_dim <= p.qk_dim &&
-         (k.dtype == DType::kF32 || k.dtype == DType::kBF16) && v.base == k.base &&
-         v.pages == k.pages && v.page_size == k.page_size && v.token_stride == k.token_stride &&
-         v.offset == k.offset && v.dtype == k.dtype && p.context_before >= 0 &&
-         p.context_before + p.num_queries < (int64_t{1} << 31);
+         (k.dtype == DType::kF32 || k.dtype == DType::kBF16 || k.dtype == DType::kF8E4M3 ||
+          k.dtype == DType::kI8) &&
+         v.base == k.base && v.pages == k.pages && v.page_size == k.page_size &&
+         v.token_stride == k.token_stride && v.offset == k.offset && v.dtype == k.dtype &&
+         p.context_before >= 0 && p.context_before + p.num_queries < (int64_t{1} << 31);
 }
 
 void latent_attention(std::span<const AttentionParams> seqs, LatentWorkspace& ws) {
@@ -199,7 +202,15 @@ void latent_attention(std::span<const AttentionParams> seqs, LatentWorkspace& ws
   const int threads = omp_get_max_threads();
   plan(seqs, ws, threads);
   if (ws.items.empty()) return;
-  const ItemFn run = item_function(simd_level());
+  // Each cache dtype runs its family's measured choice (ops/kernel_choice.h); a family is
+  // measured only once a call needs it.
+  ItemFn run_f32 = nullptr, run_bf16 = nullptr;
+  for (const AttentionParams& p : seqs) {
+    if (p.k.dtype == DType::kBF16 && run_bf16 == nullptr)
+      run_bf16 = item_function(kernel_level(KernelFamily::kLatentBf16));
+    if (p.k.dtype != DType::kBF16 && run_f32 == nullptr)
+      run_f32 = item_function(kernel_level(KernelFamily::kLatentF32));
+  }
   size_t scratch_floats = 0;
   for (const LatentWorkspace::Item& it : ws.items) {
     const AttentionParams& p = seqs[static_cast<size_t>(it.seq)];
@@ -210,7 +221,12 @@ void latent_attention(std::span<const AttentionParams> seqs, LatentWorkspace& ws
   float* partials = aligned(ws.partials);
   const auto n_items = static_cast<int64_t>(ws.items.size());
 
-#pragma omp parallel if (n_items > 1)
+  double work = 0;  // multiply-adds: per row and key, R + Dr for the score and R for P V
+  for (const LatentWorkspace::Item& it : ws.items) {
+    const AttentionParams& p = seqs[static_cast<size_t>(it.seq)];
+    work += it.cost * static_cast<double>(p.qk_dim + p.v_dim);
+  }
+#pragma omp parallel if (n_items > 1 && worth_parallel(work))
   {
     float* scratch = thread_scratch(scratch_floats);
 #pragma omp for schedule(dynamic, 1)
@@ -245,7 +261,7 @@ void latent_attention(std::span<const AttentionParams> seqs, LatentWorkspace& ws
         item.row_max = item.acc + l.rows_pad * l.rank_pad;
         item.row_sum = item.row_max + l.rows_pad;
       }
-      run(item);
+      (p.k.dtype == DType::kBF16 ? run_bf16 : run_f32)(item);
     }
     // Merge the parts of every split block (its items are consecutive, the first part first).
     for (int64_t i = 0; i < n_items;) {

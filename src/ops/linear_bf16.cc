@@ -1,6 +1,9 @@
 #include "ops/linear_bf16.h"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
@@ -10,6 +13,7 @@
 #include "mla/dtype.h"
 #include "mla/error.h"
 #include "ops/gemm.h"
+#include "ops/kernel_choice.h"
 #include "ops/skinny.h"
 
 namespace mla::ops {
@@ -100,7 +104,7 @@ void linear_bf16(const float* x, int64_t rows, int64_t in, const uint16_t* w, in
   }
   try {
     MatmulCache::Entry& e = cache.get(rows, in, out);
-    if (e.widen) {
+    if (e.widen || kernel_variant(KernelFamily::kGemmBf16) == kGemmWidenSgemm) {
       widen_and_multiply(cache, rows, in, w, out, y);
       return;
     }
@@ -113,6 +117,50 @@ void linear_bf16(const float* x, int64_t rows, int64_t in, const uint16_t* w, in
     throw Error("linear_bf16: oneDNN matmul failed (" + std::string(err.what()) +
                 ", rows=" + std::to_string(rows) + ", in=" + std::to_string(in) +
                 ", out=" + std::to_string(out) + ")");
+  }
+}
+
+double measure_gemm_bf16_variant(int variant) {
+  constexpr int64_t kRows = 128, kIn = 512, kOut = 256;
+  MatmulCache cache;
+  std::vector<float> x(static_cast<size_t>(kRows * kIn)), y(static_cast<size_t>(kRows * kOut));
+  std::vector<uint16_t> w(static_cast<size_t>(kOut * kIn));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 7) * 0.25f - 0.75f;
+  for (size_t i = 0; i < w.size(); ++i) w[i] = f32_to_bf16(static_cast<float>(i % 5) * 0.5f - 1.0f);
+  cache.x_bf16.resize(x.size());
+  convert_from_f32(x.data(), x.size(), DType::kBF16, cache.x_bf16.data());
+  // One thread, as the other families: a per-core rate that a loaded second core cannot skew.
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  struct Restore {
+    int n;
+    ~Restore() { omp_set_num_threads(n); }
+  } restore{threads};
+  MatmulCache::Entry& e = cache.get(kRows, kIn, kOut);
+  if (variant == kGemmOnednnBf16 && e.widen) return 0.0;  // no bf16 matmul on this CPU
+  try {
+    const auto once = [&] {
+      if (variant == kGemmWidenSgemm) {
+        widen_and_multiply(cache, kRows, kIn, w.data(), kOut, y.data());
+        return;
+      }
+      e.src_mem.set_data_handle(cache.x_bf16.data());
+      e.weights_mem.set_data_handle(w.data());
+      e.dst_mem.set_data_handle(y.data());
+      e.matmul.execute(cache.stream, e.args);
+      cache.stream.wait();
+    };
+    once();
+    double best = 1e30;
+    for (int r = 0; r < 3; ++r) {
+      const auto t = std::chrono::steady_clock::now();
+      once();
+      best = std::min(best,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count());
+    }
+    return 2.0 * kRows * kIn * kOut / best * 1e-9;
+  } catch (const dnnl::error&) {
+    return 0.0;
   }
 }
 

@@ -2,17 +2,13 @@
 
 #include <cmath>
 
+#include "ops/parallel.h"
+
 namespace mla::ops {
-namespace {
-
-constexpr int64_t kParallelWork = 16384;  // below this a fork costs more than the rows
-
-}  // namespace
-
 template <typename T>
 void rms_norm_forward(T* out, T* rstd, const T* inp, const T* w, int64_t n, int64_t c, double eps,
                       int64_t inp_stride, int64_t out_stride) {
-#pragma omp parallel for schedule(static) if (n * c > kParallelWork)
+#pragma omp parallel for schedule(static) if (worth_parallel(4.0 * n * c))
   for (int64_t i = 0; i < n; ++i) {
     const T* x = inp + i * inp_stride;
     double sum = 0.0;
@@ -28,7 +24,7 @@ template <typename T>
 void rms_norm_backward(T* dinp, T* dw, const T* dout, const T* inp, const T* w, const T* rstd,
                        int64_t n, int64_t c, int64_t inp_stride, int64_t dout_stride) {
   // dx_j = r w_j dy_j - x_j r^3 / C * sum_k x_k w_k dy_k
-#pragma omp parallel for schedule(static) if (n * c > kParallelWork)
+#pragma omp parallel for schedule(static) if (worth_parallel(4.0 * n * c))
   for (int64_t i = 0; i < n; ++i) {
     const T* x = inp + i * inp_stride;
     const T* dy = dout + i * dout_stride;
@@ -39,7 +35,7 @@ void rms_norm_backward(T* dinp, T* dw, const T* dout, const T* inp, const T* w, 
     T* dx = dinp + i * inp_stride;
     for (int64_t j = 0; j < c; ++j) dx[j] += r * w[j] * dy[j] - x[j] * k;
   }
-#pragma omp parallel for schedule(static) if (n * c > kParallelWork)
+#pragma omp parallel for schedule(static) if (worth_parallel(4.0 * n * c))
   for (int64_t j = 0; j < c; ++j) {
     double sum = 0.0;
     for (int64_t i = 0; i < n; ++i) {
@@ -52,7 +48,7 @@ void rms_norm_backward(T* dinp, T* dw, const T* dout, const T* inp, const T* w, 
 template <typename T>
 void layer_norm_forward(T* out, T* mean, T* rstd, const T* inp, const T* w, const T* b, int64_t n,
                         int64_t c, double eps, int64_t inp_stride, int64_t out_stride) {
-#pragma omp parallel for schedule(static) if (n * c > kParallelWork)
+#pragma omp parallel for schedule(static) if (worth_parallel(4.0 * n * c))
   for (int64_t i = 0; i < n; ++i) {
     const T* x = inp + i * inp_stride;
     double sum = 0.0;
@@ -76,7 +72,7 @@ void layer_norm_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp, con
                          const T* mean, const T* rstd, int64_t n, int64_t c, int64_t inp_stride,
                          int64_t dout_stride) {
   // With xhat = (x - mean) rstd and g = w dy: dx = rstd (g - mean(g) - xhat mean(g xhat)).
-#pragma omp parallel for schedule(static) if (n * c > kParallelWork)
+#pragma omp parallel for schedule(static) if (worth_parallel(4.0 * n * c))
   for (int64_t i = 0; i < n; ++i) {
     const T* x = inp + i * inp_stride;
     const T* dy = dout + i * dout_stride;
@@ -92,7 +88,7 @@ void layer_norm_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp, con
     T* dx = dinp + i * inp_stride;
     for (int64_t j = 0; j < c; ++j) dx[j] += r * (w[j] * dy[j] - gm - (x[j] - m) * r * gxm);
   }
-#pragma omp parallel for schedule(static) if (n * c > kParallelWork)
+#pragma omp parallel for schedule(static) if (worth_parallel(4.0 * n * c))
   for (int64_t j = 0; j < c; ++j) {
     double sw = 0.0, sb = 0.0;
     for (int64_t i = 0; i < n; ++i) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "ops/cpu_features.h"
+#include "ops/kernel_choice.h"
+#include "ops/parallel.h"
 
 namespace mla::ops {
 namespace {
@@ -15,19 +17,19 @@ template <class Kernel>
 void over_output_blocks(int64_t in, int64_t out, const Kernel& kernel) {
   const int64_t chunks = (out + kChunk - 1) / kChunk;
   // Tiny products are not worth a fork.
-#pragma omp parallel for schedule(static) if (out * in >= (int64_t{1} << 16))
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <double>(out) * in))
   for (int64_t c = 0; c < chunks; ++c) kernel(c * kChunk, std::min(out, (c + 1) * kChunk));
 }
 
 }  // namespace
 
 bool skinny_bf16_widens() {
-  return simd_level() != SimdLevel::kAvx512Bf16;
+  return kernel_level(KernelFamily::kSkinnyBf16) != SimdLevel::kAvx512Bf16;
 }
 
 void skinny_linear(const float* x, int64_t rows, int64_t in, const float* w, int64_t out,
                    float* y) {
-  const SimdLevel level = simd_level();
+  const SimdLevel level = kernel_level(KernelFamily::kSkinnyF32);
   over_output_blocks(in, out, [&](int64_t o0, int64_t o1) {
     if (level >= SimdLevel::kAvx512) {
       simd::skinny_f32_avx512(x, rows, in, w, o0, o1, y, out);
@@ -41,7 +43,7 @@ void skinny_linear(const float* x, int64_t rows, int64_t in, const float* w, int
 
 void skinny_linear_bf16(const uint16_t* x_bf16, const float* x_rounded, int64_t rows, int64_t in,
                         const uint16_t* w, int64_t out, float* y) {
-  const SimdLevel level = simd_level();
+  const SimdLevel level = kernel_level(KernelFamily::kSkinnyBf16);
   over_output_blocks(in, out, [&](int64_t o0, int64_t o1) {
     switch (level) {
       case SimdLevel::kAvx512Bf16:

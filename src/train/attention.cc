@@ -18,7 +18,8 @@ const T* dropped_probs(const T* p, int64_t b, int64_t h, const AttentionLayout& 
   if (l.dropout <= 0.0) return p;
   const int64_t n = l.seq * l.seq;
   if (buffer.size() < static_cast<size_t>(n)) buffer.resize(static_cast<size_t>(n));
-  dropout_forward(buffer.data(), p, n, l.dropout, dropout_key(l.dropout_key, b * l.heads + h, 0));
+  dropout_forward(buffer.data(), p, n, l.dropout,
+                  dropout_key(l.dropout_key, b * l.num_heads + h, 0));
   return buffer.data();
 }
 
@@ -62,19 +63,19 @@ void sparse_keep(const AttentionLayout& l, int64_t b, int64_t h, int64_t i, cons
 template <typename T>
 void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v,
                        const AttentionLayout& l) {
-  const int64_t s = l.seq, group = l.heads / l.kv_heads;
+  const int64_t s = l.seq, group = l.num_heads / l.num_kv_heads;
   const bool sparse = l.sparse.is_sparse();
 #pragma omp parallel for schedule(dynamic, 1) collapse(2)
   for (int64_t b = 0; b < l.batch; ++b) {
-    for (int64_t h = 0; h < l.heads; ++h) {
+    for (int64_t h = 0; h < l.num_heads; ++h) {
       thread_local std::vector<T> dropped;
       const int64_t g = h / group;
-      const T* qh = q + b * s * l.q_token + h * l.q_head;
-      const T* kg = k + b * s * l.k_token + g * l.k_head;
-      const T* vg = v + b * s * l.v_token + g * l.v_head;
-      T* p = probs + (b * l.heads + h) * s * s;
-      ops::gemm(false, true, s, s, l.qk_dim, static_cast<T>(l.scale), qh, l.q_token, kg, l.k_token,
-                T(0), p, s);
+      const T* qh = q + b * s * l.q_token_stride + h * l.q_head_stride;
+      const T* kg = k + b * s * l.k_token_stride + g * l.k_head_stride;
+      const T* vg = v + b * s * l.v_token_stride + g * l.v_head_stride;
+      T* p = probs + (b * l.num_heads + h) * s * s;
+      ops::gemm(false, true, s, s, l.qk_dim, static_cast<T>(l.scale), qh, l.q_token_stride, kg,
+                l.k_token_stride, T(0), p, s);
       for (int64_t i = 0; i < s; ++i) {  // causal softmax of row i over keys 0..i
         T* row = p + i * s;
         thread_local std::vector<uint8_t> keep;
@@ -95,7 +96,8 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v,
         std::fill(row + i + 1, row + s, T(0));
       }
       ops::gemm(false, false, s, l.v_dim, s, T(1), dropped_probs(p, b, h, l, dropped), s, vg,
-                l.v_token, T(0), out + b * s * l.o_token + h * l.o_head, l.o_token);
+                l.v_token_stride, T(0), out + b * s * l.out_token_stride + h * l.out_head_stride,
+                l.out_token_stride);
     }
   }
 }
@@ -103,7 +105,7 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v,
 template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, const T* q, const T* k,
                         const T* v, const AttentionLayout& l) {
-  const int64_t s = l.seq, group = l.heads / l.kv_heads;
+  const int64_t s = l.seq, group = l.num_heads / l.num_kv_heads;
   const T scale = static_cast<T>(l.scale);
 #pragma omp parallel
   {
@@ -115,29 +117,29 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, cons
       d_dropped.resize(static_cast<size_t>(s * s));
 #pragma omp for schedule(dynamic, 1) collapse(2)
     for (int64_t b = 0; b < l.batch; ++b) {
-      for (int64_t g = 0; g < l.kv_heads; ++g) {
-        const T* kg = k + b * s * l.k_token + g * l.k_head;
-        const T* vg = v + b * s * l.v_token + g * l.v_head;
-        T* dkg = dk + b * s * l.k_token + g * l.k_head;
-        T* dvg = dv + b * s * l.v_token + g * l.v_head;
+      for (int64_t g = 0; g < l.num_kv_heads; ++g) {
+        const T* kg = k + b * s * l.k_token_stride + g * l.k_head_stride;
+        const T* vg = v + b * s * l.v_token_stride + g * l.v_head_stride;
+        T* dkg = dk + b * s * l.k_token_stride + g * l.k_head_stride;
+        T* dvg = dv + b * s * l.v_token_stride + g * l.v_head_stride;
         for (int64_t h = g * group; h < (g + 1) * group; ++h) {
-          const T* p = probs + (b * l.heads + h) * s * s;
-          const T* qh = q + b * s * l.q_token + h * l.q_head;
-          const T* doh = dout + b * s * l.o_token + h * l.o_head;
-          T* dqh = dq + b * s * l.q_token + h * l.q_head;
+          const T* p = probs + (b * l.num_heads + h) * s * s;
+          const T* qh = q + b * s * l.q_token_stride + h * l.q_head_stride;
+          const T* doh = dout + b * s * l.out_token_stride + h * l.out_head_stride;
+          T* dqh = dq + b * s * l.q_token_stride + h * l.q_head_stride;
           if (l.dropout > 0.0) {
             // dP' = dO V^T, then through the mask: dP = mask * dP' / (1 - p).
-            ops::gemm(false, true, s, s, l.v_dim, T(1), doh, l.o_token, vg, l.v_token, T(0),
-                      d_dropped.data(), s);
+            ops::gemm(false, true, s, s, l.v_dim, T(1), doh, l.out_token_stride, vg,
+                      l.v_token_stride, T(0), d_dropped.data(), s);
             std::fill(ds.begin(), ds.begin() + s * s, T(0));
             dropout_backward(ds.data(), d_dropped.data(), s * s, l.dropout,
-                             dropout_key(l.dropout_key, b * l.heads + h, 0));
+                             dropout_key(l.dropout_key, b * l.num_heads + h, 0));
           } else {
-            ops::gemm(false, true, s, s, l.v_dim, T(1), doh, l.o_token, vg, l.v_token, T(0),
-                      ds.data(), s);
+            ops::gemm(false, true, s, s, l.v_dim, T(1), doh, l.out_token_stride, vg,
+                      l.v_token_stride, T(0), ds.data(), s);
           }
           ops::gemm(true, false, s, l.v_dim, s, T(1), dropped_probs(p, b, h, l, dropped), s, doh,
-                    l.o_token, T(1), dvg, l.v_token);
+                    l.out_token_stride, T(1), dvg, l.v_token_stride);
           for (int64_t i = 0; i < s; ++i) {  // softmax backward, row by row
             const T* pr = p + i * s;
             T* dr = ds.data() + i * s;
@@ -146,10 +148,10 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, cons
             for (int64_t j = 0; j <= i; ++j) dr[j] = pr[j] * (dr[j] - dot) * scale;
             std::fill(dr + i + 1, dr + s, T(0));
           }
-          ops::gemm(false, false, s, l.qk_dim, s, T(1), ds.data(), s, kg, l.k_token, T(1), dqh,
-                    l.q_token);
-          ops::gemm(true, false, s, l.qk_dim, s, T(1), ds.data(), s, qh, l.q_token, T(1), dkg,
-                    l.k_token);
+          ops::gemm(false, false, s, l.qk_dim, s, T(1), ds.data(), s, kg, l.k_token_stride, T(1),
+                    dqh, l.q_token_stride);
+          ops::gemm(true, false, s, l.qk_dim, s, T(1), ds.data(), s, qh, l.q_token_stride, T(1),
+                    dkg, l.k_token_stride);
         }
       }
     }

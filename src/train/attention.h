@@ -24,19 +24,16 @@
 #include <vector>
 
 #include "mla/sparse.h"
+#include "ops/attention.h"
 
 namespace mla::train {
 
-struct AttentionLayout {
+// The heads and strides of ops::AttentionHeads (the same strides hold for the gradients dq, dk,
+// dv, dout), plus what training adds: B sequences of S tokens, token (b, s) at row b*S + s, K and
+// V as plain arrays with their own token strides.
+struct AttentionLayout : ops::AttentionHeads {
   int64_t batch = 0, seq = 0;
-  int64_t heads = 0, kv_heads = 0;  // H, G; H % G == 0, query head h uses KV head h / (H / G)
-  int64_t qk_dim = 0, v_dim = 0;
-  // Element strides between consecutive tokens and between heads of q, k, v and out (the same
-  // strides hold for their gradients dq, dk, dv, dout). Token (b, s) is row b*S + s.
-  int64_t q_token = 0, q_head = 0;
-  int64_t k_token = 0, k_head = 0;
-  int64_t v_token = 0, v_head = 0;
-  int64_t o_token = 0, o_head = 0;
+  int64_t k_token_stride = 0, v_token_stride = 0;
   double scale = 1.0;
   double dropout = 0.0;      // attention dropout probability; 0 in inference and evaluation
   uint64_t dropout_key = 0;  // differs per step and per layer

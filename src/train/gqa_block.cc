@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "model/attention_heads.h"
 #include "model/rope_params.h"
 #include "ops/rope.h"
 #include "train/linear.h"
@@ -15,23 +16,12 @@ GqaBlock<T>::GqaBlock(const GqaConfig& config) : c_(config) {
 
 template <typename T>
 AttentionLayout GqaBlock<T>::layout() const {
-  const int64_t h = c_.num_heads, g = c_.num_kv_heads, dh = c_.head_dim;
   AttentionLayout l;
+  static_cast<ops::AttentionHeads&>(l) = gqa_attention_heads(c_);
   l.batch = batch_;
   l.seq = seq_;
-  l.heads = h;
-  l.kv_heads = g;
-  l.qk_dim = dh;
-  l.v_dim = dh;
-  l.q_token = h * dh;
-  l.q_head = dh;
-  l.k_token = g * dh;
-  l.k_head = dh;
-  l.v_token = g * dh;
-  l.v_head = dh;
-  l.o_token = h * dh;
-  l.o_head = dh;
-  l.scale = 1.0 / std::sqrt(static_cast<double>(dh));
+  l.k_token_stride = l.v_token_stride = c_.num_kv_heads * c_.head_dim;
+  l.scale = 1.0 / std::sqrt(static_cast<double>(c_.head_dim));
   return l;
 }
 

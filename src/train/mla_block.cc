@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "mla/error.h"
+#include "model/attention_heads.h"
 #include "model/mla_projection.h"
 #include "model/rope_params.h"
 #include "ops/gemm.h"
@@ -47,22 +48,13 @@ void MlaBlock<T>::set_sparse(const SparseSpec& spec) {
 template <typename T>
 AttentionLayout MlaBlock<T>::layout() const {
   const int64_t h = c_.num_heads, dn = c_.qk_nope_head_dim, dv = c_.v_head_dim;
-  const int64_t dqk = c_.qk_head_dim();
   AttentionLayout l;
+  static_cast<ops::AttentionHeads&>(l) = mla_attention_heads(c_, false);
   l.batch = batch_;
   l.seq = seq_;
-  l.heads = h;
-  l.kv_heads = h;
-  l.qk_dim = dqk;
-  l.v_dim = dv;
-  l.q_token = h * dqk;
-  l.q_head = dqk;
-  l.k_token = h * dqk;
-  l.k_head = dqk;
-  l.v_token = h * (dn + dv);  // values are read in place from kvb, after each head's k_nope
-  l.v_head = dn + dv;
-  l.o_token = h * dv;
-  l.o_head = dv;
+  l.k_token_stride = h * c_.qk_head_dim();
+  l.v_token_stride = h * (dn + dv);  // values are read in place from kvb, after each k_nope
+  l.v_head_stride = dn + dv;
   l.scale = c_.softmax_scale();
   l.dropout = training_ ? c_.attention_dropout : 0.0;
   l.dropout_key = dropout_key_;
@@ -113,11 +105,8 @@ void MlaBlock<T>::forward(T* out, const T* x, const MlaTensors<T>& w, int64_t ba
 
   grow(k_, n * h * dqk);
   for (int64_t row = 0; row < n; ++row) {
-    for (int64_t head = 0; head < h; ++head) {
-      T* k = k_.data() + (row * h + head) * dqk;
-      std::copy_n(kvb_.data() + (row * h + head) * (dn + dv), dn, k);
-      std::copy_n(latent_.data() + row * lw + r, dr, k + dn);
-    }
+    detail::naive_keys(c_, kvb_.data() + row * h * (dn + dv), latent_.data() + row * lw,
+                       k_.data() + row * h * dqk, static_cast<T*>(nullptr));
   }
   grow(probs_, batch * h * seq * seq);
   grow(o_, n * h * dv);

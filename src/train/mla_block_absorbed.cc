@@ -4,6 +4,7 @@
 // Same function as the naive form (tested), other order of products.
 #include <algorithm>
 
+#include "model/attention_heads.h"
 #include "model/mla_projection.h"
 #include "ops/gemm.h"
 #include "train/mla_block.h"
@@ -12,20 +13,11 @@ namespace mla::train {
 
 template <typename T>
 AttentionLayout MlaBlock<T>::absorbed_layout() const {
-  const int64_t h = c_.num_heads, r = c_.kv_lora_rank, w = c_.latent_dim();
   AttentionLayout l;
+  static_cast<ops::AttentionHeads&>(l) = mla_attention_heads(c_, true);
   l.batch = batch_;
   l.seq = seq_;
-  l.heads = h;
-  l.kv_heads = 1;  // one latent row per token, shared by every head
-  l.qk_dim = w;
-  l.v_dim = r;
-  l.q_token = h * w;
-  l.q_head = w;
-  l.k_token = w;
-  l.v_token = w;  // the value is the first R entries of the latent row
-  l.o_token = h * r;
-  l.o_head = r;
+  l.k_token_stride = l.v_token_stride = c_.latent_dim();  // value: first R of the latent row
   l.scale = c_.softmax_scale();
   l.sparse = sparse_;
   return l;

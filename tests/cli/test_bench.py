@@ -94,6 +94,23 @@ def test_bf16_cache_halves_the_bytes(tmp_path):
     assert widths == {"mla": 80, "mqa": 64}
 
 
+def test_quantized_caches_report_their_row_bytes(tmp_path):
+    out = str(tmp_path / "q.json")
+    for dtype in ("fp8", "int8"):
+        r = run("--preset", "tiny", "--contexts", "32", "--repeats", "1", "--variants", "mla", "--cache-dtype", dtype,
+                "--json", out)
+        assert r.returncode == 0, r.stderr
+        data = json.load(open(out))
+        # tiny: R = 32 codes + one float32 scale + Dr = 8 bf16 numbers (DeepSeek's shape: 656).
+        assert data["cache_dtype"] == dtype and data["variants"][0]["cache_bytes_per_token"] == 32 + 4 + 16
+        assert data["variants"][0]["points"][0]["decode_seconds_per_token"] > 0
+        assert data["cpu_kernels"]["kernels"]["latent-attention-f32-cache"]["chosen"]
+    r = run("--preset", "tiny", "--contexts", "32", "--repeats", "1", "--variants", "mla,mqa", "--dtype", "fp8")
+    assert r.returncode == 2
+    assert r.stderr.strip().endswith("--dtype fp8: only the mla variant (dense absorbed) reads a quantized cache, "
+                                     "not mqa (use --variants mla)")
+
+
 def test_bf16_weights_halve_the_projection_bytes(tmp_path):
     out = str(tmp_path / "w.json")
     sizes = {}

@@ -230,4 +230,5 @@ def test_info_errors(case):
 @pytest.mark.parametrize("option", ["--weight-dtype", "--cache-dtype"])
 def test_unknown_precision(case, option):
     line = assert_error(attention(case, **{option: "f64"}), option, "f64")
-    assert line.endswith("(use f32 or bf16)")
+    assert line.endswith("(use f32, bf16, fp8 or int8)" if option == "--cache-dtype"
+                         else "(use f32 or bf16)")

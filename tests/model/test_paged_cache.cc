@@ -116,8 +116,14 @@ TEST(PagedKvPool, ErrorsAreExact) {
             "cache: page size must be between 1 and 256 tokens, got 257");
   EXPECT_EQ(error_of([] { PagedKvPool(4, 4, 0); }),
             "cache: the pool needs between 1 and 2^31-1 pages, got 0");
-  EXPECT_EQ(error_of([] { PagedKvPool(4, 4, 1, DType::kF8E4M3); }),
-            "cache: dtype must be F32 or BF16, got F8_E4M3");
+  EXPECT_EQ(error_of([] { PagedKvPool(4, 4, 1, DType::kF16); }),
+            "cache: dtype must be F32, BF16, F8_E4M3 or I8, got F16");
+  EXPECT_EQ(error_of([] { PagedKvPool(4, 4, 1, DType::kBF16, 2); }),
+            "cache: rope width 2 needs a quantized dtype (F8_E4M3, I8) and must be below the "
+            "token width 4");
+  EXPECT_EQ(error_of([] { PagedKvPool(4, 4, 1, DType::kI8, 4); }),
+            "cache: rope width 4 needs a quantized dtype (F8_E4M3, I8) and must be below the "
+            "token width 4");
   PagedKvPool pool(4, 4, 2);
   EXPECT_EQ(error_of([&] { pool.length(7); }), "cache: unknown sequence 7");
   auto a = pool.add_sequence();

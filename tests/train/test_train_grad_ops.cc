@@ -159,24 +159,27 @@ TEST(TrainGradOps, CausalAttention) {
     AttentionLayout l;
     l.batch = 2;
     l.seq = 5;
-    l.heads = ac.heads;
-    l.kv_heads = ac.kv_heads;
+    l.num_heads = ac.heads;
+    l.num_kv_heads = ac.kv_heads;
     l.qk_dim = ac.qk_dim;
     l.v_dim = ac.v_dim;
     // Padded strides: every head and token has unused slots the kernel must not touch.
-    l.q_head = ac.qk_dim + 1;
-    l.q_token = ac.heads * l.q_head + 2;
-    l.k_head = ac.qk_dim + 2;
-    l.k_token = ac.kv_heads * l.k_head + 1;
-    l.v_head = ac.v_dim + 1;
-    l.v_token = ac.kv_heads * l.v_head + 3;
-    l.o_head = ac.v_dim;
-    l.o_token = ac.heads * ac.v_dim;
+    l.q_head_stride = ac.qk_dim + 1;
+    l.q_token_stride = ac.heads * l.q_head_stride + 2;
+    l.k_head_stride = ac.qk_dim + 2;
+    l.k_token_stride = ac.kv_heads * l.k_head_stride + 1;
+    l.v_head_stride = ac.v_dim + 1;
+    l.v_token_stride = ac.kv_heads * l.v_head_stride + 3;
+    l.out_head_stride = ac.v_dim;
+    l.out_token_stride = ac.heads * ac.v_dim;
     l.scale = 0.7;
     const int64_t rows = l.batch * l.seq;
-    auto q = random_doubles(rows * l.q_token, 20), k = random_doubles(rows * l.k_token, 21);
-    auto v = random_doubles(rows * l.v_token, 22), r = random_doubles(rows * l.o_token, 23);
-    std::vector<double> out(rows * l.o_token), probs(l.batch * l.heads * l.seq * l.seq);
+    auto q = random_doubles(rows * l.q_token_stride, 20),
+         k = random_doubles(rows * l.k_token_stride, 21);
+    auto v = random_doubles(rows * l.v_token_stride, 22),
+         r = random_doubles(rows * l.out_token_stride, 23);
+    std::vector<double> out(rows * l.out_token_stride),
+        probs(l.batch * l.num_heads * l.seq * l.seq);
     auto loss = [&] {
       attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), l);
       return dot(out, r, out.size());

@@ -31,14 +31,14 @@ AttentionLayout layout(const char* spec) {
   AttentionLayout l;
   l.batch = 2;
   l.seq = 9;
-  l.heads = 3;
-  l.kv_heads = 3;
+  l.num_heads = 3;
+  l.num_kv_heads = 3;
   l.qk_dim = 4;
   l.v_dim = 3;
-  l.q_head = l.k_head = 4;
-  l.q_token = l.k_token = 12;
-  l.v_head = l.o_head = 3;
-  l.v_token = l.o_token = 9;
+  l.q_head_stride = l.k_head_stride = 4;
+  l.q_token_stride = l.k_token_stride = 12;
+  l.v_head_stride = l.out_head_stride = 3;
+  l.v_token_stride = l.out_token_stride = 9;
   l.scale = 0.8;
   l.sparse = parse_sparse_spec(spec);
   return l;
@@ -49,9 +49,9 @@ struct Pass {
 };
 Pass forward(const AttentionLayout& l) {
   const int64_t rows = l.batch * l.seq;
-  Pass r{random_doubles(rows * l.q_token, 1), random_doubles(rows * l.k_token, 2),
-         random_doubles(rows * l.v_token, 3), std::vector<double>(rows * l.o_token),
-         std::vector<double>(l.batch * l.heads * l.seq * l.seq)};
+  Pass r{random_doubles(rows * l.q_token_stride, 1), random_doubles(rows * l.k_token_stride, 2),
+         random_doubles(rows * l.v_token_stride, 3), std::vector<double>(rows * l.out_token_stride),
+         std::vector<double>(l.batch * l.num_heads * l.seq * l.seq)};
   attention_forward(r.out.data(), r.probs.data(), r.q.data(), r.k.data(), r.v.data(), l);
   return r;
 }
@@ -61,11 +61,11 @@ using Mask = std::function<bool(int64_t h, int64_t i, int64_t j)>;
 // Probabilities are 0 exactly where the mask is off, positive where on, and rows sum to 1.
 void expect_mask(const AttentionLayout& l, const Pass& r, const Mask& on, const char* what) {
   for (int64_t b = 0; b < l.batch; ++b)
-    for (int64_t h = 0; h < l.heads; ++h)
+    for (int64_t h = 0; h < l.num_heads; ++h)
       for (int64_t i = 0; i < l.seq; ++i) {
         double total = 0;
         for (int64_t j = 0; j < l.seq; ++j) {
-          const double p = r.probs[((b * l.heads + h) * l.seq + i) * l.seq + j];
+          const double p = r.probs[((b * l.num_heads + h) * l.seq + i) * l.seq + j];
           if (j <= i && on(h, i, j)) {
             EXPECT_GT(p, 0.0) << what << " h " << h << " i " << i << " j " << j;
           } else {
@@ -90,7 +90,7 @@ TEST(TrainSparse, MaskedKeysGetExactlyZeroProbability) {
   // Top-k keeps min(k, i + 1) keys per row.
   const AttentionLayout l = layout("topk:k=4");
   const Pass r = forward(l);
-  for (int64_t row = 0; row < l.batch * l.heads * l.seq; ++row) {
+  for (int64_t row = 0; row < l.batch * l.num_heads * l.seq; ++row) {
     int64_t kept = 0;
     for (int64_t j = 0; j < l.seq; ++j) kept += r.probs[row * l.seq + j] > 0.0;
     EXPECT_EQ(kept, std::min<int64_t>(4, row % l.seq + 1));
@@ -108,15 +108,15 @@ TEST(TrainSparse, WindowEqualsExplicitMaskAndTopKOverTheSequenceIsDense) {
   const AttentionLayout l = layout("window:size=3");
   const Pass r = forward(l);
   for (int64_t b = 0; b < l.batch; ++b)
-    for (int64_t h = 0; h < l.heads; ++h)
+    for (int64_t h = 0; h < l.num_heads; ++h)
       for (int64_t i = 0; i < l.seq; ++i) {
         std::vector<double> p(l.seq, 0.0);
         double m = -INFINITY, total = 0;
         for (int64_t j = std::max<int64_t>(0, i - 2); j <= i; ++j) {
           double s = 0;
           for (int64_t c = 0; c < l.qk_dim; ++c)
-            s += r.q[(b * l.seq + i) * l.q_token + h * l.q_head + c] *
-                 r.k[(b * l.seq + j) * l.k_token + h * l.k_head + c];
+            s += r.q[(b * l.seq + i) * l.q_token_stride + h * l.q_head_stride + c] *
+                 r.k[(b * l.seq + j) * l.k_token_stride + h * l.k_head_stride + c];
           p[j] = s * l.scale;
           m = std::max(m, p[j]);
         }
@@ -125,8 +125,9 @@ TEST(TrainSparse, WindowEqualsExplicitMaskAndTopKOverTheSequenceIsDense) {
         for (int64_t c = 0; c < l.v_dim; ++c) {
           double o = 0;
           for (int64_t j = std::max<int64_t>(0, i - 2); j <= i; ++j)
-            o += p[j] / total * r.v[(b * l.seq + j) * l.v_token + h * l.v_head + c];
-          EXPECT_NEAR(r.out[(b * l.seq + i) * l.o_token + h * l.o_head + c], o, 1e-13);
+            o += p[j] / total * r.v[(b * l.seq + j) * l.v_token_stride + h * l.v_head_stride + c];
+          EXPECT_NEAR(r.out[(b * l.seq + i) * l.out_token_stride + h * l.out_head_stride + c], o,
+                      1e-13);
         }
       }
 }

@@ -32,6 +32,13 @@ void latent_item_scalar(const LatentItem& it) {
         keys[j] = reinterpret_cast<const float*>(kv_row(it.kv, j0 + j, 4));
         continue;
       }
+      if (is_quantized(it.kv.dtype)) {
+        float* dst = widened + j * l.width_pad;
+        dequantize_tail(reinterpret_cast<const unsigned char*>(kv_row(it.kv, j0 + j, 1)),
+                        it.kv.dtype, it.rank, it.width, 0, dst);
+        keys[j] = dst;
+        continue;
+      }
       const uint16_t* src = reinterpret_cast<const uint16_t*>(kv_row(it.kv, j0 + j, 2));
       float* dst = widened + j * l.width_pad;
       for (int64_t w = 0; w < it.width; ++w)
