@@ -3,17 +3,33 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
+
+#include "mla/fields.h"
 
 namespace mla {
 
 enum class RopeScalingType { kNone, kYarn };
+inline constexpr EnumName<RopeScalingType> kRopeScalingTypeNames[] = {
+    {RopeScalingType::kNone, "none"}, {RopeScalingType::kYarn, "yarn"}};
+constexpr std::span<const EnumName<RopeScalingType>> enum_names(RopeScalingType) {
+  return kRopeScalingTypeNames;
+}
 
 // The normalisation of the latents (c_kv, and the query latent under query compression).
 // DeepSeek uses RMSNorm; RopelessMLA uses LayerNorm; others use none.
 enum class LatentNorm { kRmsNorm, kLayerNorm, kNone };
-const char* latent_norm_name(LatentNorm norm);  // "rmsnorm", "layernorm", "none"
+inline constexpr EnumName<LatentNorm> kLatentNormNames[] = {{LatentNorm::kRmsNorm, "rmsnorm"},
+                                                            {LatentNorm::kLayerNorm, "layernorm"},
+                                                            {LatentNorm::kNone, "none"}};
+constexpr std::span<const EnumName<LatentNorm>> enum_names(LatentNorm) {
+  return kLatentNormNames;
+}
+inline const char* latent_norm_name(LatentNorm norm) {
+  return enum_name(norm);
+}
 
 struct RopeScaling {
   RopeScalingType type = RopeScalingType::kNone;
@@ -23,6 +39,21 @@ struct RopeScaling {
   double beta_slow = 1.0;
   double mscale = 1.0;
   double mscale_all_dim = 0.0;
+
+  // The fields after `type` matter (and are checked) only under YaRN.
+  template <class V>
+  void visit_fields(V& v) {
+    const bool yarn = type == RopeScalingType::kYarn;
+    v("type", type);
+    v("factor", factor, {.min = 1, .active = yarn});
+    v("original_max_position_embeddings", original_max_position_embeddings,
+      {.min = 1, .active = yarn});
+    v("beta_fast", beta_fast, {.min = 0, .min_open = true, .active = yarn});
+    v("beta_slow", beta_slow, {.min = 0, .min_open = true, .active = yarn});
+    v("mscale", mscale, {.active = yarn});
+    v("mscale_all_dim", mscale_all_dim, {.active = yarn});
+  }
+  bool operator==(const RopeScaling&) const = default;
 };
 
 struct MlaConfig {
@@ -55,6 +86,34 @@ struct MlaConfig {
   // Cache numbers per token for one layer: MLA latent (d_c + d_r), naive/MHA H*(d_n+d_r+d_v).
   int64_t latent_cache_numbers_per_token() const { return latent_dim(); }
   int64_t mha_cache_numbers_per_token() const { return num_heads * (qk_head_dim() + v_head_dim); }
+
+  // Every field once, with its config.json name and its rule: the list behind validate(),
+  // to_string(), config_to_json / parse_config_json and the Python properties.
+  template <class V>
+  void visit_fields(V& v) {
+    constexpr double kMaxWidth = 1 << 20;  // products of widths stay far from 64-bit overflow
+    v("hidden_size", hidden_size, {.min = 1, .max = kMaxWidth, .required = true});
+    v("num_attention_heads", num_heads,
+      {.min = 1, .max = kMaxWidth, .required = true, .py_name = "num_heads"});
+    v("q_lora_rank", q_lora_rank,
+      {.min = 1, .max = kMaxWidth, .zero_is_unset = true, .null_when_unset = true});
+    v("kv_lora_rank", kv_lora_rank, {.min = 1, .max = kMaxWidth, .required = true});
+    v("qk_nope_head_dim", qk_nope_head_dim, {.min = 0, .max = kMaxWidth, .required = true});
+    v("qk_rope_head_dim", qk_rope_head_dim,
+      {.min = 0, .max = kMaxWidth, .even = true, .required = true});
+    v("v_head_dim", v_head_dim, {.min = 1, .max = kMaxWidth, .required = true});
+    v("rms_norm_eps", rms_norm_eps, {.min = 0, .min_open = true});
+    v("rope_theta", rope_theta, {.min = 1, .min_open = true});
+    v("max_position_embeddings", max_position_embeddings, {.min = 1});
+    v("rope_scaling", rope_scaling);
+    v("latent_norm", latent_norm, {.omit_default = true});
+    v("projection_bias", projection_bias, {.omit_default = true});
+    v("output_size", output_size,
+      {.min = 1, .max = kMaxWidth, .zero_is_unset = true, .omit_default = true});
+    v("attention_dropout", attention_dropout,
+      {.min = 0, .max = 1, .max_open = true, .omit_default = true});
+  }
+  bool operator==(const MlaConfig&) const = default;
 
   // Throws mla::Error "config: <field>: <reason>" for the first invalid field.
   void validate() const;

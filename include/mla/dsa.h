@@ -31,6 +31,15 @@ struct DsaConfig {
   int64_t head_dim = 128;  // Di (index_head_dim)
   int64_t top_k = 2048;    // index_topk
   double layer_norm_eps = 1e-6;
+
+  template <class V>
+  void visit_fields(V& v) {
+    v("num_heads", num_heads, {.min = 1, .max = 4096, .between = true});
+    v("head_dim", head_dim, {.min = 2, .max = 4096, .even = true, .between = true});
+    v("top_k", top_k, {.min = 1, .max = (int64_t{1} << 31) - 1, .between = true});
+    v("layer_norm_eps", layer_norm_eps, {.min = 0, .min_open = true});
+  }
+  bool operator==(const DsaConfig&) const = default;
   // Throws "dsa: <field>: <reason>"; Di must be even and hold the model's Dr rotary entries.
   void validate(const MlaConfig& model) const;
 };

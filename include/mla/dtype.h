@@ -4,14 +4,25 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+
+#include "mla/enum_names.h"
 
 namespace mla {
 
 // kI8: signed bytes; as kF8E4M3 only meaningful with scales (the quantized caches of
 // mla/quantized_row.h).
 enum class DType { kF32, kBF16, kF16, kF8E4M3, kI8 };
+inline constexpr EnumName<DType> kDTypeNames[] = {{DType::kF32, "F32"},
+                                                  {DType::kBF16, "BF16"},
+                                                  {DType::kF16, "F16"},
+                                                  {DType::kF8E4M3, "F8_E4M3"},
+                                                  {DType::kI8, "I8"}};
+constexpr std::span<const EnumName<DType>> enum_names(DType) {
+  return kDTypeNames;
+}
 
 // safetensors spelling: "F32", "BF16", "F16", "F8_E4M3" (and "I8", which dtype_from_name
 // does not accept: no checkpoint tensor is read as kI8).

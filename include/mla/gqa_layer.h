@@ -23,6 +23,17 @@ struct GqaConfig {
   int64_t rope_dim = 0;      // rotated entries per head (even, <= Dh)
   double rope_theta = 10000.0;
 
+  template <class V>
+  void visit_fields(V& v) {
+    v("hidden_size", hidden_size, {.min = 1, .max = 1 << 20});
+    v("num_heads", num_heads, {.min = 1, .max = 1 << 16});
+    v("num_kv_heads", num_kv_heads, {.min = 1, .max = 1 << 16});  // and divides num_heads
+    v("head_dim", head_dim, {.min = 1, .max = 1 << 16});
+    v("rope_dim", rope_dim, {.min = 0, .max = 1 << 16, .even = true});  // and <= head_dim
+    v("rope_theta", rope_theta, {.min = 1, .min_open = true});
+  }
+  bool operator==(const GqaConfig&) const = default;
+
   void validate() const;  // throws "gqa config: <field>: <reason>"
   int64_t cache_numbers_per_token() const { return 2 * num_kv_heads * head_dim; }
   // The MHA/GQA/MQA layer of an MLA config's model: H heads of width d_v (the usual MHA of the

@@ -31,22 +31,36 @@ namespace mla {
 enum class AttentionKind { kMla, kMha, kGqa, kMqa };
 enum class FfnKind { kSwiGlu, kGelu };
 enum class NormKind { kRmsNorm, kLayerNorm };
+inline constexpr EnumName<AttentionKind> kAttentionKindNames[] = {{AttentionKind::kMla, "mla"},
+                                                                  {AttentionKind::kMha, "mha"},
+                                                                  {AttentionKind::kGqa, "gqa"},
+                                                                  {AttentionKind::kMqa, "mqa"}};
+inline constexpr EnumName<FfnKind> kFfnKindNames[] = {{FfnKind::kSwiGlu, "swiglu"},
+                                                      {FfnKind::kGelu, "gelu"}};
+inline constexpr EnumName<NormKind> kNormKindNames[] = {{NormKind::kRmsNorm, "rmsnorm"},
+                                                        {NormKind::kLayerNorm, "layernorm"}};
+constexpr std::span<const EnumName<AttentionKind>> enum_names(AttentionKind) {
+  return kAttentionKindNames;
+}
+constexpr std::span<const EnumName<FfnKind>> enum_names(FfnKind) {
+  return kFfnKindNames;
+}
+constexpr std::span<const EnumName<NormKind>> enum_names(NormKind) {
+  return kNormKindNames;
+}
 
 const char* attention_kind_name(AttentionKind kind);          // "mla", "mha", "gqa", "mqa"
 AttentionKind parse_attention_kind(const std::string& name);  // throws naming the choices
 
-struct LmConfig {
+// The choices a model's knobs (LmShape) and its full config (LmConfig) share, declared once.
+struct LmChoices {
   int64_t vocab_size = 256;   // V: bytes
   int64_t max_seq_len = 128;  // longest sequence the model is trained on
   int64_t d_model = 128;      // d
   int64_t num_layers = 2;
   AttentionKind attention = AttentionKind::kMla;
-  MlaConfig mla;  // attention == kMla; mla.hidden_size == d_model
-  GqaConfig gqa;  // otherwise; gqa.hidden_size == d_model (MHA: G = H, MQA: G = 1)
   FfnKind ffn = FfnKind::kSwiGlu;
-  int64_t ffn_hidden = 0;  // F
   NormKind norm = NormKind::kRmsNorm;
-  double norm_eps = 1e-5;
   bool tied_embeddings = true;
   double dropout = 0.0;  // residual dropout (attention and ffn outputs), training only
   // Sparse attention (MLA only; window, block or topk, optionally with dense heads) in layers
@@ -57,6 +71,40 @@ struct LmConfig {
   // MLA layers train in the naive form (per-head K/V, the default) or the absorbed one (W_UK
   // folded into the queries, attention over the latent rows); same function, other products.
   bool absorbed = false;
+
+  // The scalar choices with their rules; sparse and dense_layers are checked with the attention
+  // they go with (LmConfig::validate).
+  template <class V>
+  void visit_fields(V& v) {
+    v("vocab_size", vocab_size, {.min = 1, .max = 1 << 20});
+    v("max_seq_len", max_seq_len, {.min = 1, .max = 1 << 16});
+    v("d_model", d_model, {.min = 1, .max = 1 << 16});
+    v("num_layers", num_layers, {.min = 1, .max = 1024});
+    v("attention", attention);
+    v("ffn", ffn);
+    v("norm", norm);
+    v("tied_embeddings", tied_embeddings);
+    v("dropout", dropout, {.min = 0, .max = 1, .max_open = true});
+    v("dense_layers", dense_layers);
+    v("absorbed", absorbed);
+  }
+  bool operator==(const LmChoices&) const = default;
+};
+
+struct LmConfig : LmChoices {
+  MlaConfig mla;           // attention == kMla; mla.hidden_size == d_model
+  GqaConfig gqa;           // otherwise; gqa.hidden_size == d_model (MHA: G = H, MQA: G = 1)
+  int64_t ffn_hidden = 0;  // F
+  double norm_eps = 1e-5;
+
+  // LmChoices' fields, then the config's own; mla and gqa validate themselves.
+  template <class V>
+  void visit_fields(V& v) {
+    LmChoices::visit_fields(v);
+    v("ffn_hidden", ffn_hidden, {.min = 1, .max = 1 << 20});
+    v("norm_eps", norm_eps, {.min = 0, .min_open = true});
+  }
+  bool operator==(const LmConfig&) const = default;
   SparseSpec layer_sparse(int64_t layer) const {
     return layer < dense_layers ? SparseSpec{} : sparse;
   }
@@ -71,25 +119,15 @@ struct LmConfig {
 // rope_dim) means "derive": head width Dh = d / heads; MLA: Dn = Dv = Dh, Dr = Dh / 2 rounded to
 // even, R = d / 2, no query compression; MHA/GQA/MQA: rope on the whole head, GQA groups =
 // heads / 2; SwiGLU F = 8d/3 rounded up to a multiple of 8 (same parameters as GELU's 4d).
-struct LmShape {
-  AttentionKind attention = AttentionKind::kMla;
-  int64_t d_model = 128, num_layers = 2, heads = 4;
+struct LmShape : LmChoices {
+  int64_t heads = 4;
   int64_t kv_heads = 0;      // GQA groups
   int64_t head_dim = 0;      // Dh (MLA: Dn and Dv)
   int64_t kv_lora_rank = 0;  // MLA R
   int64_t q_lora_rank = 0;   // MLA Rq (0: none)
   int64_t rope_dim = -1;     // MLA Dr / rotated entries per head; 0 = no RoPE
   double rope_theta = 10000.0;
-  FfnKind ffn = FfnKind::kSwiGlu;
-  int64_t ffn_hidden = 0;
-  NormKind norm = NormKind::kRmsNorm;
-  bool tied_embeddings = true;
-  double dropout = 0.0;
-  SparseSpec sparse;
-  int64_t dense_layers = 0;
-  bool absorbed = false;
-  int64_t vocab_size = 256;
-  int64_t max_seq_len = 128;
+  int64_t ffn_hidden = 0;  // F; 0 derives it
 };
 
 LmConfig lm_config_from_shape(const LmShape& shape);

@@ -42,6 +42,27 @@ struct ModelArgs {
   int64_t beta_fast = 32;
   int64_t beta_slow = 1;
   double mscale = 1.0;
+
+  // The fields once (the Python ModelArgs and its keywords come from this list); the checks with
+  // the messages that name ModelArgs stay in deepseek_v3.
+  template <class V>
+  void visit_fields(V& v) {
+    v("dim", dim);
+    v("n_heads", n_heads);
+    v("q_lora_rank", q_lora_rank);
+    v("kv_lora_rank", kv_lora_rank);
+    v("qk_nope_head_dim", qk_nope_head_dim);
+    v("qk_rope_head_dim", qk_rope_head_dim);
+    v("v_head_dim", v_head_dim);
+    v("max_seq_len", max_seq_len);
+    v("original_seq_len", original_seq_len);
+    v("rope_theta", rope_theta);
+    v("rope_factor", rope_factor);
+    v("beta_fast", beta_fast);
+    v("beta_slow", beta_slow);
+    v("mscale", mscale);
+  }
+  bool operator==(const ModelArgs&) const = default;
 };
 MlaConfig deepseek_v3(const ModelArgs& args);
 

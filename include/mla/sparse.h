@@ -14,11 +14,22 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
+
+#include "mla/fields.h"
 
 namespace mla {
 
 enum class SparseKind { kDense, kWindow, kBlock, kTopK, kDsa };
+inline constexpr EnumName<SparseKind> kSparseKindNames[] = {{SparseKind::kDense, "dense"},
+                                                            {SparseKind::kWindow, "window"},
+                                                            {SparseKind::kBlock, "block"},
+                                                            {SparseKind::kTopK, "topk"},
+                                                            {SparseKind::kDsa, "dsa"}};
+constexpr std::span<const EnumName<SparseKind>> enum_names(SparseKind) {
+  return kSparseKindNames;
+}
 
 struct SparseSpec {
   SparseKind kind = SparseKind::kDense;
@@ -28,6 +39,27 @@ struct SparseSpec {
   int64_t global_blocks = 1;  // block: the first blocks, seen by every query
   int64_t top_k = 2048;       // topk, dsa: keys per query (DeepSeek-V3.2 uses 2048)
   int64_t dense_heads = 0;    // hybrid: heads [0, dense_heads) attend densely
+
+  // The keys of the text form, each active only under the kinds that use it.
+  template <class V>
+  void visit_fields(V& v) {
+    constexpr double kMax = (int64_t{1} << 31) - 1;  // products with head counts stay in range
+    const bool block = kind == SparseKind::kBlock;
+    v("kind", kind);
+    v("size", window,
+      {.min = 1, .max = kMax, .active = kind == SparseKind::kWindow, .between = true});
+    v("size", block_size, {.min = 1, .max = kMax, .active = block, .between = true});
+    // The own block keeps every query's row non-empty.
+    v("local", local_blocks, {.min = 1, .max = kMax, .active = block, .between = true});
+    v("global", global_blocks, {.min = 0, .max = kMax, .active = block, .between = true});
+    v("k", top_k,
+      {.min = 1,
+       .max = kMax,
+       .active = kind == SparseKind::kTopK || kind == SparseKind::kDsa,
+       .between = true});
+    v("dense-heads", dense_heads, {.min = 0, .max = kMax, .omit_default = true, .between = true});
+  }
+  bool operator==(const SparseSpec&) const = default;
 
   bool is_sparse() const { return kind != SparseKind::kDense; }
   // Throws mla::Error "sparse: <field>: <reason>". num_heads bounds dense_heads (0: unchecked).

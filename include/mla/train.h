@@ -34,6 +34,30 @@ struct TrainOptions {
   std::string data_path;      // text file; the last val_fraction is held out
   double val_fraction = 0.1;
 
+  // Every field once: validation, the checkpoint's JSON form (every key required there).
+  template <class V>
+  void visit_fields(V& v) {
+    v("steps", steps, {.min = 1, .required = true});
+    v("batch", batch, {.min = 1, .max = 1 << 20, .required = true});
+    v("seq", seq, {.min = 1, .max = 1 << 16, .required = true});
+    v("lr", lr, {.min = 0, .min_open = true, .required = true});
+    v("min_lr", min_lr, {.required = true});
+    v("warmup", warmup, {.required = true});
+    v("weight_decay", weight_decay, {.min = 0, .required = true});
+    v("beta1", beta1, {.min = 0, .max = 1, .max_open = true, .required = true});
+    v("beta2", beta2, {.min = 0, .max = 1, .max_open = true, .required = true});
+    v("eps", eps, {.min = 0, .min_open = true, .required = true});
+    v("grad_clip", grad_clip, {.min = 0, .required = true});
+    v("eval_every", eval_every, {.min = 1, .required = true});
+    v("eval_batches", eval_batches, {.min = 1, .required = true});
+    v("seed", seed, {.required = true});
+    v("task", task, {.required = true});
+    v("data_path", data_path, {.required = true});
+    v("val_fraction", val_fraction,
+      {.min = 0, .max = 1, .min_open = true, .max_open = true, .required = true});
+  }
+  bool operator==(const TrainOptions&) const = default;
+
   void validate() const;  // throws "train options: <field>: <reason>"
   LrSchedule schedule() const;
   AdamWConfig adamw() const;

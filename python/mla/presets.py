@@ -5,7 +5,7 @@ Each class builds the MlaConfig the C++ library derives from the system's argume
 README shows.
 """
 
-from dataclasses import dataclass
+from dataclasses import field, make_dataclass
 
 import numpy as np
 
@@ -74,24 +74,14 @@ class MLA(Layer):
         return super().__call__(x, cache=cache, **kwargs)
 
 
-@dataclass
-class ModelArgs:
-    """The attention fields of DeepSeek-V3's ModelArgs, with the official defaults."""
-
-    dim: int = 2048
-    n_heads: int = 16
-    q_lora_rank: int = 0
-    kv_lora_rank: int = 512
-    qk_nope_head_dim: int = 128
-    qk_rope_head_dim: int = 64
-    v_head_dim: int = 128
-    max_seq_len: int = 4096 * 4
-    original_seq_len: int = 4096
-    rope_theta: float = 10000.0
-    rope_factor: float = 40.0
-    beta_fast: int = 32
-    beta_slow: int = 1
-    mscale: float = 1.0
+# The attention fields of DeepSeek-V3's ModelArgs with the official defaults, from the one field
+# list of the C++ presets::ModelArgs.
+ModelArgs = make_dataclass(
+    "ModelArgs",
+    [(name, type(value), field(default=value))
+     for name, value in _mla.model_args_defaults().items()])
+ModelArgs.__doc__ = "The attention fields of DeepSeek-V3's ModelArgs, with the official defaults."
+ModelArgs.__module__ = __name__
 
 
 class DeepSeekV3MLA(Layer):

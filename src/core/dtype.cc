@@ -11,29 +11,15 @@
 namespace mla {
 
 std::string_view dtype_name(DType dtype) {
-  switch (dtype) {
-    case DType::kF32:
-      return "F32";
-    case DType::kBF16:
-      return "BF16";
-    case DType::kF16:
-      return "F16";
-    case DType::kF8E4M3:
-      return "F8_E4M3";
-    case DType::kI8:
-      return "I8";
-  }
-  return "?";
+  return enum_name(dtype);
 }
 
 std::optional<DType> dtype_from_name(std::string_view name) {
-  if (name == "F32") return DType::kF32;
-  if (name == "BF16") return DType::kBF16;
-  if (name == "F16") return DType::kF16;
-  if (name == "F8_E4M3") return DType::kF8E4M3;
   // No "I8": checkpoints' int8 tensors need scales this loader does not read, so they stay an
   // unknown dtype there; kI8 is a cache storage type only.
-  return std::nullopt;
+  const std::optional<DType> dtype = enum_from_name<DType>(name);
+  if (dtype == DType::kI8) return std::nullopt;
+  return dtype;
 }
 
 std::size_t dtype_size(DType dtype) {

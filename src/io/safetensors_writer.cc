@@ -1,14 +1,11 @@
 // SafetensorsWriter: header + data written to a temporary file beside the target, flushed to
 // disk, then renamed over it, so a crash mid-write never leaves a half-written file behind.
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
+#include <vector>
 
-#include "io/rename_hook.h"
+#include "mla/atomic_file.h"
 #include "mla/error.h"
 #include "mla/safetensors.h"
 
@@ -26,19 +23,6 @@ int64_t checked_numel(const std::string& name, const std::vector<int64_t>& shape
     n *= d;
   }
   return n;
-}
-
-void write_all(int fd, const void* data, size_t size, const std::string& path) {
-  const auto* p = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t n = ::write(fd, p, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw Error(path + ": write failed: " + std::strerror(errno));
-    }
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
 }
 
 }  // namespace
@@ -94,29 +78,11 @@ void SafetensorsWriter::write(const std::string& path) const {
   for (int i = 0; i < 8; ++i)
     length[i] = static_cast<unsigned char>((text.size() >> (8 * i)) & 0xffu);
 
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(path + ": cannot create: " + std::strerror(errno));
-  try {
-    write_all(fd, length, 8, path);
-    write_all(fd, text.data(), text.size(), path);
-    for (const Entry& e : entries_) write_all(fd, e.data.data(), e.data.size(), path);
-    if (::fsync(fd) != 0) throw Error(path + ": fsync failed: " + std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  if (::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    throw Error(path + ": close failed: " + std::strerror(errno));
-  }
-  detail::before_atomic_rename(path, tmp);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string reason = std::strerror(errno);
-    ::unlink(tmp.c_str());
-    throw Error(path + ": cannot replace: " + reason);
-  }
+  std::vector<std::string_view> pieces = {
+      std::string_view(reinterpret_cast<const char*>(length), 8), text};
+  for (const Entry& e : entries_)
+    pieces.emplace_back(reinterpret_cast<const char*>(e.data.data()), e.data.size());
+  write_file_atomic(path, pieces);
 }
 
 }  // namespace mla

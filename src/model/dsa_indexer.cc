@@ -9,10 +9,10 @@
 
 #include "mla/dsa.h"
 #include "mla/error.h"
-#include "mla/safetensors.h"
 #include "mla/weights.h"
 #include "model/random_init.h"
 #include "model/rope_params.h"
+#include "model/tensor_io.h"
 #include "ops/gemm.h"
 #include "ops/kv_view.h"
 #include "ops/norm.h"
@@ -26,12 +26,6 @@ constexpr int64_t kKeyTile = 256;
 
 int64_t query_input_width(const MlaConfig& m) {
   return m.has_q_lora() ? m.q_lora_rank : m.hidden_size;
-}
-
-int64_t numel(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (int64_t s : shape) n *= s;
-  return n;
 }
 
 // Per-thread buffers of the scoring loop.
@@ -76,18 +70,12 @@ void score_keys(const ops::KvView& view, const float* q, const float* w, int64_t
 }  // namespace
 
 void DsaConfig::validate(const MlaConfig& model) const {
-  const auto fail = [](const std::string& field, const std::string& why) {
-    return Error("dsa: " + field + ": " + why);
-  };
-  if (num_heads < 1 || num_heads > 4096) throw fail("num_heads", "must be between 1 and 4096");
-  if (head_dim < 2 || head_dim > 4096 || head_dim % 2 != 0)
-    throw fail("head_dim", "must be even, between 2 and 4096");
+  validate_fields(*this, "dsa");
   if (head_dim < model.qk_rope_head_dim) {
-    throw fail("head_dim", std::to_string(head_dim) + " cannot hold the " +
-                               std::to_string(model.qk_rope_head_dim) + " rotary entries");
+    fail("dsa", "head_dim",
+         std::to_string(head_dim) + " cannot hold the " + std::to_string(model.qk_rope_head_dim) +
+             " rotary entries");
   }
-  if (top_k < 1 || top_k >= (int64_t{1} << 31)) throw fail("top_k", "must be at least 1");
-  if (!(layer_norm_eps > 0.0)) throw fail("layer_norm_eps", "must be positive");
 }
 
 void DsaWeights::for_each_tensor(const MlaConfig& m, const DsaConfig& dsa, const Visitor& visit) {
@@ -100,16 +88,7 @@ void DsaWeights::for_each_tensor(const MlaConfig& m, const DsaConfig& dsa, const
 }
 
 void DsaWeights::check_shapes(const MlaConfig& m, const DsaConfig& dsa) const {
-  const_cast<DsaWeights*>(this)->for_each_tensor(
-      m, dsa,
-      [](const std::string& name, const std::vector<int64_t>& shape,
-         const std::vector<float>& data) {
-        if (static_cast<int64_t>(data.size()) != numel(shape)) {
-          throw Error("weights: " + name + ": expected " + std::to_string(numel(shape)) +
-                      " values for shape " + shape_to_string(shape) + ", got " +
-                      std::to_string(data.size()));
-        }
-      });
+  const_cast<DsaWeights*>(this)->for_each_tensor(m, dsa, check_tensor);
 }
 
 DsaWeights DsaWeights::random(const MlaConfig& m, const DsaConfig& dsa, uint64_t seed) {
@@ -133,22 +112,8 @@ DsaWeights load_dsa_weights(const CheckpointDir& checkpoint, const MlaConfig& mo
   w.for_each_tensor(
       model, dsa,
       [&](const std::string& suffix, const std::vector<int64_t>& shape, std::vector<float>& data) {
-        const std::string name = prefix + suffix;
-        if (!checkpoint.contains(name)) {
-          throw Error(checkpoint.dir() + ": missing tensor '" + name +
-                      "' (DSA needs DeepSeek-V3.2's indexer weights)");
-        }
-        const SafetensorsFile& file = checkpoint.file_for(name);
-        const TensorInfo& info = file.info(name);
-        if (info.shape != shape) {
-          throw Error(file.path() + ": tensor '" + name + "': expected shape " +
-                      shape_to_string(shape) + ", got " + shape_to_string(info.shape));
-        }
-        if (info.dtype == DType::kF8E4M3) {
-          throw Error(file.path() + ": tensor '" + name +
-                      "': FP8 indexer weights are not supported yet");
-        }
-        data = file.read_f32(name);
+        data = load_checkpoint_tensor(checkpoint, prefix + suffix, shape,
+                                      "(DSA needs DeepSeek-V3.2's indexer weights)");
       });
   return w;
 }

@@ -3,25 +3,22 @@
 #include <algorithm>
 #include <string>
 
-#include "mla/error.h"
 #include "mla/gqa_layer.h"
 
 namespace mla {
 
 void GqaConfig::validate() const {
-  auto fail = [](const std::string& field, const std::string& reason) {
-    throw Error("gqa config: " + field + ": " + reason);
-  };
-  if (hidden_size < 1 || hidden_size > (1 << 20)) fail("hidden_size", "must be in [1, 2^20]");
-  if (num_heads < 1 || num_heads > (1 << 16)) fail("num_heads", "must be in [1, 2^16]");
-  if (num_kv_heads < 1 || num_heads % num_kv_heads != 0) {
-    fail("num_kv_heads", "must divide num_heads (" + std::to_string(num_heads) + "), got " +
-                             std::to_string(num_kv_heads));
+  validate_fields(*this, "gqa config");
+  if (num_heads % num_kv_heads != 0) {
+    fail("gqa config", "num_kv_heads",
+         "must divide num_heads (" + std::to_string(num_heads) + "), got " +
+             std::to_string(num_kv_heads));
   }
-  if (head_dim < 1 || head_dim > (1 << 16)) fail("head_dim", "must be in [1, 2^16]");
-  if (rope_dim < 0 || rope_dim > head_dim || rope_dim % 2 != 0)
-    fail("rope_dim", "must be even and in [0, head_dim]");
-  if (!(rope_theta > 1.0)) fail("rope_theta", "must be greater than 1");
+  if (rope_dim > head_dim) {
+    fail("gqa config", "rope_dim",
+         "must not exceed head_dim (" + std::to_string(head_dim) + "), got " +
+             std::to_string(rope_dim));
+  }
 }
 
 GqaConfig GqaConfig::like_mla(const MlaConfig& mla, int64_t kv_heads) {

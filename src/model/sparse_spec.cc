@@ -1,6 +1,8 @@
 #include <charconv>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "mla/error.h"
 #include "mla/sparse.h"
@@ -8,52 +10,35 @@
 namespace mla {
 namespace {
 
-// Large enough for any real context, small enough that products with head counts stay in range.
-constexpr int64_t kMaxCount = int64_t{1} << 31;
-
-void check_range(const char* field, int64_t value, int64_t low) {
-  if (value < low || value >= kMaxCount) {
-    throw Error(std::string("sparse: ") + field + ": must be between " + std::to_string(low) +
-                " and " + std::to_string(kMaxCount - 1) + ", got " + std::to_string(value));
+// The integer field `key` of the text form, among those the spec's kind uses (nullptr: none).
+struct KeyFinder {
+  std::string_view key;
+  int64_t* found = nullptr;
+  template <class T>
+  void operator()(const char* name, T& member, const FieldRule& rule = {}) {
+    if constexpr (std::is_same_v<T, int64_t>) {
+      if (rule.active && key == name) found = &member;
+    }
   }
-}
+};
 
-const char* kind_name(SparseKind kind) {
-  switch (kind) {
-    case SparseKind::kWindow:
-      return "window";
-    case SparseKind::kBlock:
-      return "block";
-    case SparseKind::kTopK:
-      return "topk";
-    case SparseKind::kDsa:
-      return "dsa";
-    case SparseKind::kDense:
-      break;
+// "size=64,local=4,global=1": the active keys in list order, dense-heads only when set.
+struct KeyPrinter {
+  std::string text;
+  template <class T>
+  void operator()(const char* name, const T& value, const FieldRule& rule = {}) {
+    if constexpr (std::is_same_v<T, int64_t>) {
+      if (!rule.active || (rule.omit_default && value == 0)) return;
+      if (!text.empty()) text.push_back(',');
+      text.append(name).append("=").append(std::to_string(value));
+    }
   }
-  return "dense";
-}
+};
 
 }  // namespace
 
 void SparseSpec::validate(int64_t num_heads) const {
-  switch (kind) {
-    case SparseKind::kWindow:
-      check_range("size", window, 1);
-      break;
-    case SparseKind::kBlock:
-      check_range("size", block_size, 1);
-      check_range("local", local_blocks, 1);  // the own block keeps every query's row non-empty
-      check_range("global", global_blocks, 0);
-      break;
-    case SparseKind::kTopK:
-    case SparseKind::kDsa:
-      check_range("k", top_k, 1);
-      break;
-    case SparseKind::kDense:
-      break;
-  }
-  check_range("dense-heads", dense_heads, 0);
+  validate_fields(*this, "sparse");
   if (num_heads > 0 && dense_heads > num_heads) {
     throw Error("sparse: dense-heads: " + std::to_string(dense_heads) + " is more than the " +
                 std::to_string(num_heads) + " heads");
@@ -61,25 +46,10 @@ void SparseSpec::validate(int64_t num_heads) const {
 }
 
 std::string SparseSpec::to_string() const {
-  std::string s = kind_name(kind);
-  switch (kind) {
-    case SparseKind::kWindow:
-      s += ":size=" + std::to_string(window);
-      break;
-    case SparseKind::kBlock:
-      s += ":size=" + std::to_string(block_size) + ",local=" + std::to_string(local_blocks) +
-           ",global=" + std::to_string(global_blocks);
-      break;
-    case SparseKind::kTopK:
-    case SparseKind::kDsa:
-      s += ":k=" + std::to_string(top_k);
-      break;
-    case SparseKind::kDense:
-      break;
-  }
-  if (dense_heads > 0)
-    s += std::string(kind == SparseKind::kDense ? ":" : ",") +
-         "dense-heads=" + std::to_string(dense_heads);
+  KeyPrinter keys;
+  const_cast<SparseSpec*>(this)->visit_fields(keys);
+  std::string s = enum_name(kind);
+  if (!keys.text.empty()) s.append(":").append(keys.text);
   return s;
 }
 
@@ -90,19 +60,9 @@ SparseSpec parse_sparse_spec(const std::string& text) {
   SparseSpec spec;
   const size_t colon = text.find(':');
   const std::string kind = text.substr(0, colon);
-  if (kind == "dense") {
-    spec.kind = SparseKind::kDense;
-  } else if (kind == "window") {
-    spec.kind = SparseKind::kWindow;
-  } else if (kind == "block") {
-    spec.kind = SparseKind::kBlock;
-  } else if (kind == "topk") {
-    spec.kind = SparseKind::kTopK;
-  } else if (kind == "dsa") {
-    spec.kind = SparseKind::kDsa;
-  } else {
-    throw fail("unknown pattern '" + kind + "' (use dense, window, block, topk or dsa)");
-  }
+  const std::optional<SparseKind> parsed = enum_from_name<SparseKind>(kind);
+  if (!parsed) throw fail("unknown pattern '" + kind + "' (use dense, window, block, topk or dsa)");
+  spec.kind = *parsed;
   if (colon == std::string::npos) {
     spec.validate();
     return spec;
@@ -124,22 +84,10 @@ SparseSpec parse_sparse_spec(const std::string& text) {
     if (number.empty() || ec != std::errc() || end != number.data() + number.size()) {
       throw fail(key + ": '" + std::string(number) + "' is not an integer");
     }
-    int64_t* field = nullptr;
-    if (key == "dense-heads") {
-      field = &spec.dense_heads;
-    } else if (key == "size" && spec.kind == SparseKind::kWindow) {
-      field = &spec.window;
-    } else if (key == "size" && spec.kind == SparseKind::kBlock) {
-      field = &spec.block_size;
-    } else if (key == "local" && spec.kind == SparseKind::kBlock) {
-      field = &spec.local_blocks;
-    } else if (key == "global" && spec.kind == SparseKind::kBlock) {
-      field = &spec.global_blocks;
-    } else if (key == "k" && (spec.kind == SparseKind::kTopK || spec.kind == SparseKind::kDsa)) {
-      field = &spec.top_k;
-    } else {
-      throw fail("unknown key '" + key + "' for " + kind);
-    }
+    KeyFinder finder{key};
+    spec.visit_fields(finder);
+    int64_t* field = finder.found;
+    if (field == nullptr) throw fail("unknown key '" + key + "' for " + kind);
     *field = value;
   }
   spec.validate();

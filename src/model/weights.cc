@@ -7,15 +7,10 @@
 #include "mla/error.h"
 #include "mla/safetensors.h"
 #include "model/random_init.h"
+#include "model/tensor_io.h"
 
 namespace mla {
 namespace {
-
-int64_t numel(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (int64_t s : shape) n *= s;
-  return n;
-}
 
 // Visits tensors on a const object through the same single list.
 void for_each_const(const MlaWeights& w, const MlaConfig& config,
@@ -95,6 +90,49 @@ void MlaWeights::for_each_tensor(const MlaConfig& c, const Visitor& visit) {
   proj("o_proj", c.out_size(), h * c.v_head_dim, wo, bo);
 }
 
+int64_t numel(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t s : shape) n *= s;
+  return n;
+}
+
+void check_tensor(const std::string& name, const std::vector<int64_t>& shape,
+                  const std::vector<float>& data) {
+  if (static_cast<int64_t>(data.size()) != numel(shape)) {
+    throw Error("weights: " + name + ": expected " + std::to_string(numel(shape)) +
+                " values for shape " + shape_to_string(shape) + ", got " +
+                std::to_string(data.size()));
+  }
+  const int64_t bad = first_non_finite(data);
+  if (bad >= 0) {
+    throw Error("weights: " + name + ": value " + std::to_string(bad) + " is NaN or infinity");
+  }
+}
+
+std::vector<float> load_checkpoint_tensor(const CheckpointDir& checkpoint, const std::string& name,
+                                          const std::vector<int64_t>& shape,
+                                          const std::string& why_needed) {
+  if (!checkpoint.contains(name)) {
+    throw Error(checkpoint.dir() + ": missing tensor '" + name + "' " + why_needed);
+  }
+  const SafetensorsFile& file = checkpoint.file_for(name);
+  const TensorInfo& info = file.info(name);
+  if (info.shape != shape) {
+    throw Error(file.path() + ": tensor '" + name + "': expected shape " + shape_to_string(shape) +
+                ", got " + shape_to_string(info.shape));
+  }
+  std::vector<float> data = info.dtype == DType::kF8E4M3
+                                ? dequantize_fp8(file, name, name + "_scale_inv", checkpoint)
+                                : file.read_f32(name);
+  // A NaN weight would silently turn every output NaN; refuse it here, naming the file.
+  const int64_t bad = first_non_finite(data);
+  if (bad >= 0) {
+    throw Error(file.path() + ": tensor '" + name + "': value " + std::to_string(bad) +
+                " is NaN or infinity");
+  }
+  return data;
+}
+
 int64_t first_non_finite(const std::vector<float>& data) {
   for (size_t i = 0; i < data.size(); ++i) {
     if (!std::isfinite(data[i])) return static_cast<int64_t>(i);
@@ -103,20 +141,7 @@ int64_t first_non_finite(const std::vector<float>& data) {
 }
 
 void MlaWeights::check_shapes(const MlaConfig& config) const {
-  for_each_const(*this, config,
-                 [](const std::string& name, const std::vector<int64_t>& shape,
-                    const std::vector<float>& data) {
-                   if (static_cast<int64_t>(data.size()) != numel(shape)) {
-                     throw Error("weights: " + name + ": expected " + std::to_string(numel(shape)) +
-                                 " values for shape " + shape_to_string(shape) + ", got " +
-                                 std::to_string(data.size()));
-                   }
-                   const int64_t bad = first_non_finite(data);
-                   if (bad >= 0) {
-                     throw Error("weights: " + name + ": value " + std::to_string(bad) +
-                                 " is NaN or infinity");
-                   }
-                 });
+  for_each_const(*this, config, check_tensor);
 }
 
 void fill_random_tensor(const std::string& name, const std::vector<int64_t>& shape,
@@ -164,28 +189,7 @@ MlaWeights load_layer_weights(const CheckpointDir& checkpoint, const MlaConfig& 
   MlaWeights w;
   w.for_each_tensor(config, [&](const std::string& suffix, const std::vector<int64_t>& shape,
                                 std::vector<float>& data) {
-    const std::string name = prefix + suffix;
-    if (!checkpoint.contains(name)) {
-      throw Error(checkpoint.dir() + ": missing tensor '" + name + "' required by the config");
-    }
-    const SafetensorsFile& file = checkpoint.file_for(name);
-    const TensorInfo& info = file.info(name);
-    if (info.shape != shape) {
-      throw Error(file.path() + ": tensor '" + name + "': expected shape " +
-                  shape_to_string(shape) + ", got " + shape_to_string(info.shape));
-    }
-    if (info.dtype == DType::kF8E4M3) {
-      const std::string base = name.substr(0, name.size() - std::string(".weight").size());
-      data = dequantize_fp8(file, name, base + ".weight_scale_inv", checkpoint);
-    } else {
-      data = file.read_f32(name);
-    }
-    // A NaN weight would silently turn every output NaN; refuse it here, naming the file.
-    const int64_t bad = first_non_finite(data);
-    if (bad >= 0) {
-      throw Error(file.path() + ": tensor '" + name + "': value " + std::to_string(bad) +
-                  " is NaN or infinity");
-    }
+    data = load_checkpoint_tensor(checkpoint, prefix + suffix, shape, "required by the config");
   });
   return w;
 }

@@ -131,25 +131,11 @@ SimdLevel set_simd_level(std::optional<SimdLevel> level) {
 }
 
 std::string_view simd_level_name(SimdLevel level) {
-  switch (level) {
-    case SimdLevel::kScalar:
-      return "scalar";
-    case SimdLevel::kAvx2:
-      return "avx2";
-    case SimdLevel::kAvx512:
-      return "avx512";
-    case SimdLevel::kAvx512Bf16:
-      return "avx512bf16";
-  }
-  return "unknown";
+  return enum_name(level);
 }
 
 std::optional<SimdLevel> simd_level_from_name(std::string_view name) {
-  for (SimdLevel level :
-       {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512, SimdLevel::kAvx512Bf16}) {
-    if (name == simd_level_name(level)) return level;
-  }
-  return std::nullopt;
+  return enum_from_name<SimdLevel>(name);
 }
 
 }  // namespace mla::ops

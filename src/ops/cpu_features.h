@@ -6,8 +6,11 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+
+#include "mla/enum_names.h"
 
 namespace mla::ops {
 
@@ -29,6 +32,13 @@ struct CpuFeatures {
 //   kAvx2: AVX2 + FMA.  kAvx512: AVX-512 F/BW/VL (+ FMA); a bf16 cache is widened to float32.
 //   kAvx512Bf16: also AVX512_BF16, whose VDPBF16PS multiplies bf16 pairs with float32 sums.
 enum class SimdLevel { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Bf16 = 3 };
+inline constexpr EnumName<SimdLevel> kSimdLevelNames[] = {{SimdLevel::kScalar, "scalar"},
+                                                          {SimdLevel::kAvx2, "avx2"},
+                                                          {SimdLevel::kAvx512, "avx512"},
+                                                          {SimdLevel::kAvx512Bf16, "avx512bf16"}};
+constexpr std::span<const EnumName<SimdLevel>> enum_names(SimdLevel) {
+  return kSimdLevelNames;
+}
 
 const CpuFeatures& cpu_features();
 // The CPU's brand string (CPUID 0x80000002-4), e.g. "AMD EPYC 9B45"; "" when it has none.

@@ -2,40 +2,26 @@
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
+#include "core/fields_json.h"
 #include "mla/error.h"
 #include "mla/model_lm.h"
 
 namespace mla {
 namespace {
 
-[[noreturn]] void fail(const std::string& source, const std::string& field,
-                       const std::string& reason) {
-  throw Error(source + ": " + field + ": " + reason);
-}
-
 int64_t even_down(int64_t v) {
   return v / 2 * 2;
 }
 
-const char* ffn_name(FfnKind k) {
-  return k == FfnKind::kSwiGlu ? "swiglu" : "gelu";
-}
-const char* norm_name(NormKind k) {
-  return k == NormKind::kRmsNorm ? "rmsnorm" : "layernorm";
-}
-
-FfnKind parse_ffn(const std::string& s, const std::string& source) {
-  if (s == "swiglu") return FfnKind::kSwiGlu;
-  if (s == "gelu") return FfnKind::kGelu;
-  fail(source, "ffn", "unknown kind '" + s + "' (choices: swiglu, gelu)");
-}
-
-NormKind parse_norm(const std::string& s, const std::string& source) {
-  if (s == "rmsnorm") return NormKind::kRmsNorm;
-  if (s == "layernorm") return NormKind::kLayerNorm;
-  fail(source, "norm", "unknown kind '" + s + "' (choices: rmsnorm, layernorm)");
+// Reads an enum by name; "unknown kind 'x' (choices: a, b)" otherwise.
+template <class E>
+E parse_kind(const std::string& s, const std::string& source, const char* field) {
+  const std::optional<E> e = enum_from_name<E>(s);
+  if (!e) fail(source, field, "unknown kind '" + s + "' (choices: " + enum_choices<E>() + ")");
+  return *e;
 }
 
 template <typename V>
@@ -52,41 +38,21 @@ V get_or(const nlohmann::json& j, const char* key, V fallback, const std::string
 }  // namespace
 
 const char* attention_kind_name(AttentionKind kind) {
-  switch (kind) {
-    case AttentionKind::kMla:
-      return "mla";
-    case AttentionKind::kMha:
-      return "mha";
-    case AttentionKind::kGqa:
-      return "gqa";
-    case AttentionKind::kMqa:
-      return "mqa";
-  }
-  return "?";
+  return enum_name(kind);
 }
 
 AttentionKind parse_attention_kind(const std::string& name) {
-  for (AttentionKind k :
-       {AttentionKind::kMla, AttentionKind::kMha, AttentionKind::kGqa, AttentionKind::kMqa}) {
-    if (name == attention_kind_name(k)) return k;
+  const std::optional<AttentionKind> kind = enum_from_name<AttentionKind>(name);
+  if (!kind) {
+    throw Error("attention: unknown kind '" + name +
+                "' (choices: " + enum_choices<AttentionKind>() + ")");
   }
-  throw Error("attention: unknown kind '" + name + "' (choices: mla, mha, gqa, mqa)");
+  return *kind;
 }
 
 void LmConfig::validate() const {
   const std::string src = "lm config";
-  auto positive = [&](const char* field, int64_t v, int64_t max) {
-    if (v < 1 || v > max) {
-      fail(src, field, "must be in [1, " + std::to_string(max) + "], got " + std::to_string(v));
-    }
-  };
-  positive("vocab_size", vocab_size, 1 << 20);
-  positive("max_seq_len", max_seq_len, 1 << 16);
-  positive("d_model", d_model, 1 << 16);
-  positive("num_layers", num_layers, 1024);
-  positive("ffn_hidden", ffn_hidden, 1 << 20);
-  if (!(norm_eps > 0.0) || !std::isfinite(norm_eps)) fail(src, "norm_eps", "must be positive");
-  if (!(dropout >= 0.0 && dropout < 1.0)) fail(src, "dropout", "must be in [0, 1)");
+  validate_fields(*this, src);
   if (dense_layers < 0 || dense_layers > num_layers) {
     fail(src, "dense_layers",
          "must be in [0, num_layers = " + std::to_string(num_layers) + "], got " +
@@ -147,18 +113,7 @@ LmConfig lm_config_from_shape(const LmShape& s) {
   if (s.heads < 1) throw Error("lm shape: heads: must be positive, got " + std::to_string(s.heads));
   if (s.d_model < 1) throw Error("lm shape: d_model: must be positive");
   LmConfig c;
-  c.vocab_size = s.vocab_size;
-  c.max_seq_len = s.max_seq_len;
-  c.d_model = s.d_model;
-  c.num_layers = s.num_layers;
-  c.attention = s.attention;
-  c.ffn = s.ffn;
-  c.norm = s.norm;
-  c.tied_embeddings = s.tied_embeddings;
-  c.dropout = s.dropout;
-  c.sparse = s.sparse;
-  c.dense_layers = s.dense_layers;
-  c.absorbed = s.absorbed;
+  static_cast<LmChoices&>(c) = s;
   const int64_t dh = s.head_dim > 0 ? s.head_dim : std::max<int64_t>(1, s.d_model / s.heads);
   if (s.attention == AttentionKind::kMla) {
     MlaConfig& m = c.mla;
@@ -217,9 +172,9 @@ std::string lm_config_to_json(const LmConfig& c) {
   j["d_model"] = c.d_model;
   j["num_layers"] = c.num_layers;
   j["attention"] = attention_kind_name(c.attention);
-  j["ffn"] = ffn_name(c.ffn);
+  j["ffn"] = enum_name(c.ffn);
   j["ffn_hidden"] = c.ffn_hidden;
-  j["norm"] = norm_name(c.norm);
+  j["norm"] = enum_name(c.norm);
   j["norm_eps"] = c.norm_eps;
   j["tied_embeddings"] = c.tied_embeddings;
   j["dropout"] = c.dropout;
@@ -229,11 +184,7 @@ std::string lm_config_to_json(const LmConfig& c) {
   if (c.attention == AttentionKind::kMla) {
     j["mla"] = nlohmann::json::parse(config_to_json(c.mla));
   } else {
-    j["gqa"] = {{"num_heads", c.gqa.num_heads},
-                {"num_kv_heads", c.gqa.num_kv_heads},
-                {"head_dim", c.gqa.head_dim},
-                {"rope_dim", c.gqa.rope_dim},
-                {"rope_theta", c.gqa.rope_theta}};
+    j["gqa"] = write_json_fields(c.gqa);
   }
   return j.dump(2);
 }
@@ -257,9 +208,9 @@ LmConfig parse_lm_config_json(const std::string& text, const std::string& source
   s.kv_lora_rank = get_or<int64_t>(j, "kv_lora_rank", 0, source);
   s.q_lora_rank = get_or<int64_t>(j, "q_lora_rank", 0, source);
   s.rope_dim = get_or<int64_t>(j, "rope_dim", -1, source);
-  s.ffn = parse_ffn(get_or<std::string>(j, "ffn", "swiglu", source), source);
+  s.ffn = parse_kind<FfnKind>(get_or<std::string>(j, "ffn", "swiglu", source), source, "ffn");
   s.ffn_hidden = get_or<int64_t>(j, "ffn_hidden", 0, source);
-  s.norm = parse_norm(get_or<std::string>(j, "norm", "rmsnorm", source), source);
+  s.norm = parse_kind<NormKind>(get_or<std::string>(j, "norm", "rmsnorm", source), source, "norm");
   s.tied_embeddings = get_or<bool>(j, "tied_embeddings", true, source);
   s.dropout = get_or<double>(j, "dropout", 0.0, source);
   try {
@@ -293,10 +244,7 @@ LmConfig parse_lm_config_json(const std::string& text, const std::string& source
   } else if (c.attention != AttentionKind::kMla && j.contains("gqa")) {
     const nlohmann::json& g = j["gqa"];
     if (!g.is_object()) fail(source, "gqa", "must be an object");
-    c.gqa.num_kv_heads = get_or<int64_t>(g, "num_kv_heads", c.gqa.num_kv_heads, source);
-    c.gqa.head_dim = get_or<int64_t>(g, "head_dim", c.gqa.head_dim, source);
-    c.gqa.rope_dim = get_or<int64_t>(g, "rope_dim", c.gqa.rope_dim, source);
-    c.gqa.rope_theta = get_or<double>(g, "rope_theta", c.gqa.rope_theta, source);
+    read_json_fields(c.gqa, g, source + ": gqa");
   }
   try {
     c.validate();

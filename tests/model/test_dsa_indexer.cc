@@ -3,15 +3,19 @@
 // summed over heads, top-k), and DSA inside MlaLayer: k >= context is dense attention, the
 // absorbed and naive paths select and attend alike, decode through the pools equals one prefill.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "mla/dsa.h"
 #include "mla/error.h"
 #include "mla/layer.h"
+#include "mla/safetensors.h"
+#include "mla/weights.h"
 #include "model/rope_params.h"
 #include "ops/rope.h"
 #include "test_util.h"
@@ -91,6 +95,53 @@ TEST(DsaIndexer, KeysAndQueriesFollowTheV32Math) {
   indexer.keys(x.data() + c.hidden_size, 1, std::vector<int64_t>{0}.data(), raw.data());
   ops::rope_apply(raw.data(), 1, di, 8, cos_sin.data());
   EXPECT_GT(rel_error(raw, inter), 1e-2);
+}
+
+// The indexer's tensors go through the one checkpoint loader, so FP8 e4m3 with 128x128 block
+// scales reads as it does for the layer: wk (16, 64) in one block, 1.0 (0x38) and -1.0 (0xb8)
+// times the scale 0.25; the other tensors stay float32.
+TEST(DsaIndexer, LoadsFp8IndexerWeightsWithTheirBlockScales) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("mla_dsa_fp8_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const MlaConfig c = model();
+  DsaWeights w = DsaWeights::random(c, dsa(), 3);
+  SafetensorsWriter writer;
+  const std::string prefix = layer_prefix(1);
+  w.for_each_tensor(
+      c, dsa(),
+      [&](const std::string& name, const std::vector<int64_t>& shape, std::vector<float>& data) {
+        if (name == "indexer.wk.weight") {
+          std::vector<std::byte> fp8(data.size(), std::byte{0x38});
+          fp8[5] = std::byte{0xb8};
+          writer.add_raw(prefix + name, DType::kF8E4M3, shape, fp8);
+          writer.add(prefix + name + "_scale_inv", {1, 1}, std::vector<float>{0.25f});
+        } else {
+          writer.add(prefix + name, shape, data);
+        }
+      });
+  writer.write((dir / "model.safetensors").string());
+  const DsaWeights back = load_dsa_weights(CheckpointDir::open(dir.string()), c, dsa(), 1);
+  ASSERT_EQ(back.wk.size(), w.wk.size());
+  for (size_t i = 0; i < back.wk.size(); ++i) EXPECT_EQ(back.wk[i], i == 5 ? -0.25f : 0.25f);
+  EXPECT_EQ(back.wq_b, w.wq_b);
+  EXPECT_EQ(back.weights_proj, w.weights_proj);
+  fs::remove_all(dir / "model.safetensors");
+  SafetensorsWriter no_scales;
+  no_scales.add_raw(prefix + "indexer.wk.weight", DType::kF8E4M3, {16, 64},
+                    std::vector<std::byte>(16 * 64, std::byte{0x38}));
+  no_scales.write((dir / "model.safetensors").string());
+  try {
+    load_dsa_weights(CheckpointDir::open(dir.string()), c, dsa(), 1);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    // The first tensor of the list is absent: the loader names it and what needs it.
+    EXPECT_EQ(std::string(e.what()), dir.string() +
+                                         ": missing tensor 'model.layers.1.self_attn.indexer.wq_b."
+                                         "weight' (DSA needs DeepSeek-V3.2's indexer weights)");
+  }
+  fs::remove_all(dir);
 }
 
 TEST(DsaIndexer, SelectsTheTopKOfTheWeightedReluScores) {
