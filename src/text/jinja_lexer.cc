@@ -4,6 +4,7 @@
 
 #include "mla/error.h"
 #include "text/jinja_ast.h"
+#include "text/utf8.h"
 
 namespace mla::jinja {
 
@@ -22,24 +23,6 @@ bool is_name_start(char c) {
 }
 bool is_digit(char c) {
   return c >= '0' && c <= '9';
-}
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
 }
 
 class Lexer {
@@ -252,15 +235,15 @@ class Lexer {
         case '\n':
           break;  // a backslash before a newline continues the line
         case 'x':
-          append_utf8(out, hex(2));
+          text::append_utf8(out, hex(2));
           break;
         case 'u':
-          append_utf8(out, hex(4));
+          text::append_utf8(out, hex(4));
           break;
         case 'U': {
           const uint32_t cp = hex(8);
           if (cp > 0x10ffff) fail(p, "\\U escape beyond U+10FFFF in string literal");
-          append_utf8(out, cp);
+          text::append_utf8(out, cp);
           break;
         }
         default:  // Python keeps unknown escapes as written
