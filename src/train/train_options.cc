@@ -11,7 +11,8 @@ namespace mla {
 void TrainOptions::validate() const {
   validate_fields(*this, "train options");
   if (min_lr > lr) fail("train options", "min_lr", "must not exceed lr");
-  if (data_path.empty() && task.empty()) fail("train options", "task", "give a task or a data_path");
+  if (data_path.empty() && task.empty())
+    fail("train options", "task", "give a task or a data_path");
 }
 
 LrSchedule TrainOptions::schedule() const {
