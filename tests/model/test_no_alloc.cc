@@ -27,7 +27,17 @@ void* operator new(std::size_t size) {
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
   throw std::bad_alloc();
 }
+// The nothrow form too (std::stable_sort's temporary buffer): the library's own would pair its
+// allocation with the free() below, which ASan reports as a mismatch.
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  return std::malloc(size == 0 ? 1 : size);
+}
 void operator delete(void* p) noexcept {
+  if (p) g_frees.fetch_add(1, std::memory_order_relaxed);
+  std::free(p);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
   if (p) g_frees.fetch_add(1, std::memory_order_relaxed);
   std::free(p);
 }
