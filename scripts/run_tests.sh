@@ -36,6 +36,7 @@ if [[ "${1:-}" != "--no-sanitize" ]]; then
   (
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    export LSAN_OPTIONS=suppressions=$PWD/scripts/lsan.supp:print_suppressions=0
     run_suite asan build-asan
   )
   # clang + LLVM's libomp; only the threaded kernels, the layer and the page pool (tests/CMakeLists.txt).
