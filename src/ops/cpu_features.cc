@@ -89,7 +89,8 @@ const CpuFeatures& cpu_features() {
 
 std::string cpu_model_name() {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  if (__get_cpuid_max(0x80000000, nullptr) < 0x80000004) return "";
+  // GCC declares __get_cpuid_max unsigned, clang int: compare as unsigned on both.
+  if (static_cast<unsigned>(__get_cpuid_max(0x80000000, nullptr)) < 0x80000004u) return "";
   std::string name;
   for (unsigned leaf = 0x80000002; leaf <= 0x80000004; ++leaf) {
     __cpuid(leaf, eax, ebx, ecx, edx);
