@@ -3,6 +3,7 @@
 // leak out of it, which is why templates carry state in namespace() objects).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <optional>
 
 #include "mla/error.h"
@@ -117,12 +118,24 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b, Pos pos)
   }
   if (!numeric(a) || !numeric(b)) unsupported(op, a, b, pos);
   const bool ints = a.kind != Value::Kind::kFloat && b.kind != Value::Kind::kFloat;
-  const int64_t x = ints ? static_cast<int64_t>(as_double(a)) : 0;
-  const int64_t y = ints ? static_cast<int64_t>(as_double(b)) : 0;
+  // Integers exactly (a double would round the largest ones past int64's range); bools as 0/1.
+  auto as_int = [](const Value& v) {
+    return v.kind == Value::Kind::kInt ? v.i : static_cast<int64_t>(as_double(v));
+  };
+  const int64_t x = ints ? as_int(a) : 0;
+  const int64_t y = ints ? as_int(b) : 0;
   const double p = as_double(a), q = as_double(b);
-  if (op == "+") return ints ? Value::integer(x + y) : Value::number(p + q);
-  if (op == "-") return ints ? Value::integer(x - y) : Value::number(p - q);
-  if (op == "*") return ints ? Value::integer(x * y) : Value::number(p * q);
+  // Python's integers do not overflow; ours are 64 bits, and a result beyond them is an error
+  // naming the operator rather than a wrapped number.
+  int64_t r = 0;
+  auto checked = [&](bool overflowed) {
+    if (overflowed)
+      fail(pos, "integer overflow in '" + op + "' (the result needs more than 64 bits)");
+    return Value::integer(r);
+  };
+  if (op == "+") return ints ? checked(__builtin_add_overflow(x, y, &r)) : Value::number(p + q);
+  if (op == "-") return ints ? checked(__builtin_sub_overflow(x, y, &r)) : Value::number(p - q);
+  if (op == "*") return ints ? checked(__builtin_mul_overflow(x, y, &r)) : Value::number(p * q);
   if (op == "/") {
     if (q == 0.0) fail(pos, "division by zero");
     return Value::number(p / q);
@@ -130,6 +143,7 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b, Pos pos)
   if (op == "//" || op == "%") {
     if (q == 0.0) fail(pos, op == "//" ? "integer division or modulo by zero" : "modulo by zero");
     if (ints) {
+      if (x == std::numeric_limits<int64_t>::min() && y == -1) checked(true);
       int64_t d = x / y, m = x % y;
       if (m != 0 && ((m < 0) != (y < 0))) {
         --d;
@@ -142,9 +156,15 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b, Pos pos)
   }
   if (op == "**") {
     if (ints && y >= 0) {
-      int64_t r = 1;
-      for (int64_t k = 0; k < y && k < 64; ++k) r *= x;
-      return Value::integer(r);
+      // 0, 1 and -1 in closed form (y may be huge); any other base overflows within 64 steps.
+      if (x == 0 || x == 1 || x == -1) {
+        r = x == 0 ? (y == 0 ? 1 : 0) : (x == 1 || y % 2 == 0 ? 1 : -1);
+        return Value::integer(r);
+      }
+      r = 1;
+      bool overflowed = false;
+      for (int64_t k = 0; k < y && !overflowed; ++k) overflowed = __builtin_mul_overflow(r, x, &r);
+      return checked(overflowed);
     }
     return Value::number(std::pow(p, q));
   }

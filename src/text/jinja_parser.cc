@@ -1,6 +1,8 @@
 // The Jinja parser: tokens to a syntax tree, with jinja2's operator precedence (lowest first):
 // conditional, or, and, not, comparisons and `in`, + -, ~, * / // %, **, unary - +, then
 // postfix (.attr, [item], [a:b:c], call) with filters `|` and tests `is` binding tightest.
+#include <cstdlib>
+
 #include "text/jinja_ast.h"
 
 namespace mla::jinja {
@@ -398,7 +400,12 @@ class Parser {
           a->kind = Expr::Kind::kItem;
           a->children.push_back(std::move(e));
           ExprPtr index = make(Expr::Kind::kLiteral, peek().pos);
-          index->literal = Value::integer(std::stoll(next().text));
+          const Token& digits = next();
+          try {
+            index->literal = Value::integer(std::stoll(digits.text));
+          } catch (const std::exception&) {
+            fail(digits.pos, "integer literal " + digits.text + " does not fit in 64 bits");
+          }
           a->children.push_back(std::move(index));
         } else {
           a->name = expect_name("an attribute name after '.'");
@@ -520,7 +527,9 @@ class Parser {
       }
       case TK::kFloat: {
         ExprPtr e = make(Expr::Kind::kLiteral, pos);
-        e->literal = Value::number(std::stod(t.text));
+        // strtod, not stod: beyond double's range is inf or 0 (as Python's float() gives), not an
+        // exception.
+        e->literal = Value::number(std::strtod(t.text.c_str(), nullptr));
         ++k_;
         return e;
       }
