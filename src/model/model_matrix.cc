@@ -91,10 +91,8 @@ float uniform(uint64_t& state, float lo, float hi) {
 
 void Matrix::apply(const float* x, int64_t rows, float* y) const {
   if (rows <= 0) return;
-  if (is_fp8()) {
-    linear_fp8(x, rows, *this, y);
-  } else if (is_int8()) {
-    linear_int8(x, rows, *this, y);
+  if (is_fp8() || is_int8()) {
+    linear_one_byte(x, rows, *this, y);
   } else if (is_bf16()) {
     ops::linear_bf16(x, rows, in, bf16, out, y);
   } else {
@@ -103,10 +101,8 @@ void Matrix::apply(const float* x, int64_t rows, float* y) const {
 }
 
 void Matrix::copy_row(int64_t r, float* dst) const {
-  if (is_fp8()) {
-    fp8_row(*this, r, dst);
-  } else if (is_int8()) {
-    for (int64_t i = 0; i < in; ++i) dst[i] = static_cast<float>(q[r * in + i]) * scale[r];
+  if (is_fp8() || is_int8()) {
+    one_byte_row(*this, r, dst);
   } else if (is_bf16()) {
     convert_to_f32(bf16 + r * in, DType::kBF16, static_cast<size_t>(in), dst);
   } else {

@@ -55,14 +55,13 @@ std::vector<float> load_vector(const CheckpointDir& ck, const std::string& name,
 Matrix random_matrix(int64_t out, int64_t in, DType compute, uint64_t seed);
 std::vector<float> random_vector(int64_t size, float lo, float hi, uint64_t seed);
 
-// y (rows, out) = x (rows, in) * (q * scale)^T: up to 8 rows stream the int8 weights once; more
-// rows dequantize blocks of weight rows to float32 and multiply them with sgemm.
-void linear_int8(const float* x, int64_t rows, const Matrix& w, float* y);
-// The same for FP8 e4m3 weights with 128x128 block scales, kept as stored (float32 activations:
-// the product equals the dequantized float32 product up to summation order).
-void linear_fp8(const float* x, int64_t rows, const Matrix& w, float* y);
-// Row o of an FP8 matrix as float32.
-void fp8_row(const Matrix& w, int64_t o, float* dst);
+// y (rows, out) = x (rows, in) W^T for one-byte weights (int8 with per-row scales, or FP8 e4m3
+// with 128x128 block scales, kept as stored): up to 8 rows stream the weights once; more rows
+// widen blocks of weight rows to float32 and multiply them with sgemm. Equals the float32
+// product of the dequantized weights up to summation order.
+void linear_one_byte(const float* x, int64_t rows, const Matrix& w, float* y);
+// Row o of an int8 or FP8 matrix as float32.
+void one_byte_row(const Matrix& w, int64_t o, float* dst);
 
 struct SwiGlu {
   Matrix gate, up, down;  // [m, d], [m, d], [d, m]
