@@ -12,6 +12,7 @@
 
 #include "mla/config.h"
 #include "mla/paged_cache.h"
+#include "mla/tensor_set.h"
 
 namespace mla {
 
@@ -41,17 +42,47 @@ struct GqaConfig {
   static GqaConfig like_mla(const MlaConfig& mla, int64_t kv_heads);
 };
 
-struct GqaWeights {
-  std::vector<float> wq;  // (H*Dh, d)
-  std::vector<float> wk;  // (G*Dh, d)
-  std::vector<float> wv;  // (G*Dh, d)
-  std::vector<float> wo;  // (d, H*Dh)
+// A baseline layer's tensors in Slots (owned vectors, or pointers into a parameter buffer), and
+// their one list: for_each_tensor visits (Hugging Face name suffix, shape, slot).
+template <typename Slot>
+struct GqaTensorSet {
+  using slot_type = Slot;
+  Slot wq{};  // (H*Dh, d)
+  Slot wk{};  // (G*Dh, d)
+  Slot wv{};  // (G*Dh, d)
+  Slot wo{};  // (d, H*Dh)
+
+  template <typename Visit>
+  void for_each_tensor(const GqaConfig& config, Visit&& visit) {
+    visit_all(*this, config, visit);
+  }
+  template <typename Visit>
+  void for_each_tensor(const GqaConfig& config, Visit&& visit) const {
+    visit_all(*this, config, visit);
+  }
+
+ private:
+  template <typename Self, typename Visit>
+  static void visit_all(Self& s, const GqaConfig& c, Visit& visit) {
+    const int64_t d = c.hidden_size, q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
+    visit(std::string("q_proj.weight"), std::vector<int64_t>{q, d}, s.wq);
+    visit(std::string("k_proj.weight"), std::vector<int64_t>{kv, d}, s.wk);
+    visit(std::string("v_proj.weight"), std::vector<int64_t>{kv, d}, s.wv);
+    visit(std::string("o_proj.weight"), std::vector<int64_t>{d, q}, s.wo);
+  }
+};
+
+using GqaWeightView = GqaTensorSet<const float*>;
+
+struct GqaWeights : GqaTensorSet<std::vector<float>> {
   static GqaWeights random(const GqaConfig& config, uint64_t seed);
 };
 
 class GqaLayer {
  public:
   GqaLayer(const GqaConfig& config, GqaWeights weights);
+  // Computes with weights it does not own (no copy); they must outlive the layer.
+  GqaLayer(const GqaConfig& config, const GqaWeightView& borrowed);
   ~GqaLayer();
   GqaLayer(GqaLayer&&) noexcept;
   GqaLayer& operator=(GqaLayer&&) noexcept;
@@ -66,7 +97,9 @@ class GqaLayer {
  private:
   struct Workspace;
   GqaConfig config_;
+  void init();
   GqaWeights weights_;
+  GqaWeightView view_;  // into weights_, or borrowed
   std::unique_ptr<Workspace> ws_;
 };
 

@@ -40,15 +40,23 @@ class MlaLayer {
   // float32 copies are then released (weights() keeps kv_b, which the absorbed path slices per
   // head, and the norms). F32 (the default) keeps everything float32.
   MlaLayer(const MlaConfig& config, MlaWeights weights, DType weight_dtype = DType::kF32);
+  // A float32 layer computing with weights it does not own (a trained model's parameter buffer:
+  // no copy). They must outlive the layer; writes to them take effect at the next call. Every
+  // tensor the config uses must be set (throws naming the first that is not).
+  MlaLayer(const MlaConfig& config, const MlaWeightView& borrowed);
   ~MlaLayer();
   MlaLayer(MlaLayer&&) noexcept;
   MlaLayer& operator=(MlaLayer&&) noexcept;
 
   const MlaConfig& config() const { return config_; }
+  // The weights the layer owns (empty for a borrowing layer: see weight_view()).
   const MlaWeights& weights() const { return weights_; }
+  // What the layer computes with: its own float32 weights or the borrowed ones (null where a
+  // BF16 layer keeps only the bf16 copy).
+  const MlaWeightView& weight_view() const { return view_; }
   // The float32 weights the layer computes with, for writing in place (the Python module's
   // weight arrays view them); a write takes effect at the next call. Shapes must not change.
-  // Throws for a BF16 layer, whose projections are separate bf16 copies.
+  // Throws for a BF16 layer, whose projections are separate bf16 copies, and for a borrowing one.
   MlaWeights& mutable_weights();
   DType weight_dtype() const { return weight_dtype_; }
 
@@ -107,6 +115,7 @@ class MlaLayer {
   void check_io(std::span<const float> x, int64_t batch, int64_t seq, std::span<float> y,
                 int64_t cache_batch) const;
   void set_uniform_positions(int64_t batch, int64_t seq, int64_t first_position);
+  void init_rope();
   // Shared first half (src/model/mla_projection.h, the chain training runs too): q (N, H, Dn+Dr)
   // with RoPE applied and latent rows (N, R+Dr) normed and roped, into the workspace; row i
   // sits at rotary position workspace positions[i].
@@ -128,6 +137,8 @@ class MlaLayer {
 
   MlaConfig config_;
   MlaWeights weights_;
+  MlaWeightView view_;  // into weights_ (whose buffers a move keeps) or borrowed memory
+  bool borrowed_ = false;
   DType weight_dtype_ = DType::kF32;
   SparseSpec sparse_;
   std::unique_ptr<DsaIndexer> indexer_;

@@ -15,7 +15,8 @@ namespace mla {
 
 class LmDecoder {
  public:
-  // Copies the weights into inference layers with room for `capacity` tokens.
+  // Serves the model's parameters in place (no copy: the model must outlive the decoder, and a
+  // change to its parameters shows at the next feed) with room for `capacity` tokens.
   LmDecoder(const LmModel& model, int64_t capacity);
   ~LmDecoder();
   LmDecoder(LmDecoder&&) noexcept;

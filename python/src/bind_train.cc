@@ -33,43 +33,11 @@ struct WeightSlot {
 
 std::vector<WeightSlot> weight_slots(const MlaConfig& c) {
   std::vector<WeightSlot> slots;
-  MlaWeights probe;
-  probe.for_each_tensor(
-      c, [&](const std::string& n, const std::vector<int64_t>& shape, std::vector<float>&) {
-        slots.push_back({n, shape});
-      });
+  const MlaWeightView names;
+  names.for_each_tensor(c, [&](const std::string& n, const std::vector<int64_t>& shape, auto&) {
+    slots.push_back({n, shape});
+  });
   return slots;
-}
-
-// Where each Hugging Face tensor name goes in MlaTensors.
-template <typename T>
-T** tensor_field(MlaTensors<T>& t, const std::string& name) {
-  struct Entry {
-    const char* name;
-    T* MlaTensors<T>::*field;
-  };
-  static const Entry entries[] = {
-      {"q_proj.weight", &MlaTensors<T>::wq},
-      {"q_proj.bias", &MlaTensors<T>::bq},
-      {"q_a_proj.weight", &MlaTensors<T>::wq_a},
-      {"q_a_proj.bias", &MlaTensors<T>::bq_a},
-      {"q_a_layernorm.weight", &MlaTensors<T>::q_norm},
-      {"q_a_layernorm.bias", &MlaTensors<T>::q_norm_b},
-      {"q_b_proj.weight", &MlaTensors<T>::wq_b},
-      {"q_b_proj.bias", &MlaTensors<T>::bq_b},
-      {"kv_a_proj_with_mqa.weight", &MlaTensors<T>::wkv_a},
-      {"kv_a_proj_with_mqa.bias", &MlaTensors<T>::bkv_a},
-      {"kv_a_layernorm.weight", &MlaTensors<T>::kv_norm},
-      {"kv_a_layernorm.bias", &MlaTensors<T>::kv_norm_b},
-      {"kv_b_proj.weight", &MlaTensors<T>::wkv_b},
-      {"kv_b_proj.bias", &MlaTensors<T>::bkv_b},
-      {"o_proj.weight", &MlaTensors<T>::wo},
-      {"o_proj.bias", &MlaTensors<T>::bo},
-  };
-  for (const Entry& e : entries) {
-    if (name == e.name) return &(t.*(e.field));
-  }
-  throw Error("TrainBlock: no slot for tensor '" + name + "'");
 }
 
 std::string shape_text(const std::vector<py::ssize_t>& shape) {
@@ -115,10 +83,11 @@ class Block {
                   " tensors, got " + std::to_string(list.size()));
     }
     MlaTensors<T> t;
-    for (size_t i = 0; i < slots_.size(); ++i) {
-      *tensor_field(t, slots_[i].name) =
-          checked<T>(list[i], slots_[i].shape, std::string(what) + " " + slots_[i].name, writable);
-    }
+    size_t i = 0;  // the list comes in for_each_tensor's order, as weight_names() gives it
+    t.for_each_tensor(
+        config_, [&](const std::string& name, const std::vector<int64_t>& shape, T*& slot) {
+          slot = checked<T>(list[i++], shape, std::string(what) + " " + name, writable);
+        });
     return t;
   }
 

@@ -19,17 +19,14 @@ namespace mla {
 GqaWeights GqaWeights::random(const GqaConfig& c, uint64_t seed) {
   c.validate();
   std::mt19937_64 rng(seed);
-  auto fill = [&](std::vector<float>& w, int64_t out, int64_t in) {
-    const float bound = std::sqrt(3.0f / static_cast<float>(in));
-    std::uniform_real_distribution<float> dist(-bound, bound);
-    w.resize(static_cast<size_t>(out * in));
-    for (float& v : w) v = dist(rng);
-  };
   GqaWeights w;
-  fill(w.wq, c.num_heads * c.head_dim, c.hidden_size);
-  fill(w.wk, c.num_kv_heads * c.head_dim, c.hidden_size);
-  fill(w.wv, c.num_kv_heads * c.head_dim, c.hidden_size);
-  fill(w.wo, c.hidden_size, c.num_heads * c.head_dim);
+  w.for_each_tensor(
+      c, [&](const std::string&, const std::vector<int64_t>& shape, std::vector<float>& data) {
+        const float bound = std::sqrt(3.0f / static_cast<float>(shape[1]));
+        std::uniform_real_distribution<float> dist(-bound, bound);
+        data.resize(static_cast<size_t>(shape[0] * shape[1]));
+        for (float& v : data) v = dist(rng);
+      });
   return w;
 }
 
@@ -46,19 +43,32 @@ struct GqaLayer::Workspace {
 GqaLayer::GqaLayer(const GqaConfig& config, GqaWeights weights)
     : config_(config), weights_(std::move(weights)), ws_(std::make_unique<Workspace>()) {
   config_.validate();
-  const GqaConfig& c = config_;
-  auto check = [](const std::vector<float>& w, int64_t n, const char* name) {
-    if (static_cast<int64_t>(w.size()) != n) {
-      throw Error(std::string("gqa weights: ") + name + ": expected " + std::to_string(n) +
-                  " values, got " + std::to_string(w.size()));
-    }
-  };
-  check(weights_.wq, c.num_heads * c.head_dim * c.hidden_size, "wq");
-  check(weights_.wk, c.num_kv_heads * c.head_dim * c.hidden_size, "wk");
-  check(weights_.wv, c.num_kv_heads * c.head_dim * c.hidden_size, "wv");
-  check(weights_.wo, c.num_heads * c.head_dim * c.hidden_size, "wo");
-  ws_->freqs = ops::rope_frequencies(rope_params(c));
-  ws_->cos_sin.resize(static_cast<size_t>(c.rope_dim));
+  for_each_tensor_pair(config_, view_, weights_,
+                       [](const std::string& name, const std::vector<int64_t>& shape,
+                          const float*& ptr, const std::vector<float>& data) {
+                         if (static_cast<int64_t>(data.size()) != shape[0] * shape[1]) {
+                           throw Error("gqa weights: " + name + ": expected " +
+                                       std::to_string(shape[0] * shape[1]) + " values, got " +
+                                       std::to_string(data.size()));
+                         }
+                         ptr = data.data();
+                       });
+  init();
+}
+
+GqaLayer::GqaLayer(const GqaConfig& config, const GqaWeightView& borrowed)
+    : config_(config), view_(borrowed), ws_(std::make_unique<Workspace>()) {
+  config_.validate();
+  view_.for_each_tensor(
+      config_, [](const std::string& name, const std::vector<int64_t>&, const float* data) {
+        if (data == nullptr) throw Error("gqa weights: " + name + ": not set");
+      });
+  init();
+}
+
+void GqaLayer::init() {
+  ws_->freqs = ops::rope_frequencies(rope_params(config_));
+  ws_->cos_sin.resize(static_cast<size_t>(config_.rope_dim));
 }
 
 GqaLayer::~GqaLayer() = default;
@@ -81,12 +91,11 @@ void GqaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::Se
   Workspace::reserve(ws.q, n * h * dh);
   Workspace::reserve(ws.kv, n * kvw);
   Workspace::reserve(ws.o, n * h * dh);
-  ops::linear(x.data(), n, d, weights_.wq.data(), h * dh, ws.q.data());
+  ops::linear(x.data(), n, d, view_.wq, h * dh, ws.q.data());
   // K and V land side by side in each row, as the pool stores them: (N, [G*Dh | G*Dh]).
-  ops::gemm(false, true, n, g * dh, d, 1.0f, x.data(), d, weights_.wk.data(), d, 0.0f, ws.kv.data(),
+  ops::gemm(false, true, n, g * dh, d, 1.0f, x.data(), d, view_.wk, d, 0.0f, ws.kv.data(), kvw);
+  ops::gemm(false, true, n, g * dh, d, 1.0f, x.data(), d, view_.wv, d, 0.0f, ws.kv.data() + g * dh,
             kvw);
-  ops::gemm(false, true, n, g * dh, d, 1.0f, x.data(), d, weights_.wv.data(), d, 0.0f,
-            ws.kv.data() + g * dh, kvw);
 
   int64_t row = 0;
   for (size_t i = 0; i < seqs.size(); ++i) {
@@ -119,7 +128,7 @@ void GqaLayer::forward(std::span<const float> x, std::span<const PagedKvPool::Se
   }
   ops::flash_attention(ws.params, ws.flash);
   for (size_t i = 0; i < seqs.size(); ++i) pool.commit(seqs[i], new_tokens[i]);
-  ops::linear(ws.o.data(), n, h * dh, weights_.wo.data(), d, y.data());
+  ops::linear(ws.o.data(), n, h * dh, view_.wo, d, y.data());
 }
 
 }  // namespace mla

@@ -14,33 +14,18 @@
 #include "ops/norm.h"
 #include "train/ffn_block.h"
 #include "train/linear.h"
+#include "train/lm_tensors.h"
 
 namespace mla {
 namespace {
 
 constexpr int64_t kPageSize = 16;
 
-// A parameter of the model by name (nullptr when absent), read-only.
-const float* param(const LmModel& m, const std::string& name) {
-  for (const ParamTensor& t : m.tensors()) {
-    if (t.name == name) return m.params().data() + t.offset;
-  }
-  return nullptr;
-}
-
-std::vector<float> copy_param(const LmModel& m, const std::string& name) {
-  for (const ParamTensor& t : m.tensors()) {
-    if (t.name == name)
-      return std::vector<float>(m.params().begin() + t.offset,
-                                m.params().begin() + t.offset + t.numel);
-  }
-  throw Error("model: no parameter named '" + name + "'");
-}
-
 }  // namespace
 
 struct LmDecoder::Impl {
   const LmModel* model = nullptr;
+  train::LmTensorSet<const float*> w;  // the model's parameters, borrowed
   int64_t capacity = 0, length = 0;
   std::vector<MlaLayer> mla;
   std::vector<LatentCache> latent;
@@ -51,19 +36,21 @@ struct LmDecoder::Impl {
   std::vector<float> x, h, branch, mean, rstd, logits;  // (n, d) ... (V)
 
   Impl(const LmModel& m, int64_t cap)
-      : model(&m), capacity(cap), ffn(m.config().ffn, m.config().d_model, m.config().ffn_hidden) {}
+      : model(&m),
+        w(train::bind_tensors(m.config(), m.tensors(), m.params().data())),
+        capacity(cap),
+        ffn(m.config().ffn, m.config().d_model, m.config().ffn_hidden) {}
 
-  void norm(const std::string& prefix, const float* in, float* out, int64_t n) {
+  void norm(const float* weight, const float* bias, const float* in, float* out, int64_t n) {
     const LmConfig& c = model->config();
     train::grow(mean, n);
     train::grow(rstd, n);
     if (c.norm == NormKind::kRmsNorm) {
-      ops::rms_norm_forward(out, rstd.data(), in, param(*model, prefix + ".weight"), n, c.d_model,
-                            c.norm_eps, c.d_model, c.d_model);
+      ops::rms_norm_forward(out, rstd.data(), in, weight, n, c.d_model, c.norm_eps, c.d_model,
+                            c.d_model);
     } else {
-      ops::layer_norm_forward(out, mean.data(), rstd.data(), in, param(*model, prefix + ".weight"),
-                              param(*model, prefix + ".bias"), n, c.d_model, c.norm_eps, c.d_model,
-                              c.d_model);
+      ops::layer_norm_forward(out, mean.data(), rstd.data(), in, weight, bias, n, c.d_model,
+                              c.norm_eps, c.d_model, c.d_model);
     }
   }
 };
@@ -73,22 +60,13 @@ LmDecoder::LmDecoder(const LmModel& model, int64_t capacity)
   const LmConfig& c = model.config();
   if (capacity < 1) throw Error("decoder: capacity must be at least 1");
   for (int64_t l = 0; l < c.num_layers; ++l) {
+    const auto& w = impl_->w.layers[static_cast<size_t>(l)];
     if (c.attention == AttentionKind::kMla) {
-      MlaWeights w;
-      w.for_each_tensor(c.mla, [&](const std::string& name, const std::vector<int64_t>&,
-                                   std::vector<float>& data) {
-        data = copy_param(model, layer_prefix(l) + name);
-      });
-      impl_->mla.emplace_back(c.mla, std::move(w));
+      impl_->mla.emplace_back(c.mla, w.mla);
       impl_->mla.back().set_sparse(c.layer_sparse(l));  // generate as it was trained
       impl_->latent.emplace_back(c.mla, 1, capacity);
     } else {
-      GqaWeights w;
-      w.wq = copy_param(model, layer_prefix(l) + "q_proj.weight");
-      w.wk = copy_param(model, layer_prefix(l) + "k_proj.weight");
-      w.wv = copy_param(model, layer_prefix(l) + "v_proj.weight");
-      w.wo = copy_param(model, layer_prefix(l) + "o_proj.weight");
-      impl_->gqa.emplace_back(c.gqa, std::move(w));
+      impl_->gqa.emplace_back(c.gqa, w.gqa);
       impl_->pools.emplace_back(c.gqa.cache_numbers_per_token(), kPageSize,
                                 (capacity + kPageSize - 1) / kPageSize);
       impl_->seq_ids.push_back(impl_->pools.back().add_sequence());
@@ -126,12 +104,11 @@ std::span<const float> LmDecoder::feed(std::span<const int32_t> tokens) {
   train::grow(s.x, n * d);
   train::grow(s.h, n * d);
   train::grow(s.branch, n * d);
-  train::embedding_forward(s.x.data(), tokens.data(), param(*s.model, "model.embed_tokens.weight"),
-                           n, d);
+  train::embedding_forward(s.x.data(), tokens.data(), s.w.wte, n, d);
   const auto span_n = static_cast<size_t>(n * d);
   for (int64_t l = 0; l < c.num_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    s.norm(p + "input_layernorm", s.x.data(), s.h.data(), n);
+    const auto& w = s.w.layers[static_cast<size_t>(l)];
+    s.norm(w.ln1_w, w.ln1_b, s.x.data(), s.h.data(), n);
     std::span<const float> in(s.h.data(), span_n);
     std::span<float> out(s.branch.data(), span_n);
     if (c.attention == AttentionKind::kMla) {
@@ -143,21 +120,15 @@ std::span<const float> LmDecoder::feed(std::span<const int32_t> tokens) {
     }
     for (int64_t i = 0; i < n * d; ++i)
       s.x[static_cast<size_t>(i)] += s.branch[static_cast<size_t>(i)];
-    s.norm(p + "post_attention_layernorm", s.x.data(), s.h.data(), n);
-    const train::FfnTensors<float> w{
-        const_cast<float*>(param(*s.model, p + "mlp.gate_proj.weight")),
-        const_cast<float*>(param(*s.model, p + "mlp.up_proj.weight")),
-        const_cast<float*>(param(*s.model, p + "mlp.down_proj.weight"))};
-    s.ffn.forward(s.branch.data(), s.h.data(), w, n);
+    s.norm(w.ln2_w, w.ln2_b, s.x.data(), s.h.data(), n);
+    s.ffn.forward(s.branch.data(), s.h.data(), w.ffn, n);
     for (int64_t i = 0; i < n * d; ++i)
       s.x[static_cast<size_t>(i)] += s.branch[static_cast<size_t>(i)];
   }
   // Only the last token's logits are needed.
-  s.norm("model.norm", s.x.data() + (n - 1) * d, s.h.data(), 1);
-  const float* head =
-      param(*s.model, c.tied_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+  s.norm(s.w.lnf_w, s.w.lnf_b, s.x.data() + (n - 1) * d, s.h.data(), 1);
   train::grow(s.logits, c.vocab_size);
-  train::linear_forward(s.logits.data(), s.h.data(), head, 1, d, c.vocab_size);
+  train::linear_forward(s.logits.data(), s.h.data(), s.w.head, 1, d, c.vocab_size);
   s.length += n;
   return std::span<const float>(s.logits.data(), static_cast<size_t>(c.vocab_size));
 }

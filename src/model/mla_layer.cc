@@ -22,33 +22,20 @@ namespace mla {
 
 namespace {
 
-const float* data_or_null(const std::vector<float>& v) {
-  return v.empty() ? nullptr : v.data();
-}
 const uint16_t* data_or_null(const std::vector<uint16_t>& v) {
   return v.empty() ? nullptr : v.data();
 }
 
 // The chain's view of the layer's weights: the float32 matrices, or their bf16 copies when the
-// layer keeps those (the float32 ones are then released and empty).
-detail::MlaChainWeights<float> chain_weights(const MlaWeights& w,
+// layer keeps those (the float32 ones are then released and null in the view).
+detail::MlaChainWeights<float> chain_weights(const MlaWeightView& w,
                                              const detail::Bf16Projections& b) {
-  const auto proj = [](const std::vector<float>& f32, const std::vector<uint16_t>& bf16,
-                       const std::vector<float>& bias) {
-    return detail::Projection<float>{data_or_null(f32), data_or_null(bf16), data_or_null(bias)};
-  };
-  detail::MlaChainWeights<float> c;
-  c.q = proj(w.wq, b.wq, w.bq);
-  c.q_a = proj(w.wq_a, b.wq_a, w.bq_a);
-  c.q_b = proj(w.wq_b, b.wq_b, w.bq_b);
-  c.kv_a = proj(w.wkv_a, b.wkv_a, w.bkv_a);
-  c.o = proj(w.wo, b.wo, w.bo);
-  c.q_norm = data_or_null(w.q_norm);
-  c.q_norm_bias = data_or_null(w.q_norm_bias);
-  c.kv_norm = data_or_null(w.kv_norm);
-  c.kv_norm_bias = data_or_null(w.kv_norm_bias);
-  c.kv_b = data_or_null(w.wkv_b);
-  c.kv_b_bias = data_or_null(w.bkv_b);
+  detail::MlaChainWeights<float> c = detail::chain_weights<float>(w);
+  c.q.w_bf16 = data_or_null(b.wq);
+  c.q_a.w_bf16 = data_or_null(b.wq_a);
+  c.q_b.w_bf16 = data_or_null(b.wq_b);
+  c.kv_a.w_bf16 = data_or_null(b.wkv_a);
+  c.o.w_bf16 = data_or_null(b.wo);
   return c;
 }
 
@@ -84,6 +71,27 @@ MlaLayer::MlaLayer(const MlaConfig& config, MlaWeights weights, DType weight_dty
       std::vector<float>().swap(*f32);
     }
   }
+  view_ = weights_.view(config_);
+  init_rope();
+}
+
+MlaLayer::MlaLayer(const MlaConfig& config, const MlaWeightView& borrowed)
+    : config_(config),
+      view_(borrowed),
+      borrowed_(true),
+      bf16_(std::make_unique<detail::Bf16Projections>()),
+      ws_(std::make_unique<Workspace>()) {
+  config_.validate();
+  view_.for_each_tensor(
+      config_, [](const std::string& name, const std::vector<int64_t>&, const float* data) {
+        if (data == nullptr) throw Error("weights: " + name + ": not set (the config uses it)");
+      });
+  ops::kernel_variant(ops::KernelFamily::kLatentF32);
+  ops::kernel_variant(ops::KernelFamily::kSkinnyF32);
+  init_rope();
+}
+
+void MlaLayer::init_rope() {
   const ops::RopeParams rope = rope_params(config_);
   ws_->rope_freqs = ops::rope_frequencies(rope);
   ws_->rope_amplitude = ops::rope_amplitude(rope);
@@ -94,6 +102,8 @@ MlaLayer::MlaLayer(MlaLayer&&) noexcept = default;
 MlaLayer& MlaLayer::operator=(MlaLayer&&) noexcept = default;
 
 MlaWeights& MlaLayer::mutable_weights() {
+  if (borrowed_)
+    throw Error("mutable_weights: the layer borrows its weights; write to their owner");
   if (weight_dtype_ != DType::kF32) {
     throw Error(
         "mutable_weights: the layer computes with bf16 copies of its projections; "
@@ -150,13 +160,13 @@ void MlaLayer::project_inputs(const float* x, int64_t n) {
   out.q = ws.q.data();
   out.latent = ws.latent.data();
   out.q_latent = ws.q_latent.data();
-  detail::project_inputs(c, chain_weights(weights_, *bf16_), x, n, ws.cos_sin.data(), n, out);
+  detail::project_inputs(c, chain_weights(view_, *bf16_), x, n, ws.cos_sin.data(), n, out);
 }
 
 void MlaLayer::absorb_queries(int64_t n) {
   Workspace& ws = *ws_;
   Workspace::reserve(ws.q_absorbed, n * config_.num_heads * config_.latent_dim());
-  detail::absorb_queries(config_, weights_.wkv_b.data(), ws.q.data(), n, ws.q_absorbed.data());
+  detail::absorb_queries(config_, view_.wkv_b, ws.q.data(), n, ws.q_absorbed.data());
 }
 
 void MlaLayer::expand_kv(int64_t n) {
@@ -164,8 +174,7 @@ void MlaLayer::expand_kv(int64_t n) {
   Workspace& ws = *ws_;
   // Materialise per-head keys and values: kv (N, H, Dn+Dv) = c_kv (N, R) * W_UKV^T.
   Workspace::reserve(ws.kv, n * c.num_heads * (c.qk_nope_head_dim + c.v_head_dim));
-  detail::expand_kv(c, weights_.wkv_b.data(), data_or_null(weights_.bkv_b), ws.latent.data(), n,
-                    ws.kv.data());
+  detail::expand_kv(c, view_.wkv_b, view_.bkv_b, ws.latent.data(), n, ws.kv.data());
 }
 
 void MlaLayer::write_naive_rows(int64_t row, float* keys, float* values) const {
@@ -209,10 +218,9 @@ void MlaLayer::project_output(int64_t n, AttentionPath path, float* y) {
   const int64_t h = c.num_heads, dv = c.v_head_dim;
   if (path == AttentionPath::kAbsorbed) {
     Workspace::reserve(ws.o, n * h * dv);
-    detail::absorbed_values(c, weights_.wkv_b.data(), data_or_null(weights_.bkv_b),
-                            ws.o_latent.data(), n, ws.o.data());
+    detail::absorbed_values(c, view_.wkv_b, view_.bkv_b, ws.o_latent.data(), n, ws.o.data());
   }
-  detail::project(chain_weights(weights_, *bf16_).o, ws.o.data(), n, h * dv, c.out_size(), y);
+  detail::project(chain_weights(view_, *bf16_).o, ws.o.data(), n, h * dv, c.out_size(), y);
 }
 
 void MlaLayer::set_uniform_positions(int64_t batch, int64_t seq, int64_t first_position) {

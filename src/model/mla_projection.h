@@ -40,6 +40,25 @@ struct MlaChainWeights {
   const T* kv_b_bias = nullptr;  // (H*(Dn+Dv)) or null
 };
 
+// The chain's view of one layer's tensors: an MlaTensorSet of T* or const T* slots (null where
+// unused). Inference adds its bf16 copies afterwards.
+template <typename T, typename TensorSet>
+MlaChainWeights<T> chain_weights(const TensorSet& w) {
+  MlaChainWeights<T> c;
+  c.q = {w.wq, nullptr, w.bq};
+  c.q_a = {w.wq_a, nullptr, w.bq_a};
+  c.q_b = {w.wq_b, nullptr, w.bq_b};
+  c.kv_a = {w.wkv_a, nullptr, w.bkv_a};
+  c.o = {w.wo, nullptr, w.bo};
+  c.q_norm = w.q_norm;
+  c.q_norm_bias = w.q_norm_bias;
+  c.kv_norm = w.kv_norm;
+  c.kv_norm_bias = w.kv_norm_bias;
+  c.kv_b = w.wkv_b;
+  c.kv_b_bias = w.bkv_b;
+  return c;
+}
+
 // Where project_inputs writes. q, latent and (with query compression) q_latent are required.
 template <typename T>
 struct MlaProjected {

@@ -12,15 +12,6 @@
 namespace mla {
 namespace {
 
-// Visits tensors on a const object through the same single list.
-void for_each_const(const MlaWeights& w, const MlaConfig& config,
-                    const std::function<void(const std::string&, const std::vector<int64_t>&,
-                                             const std::vector<float>&)>& visit) {
-  const_cast<MlaWeights&>(w).for_each_tensor(
-      config, [&](const std::string& name, const std::vector<int64_t>& shape,
-                  std::vector<float>& data) { visit(name, shape, data); });
-}
-
 constexpr int64_t kFp8Block = 128;
 
 // DeepSeek-V3 stores FP8 e4m3 weights with one float scale per 128x128 block ("weight_scale_inv":
@@ -60,34 +51,6 @@ std::vector<float> dequantize_fp8(const SafetensorsFile& file, const std::string
 
 std::string layer_prefix(int64_t layer) {
   return "model.layers." + std::to_string(layer) + ".self_attn.";
-}
-
-void MlaWeights::for_each_tensor(const MlaConfig& c, const Visitor& visit) {
-  const int64_t h = c.num_heads, d = c.hidden_size, dqk = c.qk_head_dim();
-  const bool bias = c.projection_bias;
-  // A norm's gain, and its bias under LayerNorm; nothing without a norm.
-  auto norm = [&](const std::string& name, int64_t width, std::vector<float>& w,
-                  std::vector<float>& b) {
-    if (c.latent_norm == LatentNorm::kNone) return;
-    visit(name + ".weight", {width}, w);
-    if (c.latent_norm == LatentNorm::kLayerNorm) visit(name + ".bias", {width}, b);
-  };
-  auto proj = [&](const std::string& name, int64_t out, int64_t in, std::vector<float>& w,
-                  std::vector<float>& b) {
-    visit(name + ".weight", {out, in}, w);
-    if (bias) visit(name + ".bias", {out}, b);
-  };
-  if (c.has_q_lora()) {
-    proj("q_a_proj", c.q_lora_rank, d, wq_a, bq_a);
-    norm("q_a_layernorm", c.q_lora_rank, q_norm, q_norm_bias);
-    proj("q_b_proj", h * dqk, c.q_lora_rank, wq_b, bq_b);
-  } else {
-    proj("q_proj", h * dqk, d, wq, bq);
-  }
-  proj("kv_a_proj_with_mqa", c.kv_lora_rank + c.qk_rope_head_dim, d, wkv_a, bkv_a);
-  norm("kv_a_layernorm", c.kv_lora_rank, kv_norm, kv_norm_bias);
-  proj("kv_b_proj", h * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank, wkv_b, bkv_b);
-  proj("o_proj", c.out_size(), h * c.v_head_dim, wo, bo);
 }
 
 int64_t numel(const std::vector<int64_t>& shape) {
@@ -141,7 +104,16 @@ int64_t first_non_finite(const std::vector<float>& data) {
 }
 
 void MlaWeights::check_shapes(const MlaConfig& config) const {
-  for_each_const(*this, config, check_tensor);
+  for_each_tensor(config, check_tensor);
+}
+
+MlaWeightView MlaWeights::view(const MlaConfig& config) const {
+  MlaWeightView v;
+  for_each_tensor_pair(
+      config, v, *this,
+      [](const std::string&, const std::vector<int64_t>&, const float*& ptr,
+         const std::vector<float>& data) { ptr = data.empty() ? nullptr : data.data(); });
+  return v;
 }
 
 void fill_random_tensor(const std::string& name, const std::vector<int64_t>& shape,
@@ -199,10 +171,10 @@ void save_layer_weights(const std::string& path, const MlaConfig& config, int64_
   weights.check_shapes(config);
   SafetensorsWriter writer;
   const std::string prefix = layer_prefix(layer);
-  for_each_const(
-      weights, config,
-      [&](const std::string& name, const std::vector<int64_t>& shape,
-          const std::vector<float>& data) { writer.add(prefix + name, shape, data, dtype); });
+  weights.for_each_tensor(config, [&](const std::string& name, const std::vector<int64_t>& shape,
+                                      const std::vector<float>& data) {
+    writer.add(prefix + name, shape, data, dtype);
+  });
   writer.set_metadata("format", "pt");
   writer.write(path);
 }

@@ -6,7 +6,7 @@
 namespace mla::train {
 
 template <typename T>
-void FfnBlock<T>::forward(T* out, const T* x, const FfnTensors<T>& w, int64_t n) {
+void FfnBlock<T>::forward(T* out, const T* x, const FfnTensorSet<const T*>& w, int64_t n) {
   n_ = n;
   grow(up_, n * f_);
   grow(h_, n * f_);

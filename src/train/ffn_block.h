@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "mla/model_lm.h"
@@ -11,12 +13,47 @@
 
 namespace mla::train {
 
-template <typename T>
-struct FfnTensors {
-  T* gate = nullptr;  // (F, d)  SwiGLU only
-  T* up = nullptr;    // (F, d)
-  T* down = nullptr;  // (d, F)
+// The feed-forward tensors and their one list (names after "model.layers.<l>.").
+template <typename Slot>
+struct FfnTensorSet {
+  using slot_type = Slot;
+  Slot gate{};  // (F, d)  SwiGLU only
+  Slot up{};    // (F, d)
+  Slot down{};  // (d, F)
+
+  // Pointer slots read as pointers to const: what a forward takes.
+  template <typename U = Slot, typename = std::enable_if_t<std::is_pointer_v<U>>>
+  operator FfnTensorSet<const std::remove_pointer_t<U>*>() const {
+    FfnTensorSet<const std::remove_pointer_t<U>*> view;
+    view.gate = gate;
+    view.up = up;
+    view.down = down;
+    return view;
+  }
+
+  template <typename Visit>
+  void for_each_tensor(const LmConfig& config, Visit&& visit) {
+    visit_all(*this, config, visit);
+  }
+  template <typename Visit>
+  void for_each_tensor(const LmConfig& config, Visit&& visit) const {
+    visit_all(*this, config, visit);
+  }
+
+ private:
+  template <typename Self, typename Visit>
+  static void visit_all(Self& s, const LmConfig& c, Visit& visit) {
+    const int64_t d = c.d_model, f = c.ffn_hidden;
+    if (c.ffn == FfnKind::kSwiGlu) {
+      visit(std::string("mlp.gate_proj.weight"), std::vector<int64_t>{f, d}, s.gate);
+    }
+    visit(std::string("mlp.up_proj.weight"), std::vector<int64_t>{f, d}, s.up);
+    visit(std::string("mlp.down_proj.weight"), std::vector<int64_t>{d, f}, s.down);
+  }
 };
+
+template <typename T>
+using FfnTensors = FfnTensorSet<T*>;
 
 template <typename T>
 class FfnBlock {
@@ -27,7 +64,7 @@ class FfnBlock {
 
   FfnBlock(FfnKind kind, int64_t d, int64_t f) : kind_(kind), d_(d), f_(f) {}
 
-  void forward(T* out, const T* x, const FfnTensors<T>& w, int64_t n);
+  void forward(T* out, const T* x, const FfnTensorSet<const T*>& w, int64_t n);
   void backward(T* dx, const FfnTensors<T>& g, const T* dout, const T* x, const FfnTensors<T>& w,
                 Scratch& scratch);
 

@@ -13,13 +13,9 @@
 
 namespace mla::train {
 
+// Pointers into a parameter (or gradient) buffer, by mla::GqaTensorSet's one list.
 template <typename T>
-struct GqaTensors {
-  T* wq = nullptr;  // (H*Dh, d)
-  T* wk = nullptr;  // (G*Dh, d)
-  T* wv = nullptr;  // (G*Dh, d)
-  T* wo = nullptr;  // (d, H*Dh)
-};
+using GqaTensors = GqaTensorSet<T*>;
 
 template <typename T>
 class GqaBlock {

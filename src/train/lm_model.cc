@@ -2,7 +2,6 @@
 // (llm.c's gpt2_forward / gpt2_backward). Legend: B batch, S tokens, N = B*S, d width,
 // V vocabulary, L layers.
 #include <cstring>
-#include <map>
 
 #include "mla/error.h"
 #include "mla/model_lm.h"
@@ -12,6 +11,7 @@
 #include "train/ffn_block.h"
 #include "train/gqa_block.h"
 #include "train/linear.h"
+#include "train/lm_tensors.h"
 #include "train/mla_block.h"
 
 namespace mla {
@@ -21,23 +21,9 @@ using train::zero_first;
 
 namespace detail {
 
-// Pointers of one layer into the parameter buffer (or, the same layout, the gradient buffer).
-template <typename T>
-struct LayerPtrs {
-  T* ln1_w = nullptr;
-  T* ln1_b = nullptr;
-  T* ln2_w = nullptr;
-  T* ln2_b = nullptr;
-  train::MlaTensors<T> mla;
-  train::GqaTensors<T> gqa;
-  train::FfnTensors<T> ffn;
-};
-
 template <typename T>
 struct LmState {
-  std::vector<LayerPtrs<T>> w, g;  // (L) parameters, gradients
-  T *wte = nullptr, *dwte = nullptr, *lnf_w = nullptr, *lnf_b = nullptr;
-  T *dlnf_w = nullptr, *dlnf_b = nullptr, *head = nullptr, *dhead = nullptr;
+  train::LmTensorSet<T*> w, g;  // into the parameter and gradient buffers
   std::vector<train::MlaBlock<T>> mla;
   std::vector<train::GqaBlock<T>> gqa;
   std::vector<train::FfnBlock<T>> ffn;
@@ -89,45 +75,6 @@ void norm_backward(const LmConfig& c, T* dinp, T* dw, T* db, const T* dout, cons
   }
 }
 
-// Binds every layer's pointers by tensor name, from the one parameter list.
-template <typename T>
-detail::LayerPtrs<T> bind_layer(const LmConfig& c, int64_t layer, T* base,
-                                const std::map<std::string, int64_t>& offsets) {
-  auto at = [&](const std::string& name) -> T* {
-    auto it = offsets.find(name);
-    return it == offsets.end() ? nullptr : base + it->second;
-  };
-  const std::string p = "model.layers." + std::to_string(layer) + ".";
-  const std::string a = p + "self_attn.";
-  detail::LayerPtrs<T> l;
-  l.ln1_w = at(p + "input_layernorm.weight");
-  l.ln1_b = at(p + "input_layernorm.bias");
-  l.ln2_w = at(p + "post_attention_layernorm.weight");
-  l.ln2_b = at(p + "post_attention_layernorm.bias");
-  l.mla = {at(a + "q_proj.weight"),
-           at(a + "q_a_proj.weight"),
-           at(a + "q_a_layernorm.weight"),
-           at(a + "q_b_proj.weight"),
-           at(a + "kv_a_proj_with_mqa.weight"),
-           at(a + "kv_a_layernorm.weight"),
-           at(a + "kv_b_proj.weight"),
-           at(a + "o_proj.weight"),
-           at(a + "q_a_layernorm.bias"),
-           at(a + "kv_a_layernorm.bias"),
-           at(a + "q_proj.bias"),
-           at(a + "q_a_proj.bias"),
-           at(a + "q_b_proj.bias"),
-           at(a + "kv_a_proj_with_mqa.bias"),
-           at(a + "kv_b_proj.bias"),
-           at(a + "o_proj.bias")};
-  l.gqa = {at(a + "q_proj.weight"), at(a + "k_proj.weight"), at(a + "v_proj.weight"),
-           at(a + "o_proj.weight")};
-  l.ffn = {at(p + "mlp.gate_proj.weight"), at(p + "mlp.up_proj.weight"),
-           at(p + "mlp.down_proj.weight")};
-  (void)c;
-  return l;
-}
-
 }  // namespace
 
 template <typename T>
@@ -136,12 +83,10 @@ LmModelT<T>::LmModelT(const LmConfig& config)
   const ParamTensor& last = tensors_.back();
   params_.assign(static_cast<size_t>(last.offset + last.numel), T(0));
   grads_.assign(params_.size(), T(0));
-  std::map<std::string, int64_t> offsets;
-  for (const ParamTensor& t : tensors_) offsets[t.name] = t.offset;
   LmState<T>& s = *state_;
+  s.w = train::bind_tensors(config_, tensors_, params_.data());
+  s.g = train::bind_tensors(config_, tensors_, grads_.data());
   for (int64_t l = 0; l < config_.num_layers; ++l) {
-    s.w.push_back(bind_layer(config_, l, params_.data(), offsets));
-    s.g.push_back(bind_layer(config_, l, grads_.data(), offsets));
     if (config_.attention == AttentionKind::kMla) {
       s.mla.emplace_back(config_.mla);
       s.mla.back().set_sparse(config_.layer_sparse(l));
@@ -151,18 +96,6 @@ LmModelT<T>::LmModelT(const LmConfig& config)
     }
     s.ffn.emplace_back(config_.ffn, config_.d_model, config_.ffn_hidden);
   }
-  auto at = [&](std::vector<T>& buf, const std::string& name) -> T* {
-    auto it = offsets.find(name);
-    return it == offsets.end() ? nullptr : buf.data() + it->second;
-  };
-  s.wte = at(params_, "model.embed_tokens.weight");
-  s.dwte = at(grads_, "model.embed_tokens.weight");
-  s.lnf_w = at(params_, "model.norm.weight");
-  s.lnf_b = at(params_, "model.norm.bias");
-  s.dlnf_w = at(grads_, "model.norm.weight");
-  s.dlnf_b = at(grads_, "model.norm.bias");
-  s.head = config_.tied_embeddings ? s.wte : at(params_, "lm_head.weight");
-  s.dhead = config_.tied_embeddings ? s.dwte : at(grads_, "lm_head.weight");
 }
 
 template <typename T>
@@ -223,9 +156,9 @@ double LmModelT<T>::forward(std::span<const int32_t> tokens, std::span<const int
   for (auto* buf : {&s.ln1_mean, &s.ln1_rstd, &s.ln2_mean, &s.ln2_rstd}) grow(*buf, layers * n);
   grow(s.branch, n * d);
 
-  train::embedding_forward(s.resid.data(), s.tokens.data(), s.wte, n, d);
+  train::embedding_forward(s.resid.data(), s.tokens.data(), s.w.wte, n, d);
   for (int64_t l = 0; l < layers; ++l) {
-    const detail::LayerPtrs<T>& w = s.w[static_cast<size_t>(l)];
+    const auto& w = s.w.layers[static_cast<size_t>(l)];
     T* x = s.resid.data() + l * n * d;
     T* mid = s.resid_mid.data() + l * n * d;
     T* ln1 = s.ln1.data() + l * n * d;
@@ -259,8 +192,8 @@ double LmModelT<T>::forward(std::span<const int32_t> tokens, std::span<const int
   grow(s.lnf_rstd, n);
   grow(s.logits, n * v);
   norm_forward(c, s.lnf.data(), s.lnf_mean.data(), s.lnf_rstd.data(),
-               s.resid.data() + layers * n * d, s.lnf_w, s.lnf_b, n);
-  train::linear_forward(s.logits.data(), s.lnf.data(), s.head, n, d, v);
+               s.resid.data() + layers * n * d, s.w.lnf_w, s.w.lnf_b, n);
+  train::linear_forward(s.logits.data(), s.lnf.data(), s.w.head, n, d, v);
   s.loss = 0.0;
   s.scored = 0;
   if (s.has_targets) {
@@ -282,16 +215,18 @@ void LmModelT<T>::backward() {
   train::cross_entropy_backward(s.dlogits.data(), s.probs.data(), s.targets.data(), n, v, s.scored,
                                 1.0);
   zero_first(s.dlnf, n * d);
-  train::linear_backward(s.dlnf.data(), s.dhead, s.dlogits.data(), s.lnf.data(), s.head, n, d, v);
+  train::linear_backward(s.dlnf.data(), s.g.head, s.dlogits.data(), s.lnf.data(), s.w.head, n, d,
+                         v);
   zero_first(s.dresid, n * d);
-  norm_backward(c, s.dresid.data(), s.dlnf_w, s.dlnf_b, s.dlnf.data(),
-                s.resid.data() + layers * n * d, s.lnf_w, s.lnf_mean.data(), s.lnf_rstd.data(), n);
+  norm_backward(c, s.dresid.data(), s.g.lnf_w, s.g.lnf_b, s.dlnf.data(),
+                s.resid.data() + layers * n * d, s.w.lnf_w, s.lnf_mean.data(), s.lnf_rstd.data(),
+                n);
 
   // dresid holds d(loss)/d(residual stream) and flows through the identity paths unchanged; each
   // branch adds its contribution to it.
   for (int64_t l = layers - 1; l >= 0; --l) {
-    const detail::LayerPtrs<T>& w = s.w[static_cast<size_t>(l)];
-    const detail::LayerPtrs<T>& g = s.g[static_cast<size_t>(l)];
+    const auto& w = s.w.layers[static_cast<size_t>(l)];
+    const auto& g = s.g.layers[static_cast<size_t>(l)];
     const T* x = s.resid.data() + l * n * d;
     const T* mid = s.resid_mid.data() + l * n * d;
     const T* ln1 = s.ln1.data() + l * n * d;
@@ -326,7 +261,7 @@ void LmModelT<T>::backward() {
     norm_backward(c, s.dresid.data(), g.ln1_w, g.ln1_b, s.dln.data(), x, w.ln1_w,
                   s.ln1_mean.data() + l * n, s.ln1_rstd.data() + l * n, n);
   }
-  train::embedding_backward(s.dwte, s.dresid.data(), s.tokens.data(), n, d);
+  train::embedding_backward(s.g.wte, s.dresid.data(), s.tokens.data(), n, d);
 }
 
 template class LmModelT<float>;

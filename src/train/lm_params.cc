@@ -1,12 +1,12 @@
-// The parameter list of an LmConfig (one flat buffer, Hugging Face names) and its
-// initialisation. This list is the single place tensors are enumerated: the model binds its
-// pointers, checkpoints save and load, and AdamW decides weight decay from it.
+// The parameter list of an LmConfig (one flat buffer, Hugging Face names, laid out from
+// train/lm_tensors.h's one tensor list) and its initialisation. Checkpoints save and load by it
+// and AdamW decides weight decay from it.
 #include <cmath>
 #include <random>
 
 #include "mla/error.h"
 #include "mla/model_lm.h"
-#include "mla/weights.h"
+#include "train/lm_tensors.h"
 
 namespace mla {
 namespace {
@@ -22,41 +22,13 @@ std::vector<ParamTensor> lm_parameter_list(const LmConfig& c) {
   c.validate();
   std::vector<ParamTensor> list;
   int64_t offset = 0;
-  auto add = [&](const std::string& name, const std::vector<int64_t>& shape) {
+  train::LmTensorSet<char> names;  // the one tensor list; its slots are not used
+  names.for_each_tensor(c, [&](const std::string& name, const std::vector<int64_t>& shape, char&) {
     int64_t numel = 1;
     for (int64_t s : shape) numel *= s;
     list.push_back(ParamTensor{name, shape, offset, numel, shape.size() == 2});
     offset += numel;
-  };
-  auto add_norm = [&](const std::string& prefix) {
-    add(prefix + ".weight", {c.d_model});
-    if (c.norm == NormKind::kLayerNorm) add(prefix + ".bias", {c.d_model});
-  };
-  const int64_t d = c.d_model, f = c.ffn_hidden;
-  add("model.embed_tokens.weight", {c.vocab_size, d});
-  for (int64_t layer = 0; layer < c.num_layers; ++layer) {
-    const std::string p = "model.layers." + std::to_string(layer) + ".";
-    add_norm(p + "input_layernorm");
-    if (c.attention == AttentionKind::kMla) {
-      // Exactly MlaWeights' names and shapes, so inference can take the tensors as they are.
-      MlaWeights names;
-      names.for_each_tensor(c.mla,
-                            [&](const std::string& name, const std::vector<int64_t>& shape,
-                                std::vector<float>&) { add(layer_prefix(layer) + name, shape); });
-    } else {
-      const GqaConfig& g = c.gqa;
-      add(layer_prefix(layer) + "q_proj.weight", {g.num_heads * g.head_dim, d});
-      add(layer_prefix(layer) + "k_proj.weight", {g.num_kv_heads * g.head_dim, d});
-      add(layer_prefix(layer) + "v_proj.weight", {g.num_kv_heads * g.head_dim, d});
-      add(layer_prefix(layer) + "o_proj.weight", {d, g.num_heads * g.head_dim});
-    }
-    add_norm(p + "post_attention_layernorm");
-    if (c.ffn == FfnKind::kSwiGlu) add(p + "mlp.gate_proj.weight", {f, d});
-    add(p + "mlp.up_proj.weight", {f, d});
-    add(p + "mlp.down_proj.weight", {d, f});
-  }
-  add_norm("model.norm");
-  if (!c.tied_embeddings) add("lm_head.weight", {c.vocab_size, d});
+  });
   return list;
 }
 

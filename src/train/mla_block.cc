@@ -11,27 +11,6 @@
 #include "train/linear.h"
 
 namespace mla::train {
-namespace {
-
-// The chain's view of a parameter buffer (training keeps no bf16 copies).
-template <typename T>
-detail::MlaChainWeights<T> chain_weights(const MlaTensors<T>& w) {
-  detail::MlaChainWeights<T> c;
-  c.q = {w.wq, nullptr, w.bq};
-  c.q_a = {w.wq_a, nullptr, w.bq_a};
-  c.q_b = {w.wq_b, nullptr, w.bq_b};
-  c.kv_a = {w.wkv_a, nullptr, w.bkv_a};
-  c.o = {w.wo, nullptr, w.bo};
-  c.q_norm = w.q_norm;
-  c.q_norm_bias = w.q_norm_b;
-  c.kv_norm = w.kv_norm;
-  c.kv_norm_bias = w.kv_norm_b;
-  c.kv_b = w.wkv_b;
-  c.kv_b_bias = w.bkv_b;
-  return c;
-}
-
-}  // namespace
 
 template <typename T>
 MlaBlock<T>::MlaBlock(const MlaConfig& config) : c_(config) {
@@ -93,7 +72,7 @@ void MlaBlock<T>::forward(T* out, const T* x, const MlaTensors<T>& w, int64_t ba
   p.q_rstd = cq_rstd_.data();
   p.kv_mean = kv_mean_.data();
   p.kv_rstd = kv_rstd_.data();
-  const detail::MlaChainWeights<T> chain = chain_weights(w);
+  const detail::MlaChainWeights<T> chain = detail::chain_weights<T>(w);
   detail::project_inputs(c_, chain, x, n, rope_.data(), seq, p);
   if (absorbed_) {
     absorbed_forward(w);
@@ -163,7 +142,7 @@ void MlaBlock<T>::backward(T* dx, const MlaTensors<T>& g, const T* dout, const T
       std::copy_n(s.dlat.data() + i * lw + r, dr, s.dkv.data() + i * lw + r);
     }
   }
-  detail::latent_norm_backward(c_, s.dkv.data(), g.kv_norm, g.kv_norm_b, s.dlat.data(),
+  detail::latent_norm_backward(c_, s.dkv.data(), g.kv_norm, g.kv_norm_bias, s.dlat.data(),
                                kv_raw_.data(), w.kv_norm, kv_mean_.data(), kv_rstd_.data(), n, r,
                                lw, lw);
   bias_backward(g.bkv_a, s.dkv.data(), n, lw);
@@ -175,7 +154,7 @@ void MlaBlock<T>::backward(T* dx, const MlaTensors<T>& g, const T* dout, const T
     linear_backward(s.dcqn.data(), g.wq_b, s.dq.data(), cq_.data(), w.wq_b, n, rq, h * dqk);
     bias_backward(g.bq_b, s.dq.data(), n, h * dqk);
     zero_first(s.dcq, n * rq);
-    detail::latent_norm_backward(c_, s.dcq.data(), g.q_norm, g.q_norm_b, s.dcqn.data(),
+    detail::latent_norm_backward(c_, s.dcq.data(), g.q_norm, g.q_norm_bias, s.dcqn.data(),
                                  cq_raw_.data(), w.q_norm, cq_mean_.data(), cq_rstd_.data(), n, rq,
                                  rq, rq);
     bias_backward(g.bq_a, s.dcq.data(), n, rq);

@@ -20,33 +20,16 @@
 
 #include "mla/config.h"
 #include "mla/error.h"
+#include "mla/weights.h"
 #include "train/attention.h"
 #include "train/buffers.h"
 
 namespace mla::train {
 
-// Pointers into a parameter (or gradient) buffer; the unused query path stays null.
+// Pointers into a parameter (or gradient) buffer, by mla::MlaTensorSet's one list; unused
+// tensors stay null.
 template <typename T>
-struct MlaTensors {
-  T* wq = nullptr;       // (H*Dqk, d)    without query compression
-  T* wq_a = nullptr;     // (Rq, d)
-  T* q_norm = nullptr;   // (Rq)
-  T* wq_b = nullptr;     // (H*Dqk, Rq)
-  T* wkv_a = nullptr;    // (R+Dr, d)
-  T* kv_norm = nullptr;  // (R)
-  T* wkv_b = nullptr;    // (H*(Dn+Dv), R)
-  T* wo = nullptr;       // (d_out, H*Dv)
-  // LayerNorm latents only.
-  T* q_norm_b = nullptr;   // (Rq)
-  T* kv_norm_b = nullptr;  // (R)
-  // projection_bias only: one per projection, the width of its output.
-  T* bq = nullptr;
-  T* bq_a = nullptr;
-  T* bq_b = nullptr;
-  T* bkv_a = nullptr;
-  T* bkv_b = nullptr;
-  T* bo = nullptr;
-};
+using MlaTensors = MlaTensorSet<T*>;
 
 template <typename T>
 class MlaBlock {

@@ -54,6 +54,32 @@ TEST(Baseline, GqaEqualsMhaWithRepeatedKvWeights) {
   }
 }
 
+TEST(Baseline, BorrowedWeightsEqualOwnedAndShapesAreChecked) {
+  const GqaConfig c = small(2);
+  GqaWeights w = GqaWeights::random(c, 5);
+  GqaWeightView view;
+  for_each_tensor_pair(c, view, w,
+                       [](const std::string&, const std::vector<int64_t>&, const float*& ptr,
+                          const std::vector<float>& data) { ptr = data.data(); });
+  GqaLayer owned(c, w), borrowed(c, view);
+  auto x = test::random_normal(9 * 48, 6);
+  EXPECT_EQ(run_prefill(borrowed, x, 9), run_prefill(owned, x, 9));
+  w.wk.pop_back();
+  try {
+    GqaLayer bad(c, w);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "gqa weights: k_proj.weight: expected 1536 values, got 1535");
+  }
+  view.wo = nullptr;
+  try {
+    GqaLayer bad(c, view);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "gqa weights: o_proj.weight: not set");
+  }
+}
+
 TEST(Baseline, SingleTokenIsOutputOfValue) {
   const GqaConfig c = small(2);
   GqaWeights w = GqaWeights::random(c, 9);

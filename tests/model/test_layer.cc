@@ -245,6 +245,48 @@ TEST_P(LayerEquivalence, Bf16WeightsKeepTheEquivalences) {
   EXPECT_LT(rel_error(y_abs, y_steps), 5e-4);
 }
 
+// A layer that borrows its weights (what LmDecoder does with a trained model's buffer) computes
+// exactly what one owning a copy does, on both paths, and sees later writes to them.
+TEST_P(LayerEquivalence, BorrowedWeightsEqualOwned) {
+  const MlaConfig& c = GetParam().config;
+  MlaWeights w = MlaWeights::random(c, 21);
+  MlaLayer owned(c, w);
+  MlaLayer borrowed(c, w.view(c));
+  EXPECT_TRUE(borrowed.weights().wkv_b.empty());
+  EXPECT_EQ(borrowed.weight_view().wkv_b, w.wkv_b.data());
+  const int64_t batch = 2, seq = 7;
+  auto x = random_normal(batch * seq * c.hidden_size, 4);
+  for (AttentionPath path : {AttentionPath::kAbsorbed, AttentionPath::kNaive}) {
+    EXPECT_EQ(run_prefill(borrowed, x, batch, seq, path), run_prefill(owned, x, batch, seq, path));
+  }
+  for (float& v : w.wo) v *= 2.0f;
+  MlaLayer doubled(c, w);
+  EXPECT_EQ(run_prefill(borrowed, x, batch, seq, AttentionPath::kAbsorbed),
+            run_prefill(doubled, x, batch, seq, AttentionPath::kAbsorbed));
+}
+
+TEST(Layer, BorrowedWeightsMustAllBeSet) {
+  MlaConfig c = preset_config("tiny");
+  MlaWeights w = MlaWeights::random(c, 1);
+  MlaWeightView view = w.view(c);
+  view.kv_norm = nullptr;
+  try {
+    MlaLayer layer(c, view);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "weights: kv_a_layernorm.weight: not set (the config uses it)");
+  }
+  MlaLayer layer(c, w.view(c));
+  try {
+    layer.mutable_weights();
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "mutable_weights: the layer borrows its weights; write to their owner");
+  }
+}
+
 TEST(Layer, RejectsWeightDtypesItCannotComputeWith) {
   MlaConfig c = preset_config("tiny");
   try {

@@ -121,6 +121,34 @@ TEST_P(TrainGenerate, CachedDecodingMatchesRecomputation) {
   EXPECT_EQ(generate(model, prompt, sampled).size(), 16u);
 }
 
+// The decoder serves the model's parameter buffer in place: a decoder made before the parameters
+// change computes exactly what one made after does, and what the training forward does.
+TEST_P(TrainGenerate, DecoderServesTheModelsParametersInPlace) {
+  LmModel model(lm_config_from_shape(GetParam().shape));
+  model.init_random(1);
+  const std::vector<int32_t> tokens = encode_bytes("borrowed, not copied");
+  const auto s = static_cast<int64_t>(tokens.size());
+  LmDecoder before(model, s);
+  LmModel other(model.config());
+  other.init_random(2);
+  std::copy(other.params().begin(), other.params().end(), model.params().begin());
+  LmDecoder after(model, s);
+  const std::span<const float> a = before.feed(tokens);
+  const std::vector<float> from_before(a.begin(), a.end());
+  const std::span<const float> b = after.feed(tokens);
+  EXPECT_EQ(from_before, std::vector<float>(b.begin(), b.end()));
+  other.forward(tokens, {}, 1, s);
+  const int64_t v = model.config().vocab_size;
+  double diff = 0.0, scale = 0.0;
+  for (int64_t j = 0; j < v; ++j) {
+    const float ref = other.logits()[static_cast<size_t>((s - 1) * v + j)];
+    diff =
+        std::max(diff, static_cast<double>(std::fabs(from_before[static_cast<size_t>(j)] - ref)));
+    scale = std::max(scale, static_cast<double>(std::fabs(ref)));
+  }
+  EXPECT_LT(diff / scale, 1e-5);
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, TrainGenerate, ::testing::ValuesIn(cases()),
                          [](const ::testing::TestParamInfo<Case>& param_info) {
                            return param_info.param.name;
