@@ -9,7 +9,8 @@ namespace mla::cli {
 
 struct ModelBenchOptions {
   std::string preset, model, weight_dtype = "bf16", json, batches = "1,8";
-  int64_t layers = 0;  // preset only: decoder layers (0: the preset's)
+  std::string cache_dtype;  // "": the model's default (model_dir.h set_cache_dtype)
+  int64_t layers = 0;       // preset only: decoder layers (0: the preset's)
   int64_t prefill_tokens = 512;
   int64_t context = 64;       // tokens cached per sequence before the timed decode steps
   int64_t prefill_chunk = 0;  // 0: the model's default

@@ -49,6 +49,7 @@ struct BenchOptions {
   std::string batches = "1,8";
   int64_t decode_context = 64;
   bool weight_dtype_set = false;
+  bool dtype_set = false;
 };
 
 struct Point {
@@ -225,6 +226,7 @@ int run_bench(const BenchOptions& opt) {
     m.preset = opt.preset;
     m.model = opt.model;
     m.weight_dtype = opt.weight_dtype_set ? opt.weight_dtype : "bf16";
+    m.cache_dtype = opt.dtype_set ? opt.dtype : "";
     m.json = opt.json;
     m.batches = opt.batches;
     m.layers = opt.layers;
@@ -410,7 +412,9 @@ Runner add_bench_command(CLI::App& app) {
   cmd->add_option("--threads", opt->threads, "Threads (default: all cores)");
   cmd->add_option("--dtype,--cache-dtype", opt->dtype,
                   "KV cache precision: f32 (default), bf16, fp8 or int8 (fp8/int8: e4m3 or int8 "
-                  "latent rows with a float32 scale per 128 numbers, rope in bf16; mla only)");
+                  "latent rows with a float32 scale per 128 numbers, rope in bf16; mla only); "
+                  "whole models: the latent cache (default f32 under f32 weights, else bf16)")
+      ->each([opt](const std::string&) { opt->dtype_set = true; });
   cmd->add_option("--weight-dtype", opt->weight_dtype,
                   "MLA projection weights: f32 (default) or bf16 (baselines stay f32); whole "
                   "models: bf16 (default) or f32")

@@ -17,6 +17,7 @@
 #include "mla/atomic_file.h"
 #include "mla/error.h"
 #include "mla/model.h"
+#include "model_dir.h"
 #include "perf/ceilings.h"
 
 namespace mla::cli {
@@ -93,6 +94,7 @@ int run_model_bench(const ModelBenchOptions& opt) {
     throw Error("--weight-dtype: whole models take f32, bf16 or int8, got '" + opt.weight_dtype +
                 "'");
   }
+  set_cache_dtype(opt.cache_dtype, mo);
   if (opt.context < 1 || opt.context > 65536) throw Error("--context: must be between 1 and 65536");
   if (opt.layers < 0 || opt.layers > 4096) throw Error("--layers: must be between 0 and 4096");
   if (opt.layers > 0 && !opt.model.empty())
@@ -164,14 +166,17 @@ int run_model_bench(const ModelBenchOptions& opt) {
     const int64_t attention = counts.attention_parameters_per_layer * c.num_layers;
     active_bytes = attention * weight_size + (counts.active_parameters - attention);
   }
-  const int64_t cache_bytes = counts.cache_numbers_per_token * (opt.context + 1) * weight_size;
+  const int64_t cache_bytes = model.cache_bytes_per_token() * (opt.context + 1);
   const double bandwidth = perf::read_bandwidth_gbs();
   const double floor_seconds = static_cast<double>(active_bytes + cache_bytes) / (bandwidth * 1e9);
 
-  std::printf("whole-model bench: %s, %lld layers (%lld MoE), %s weights, %d threads\n",
-              opt.model.empty() ? opt.preset.c_str() : opt.model.c_str(),
-              static_cast<long long>(c.num_layers), static_cast<long long>(counts.moe_layers),
-              opt.weight_dtype.c_str(), threads);
+  std::printf(
+      "whole-model bench: %s, %lld layers (%lld MoE), %s weights, %s cache (%lld bytes a token), "
+      "%d threads\n",
+      opt.model.empty() ? opt.preset.c_str() : opt.model.c_str(),
+      static_cast<long long>(c.num_layers), static_cast<long long>(counts.moe_layers),
+      opt.weight_dtype.c_str(), std::string(dtype_name(model.cache_dtype())).c_str(),
+      static_cast<long long>(model.cache_bytes_per_token()), threads);
   // Prefill work: 2 FLOPs per active weight per token (the head only for the last token, the
   // quadratic attention left out: small at these lengths), against the measured peak.
   const double prefill_gflops =
@@ -206,6 +211,8 @@ int run_model_bench(const ModelBenchOptions& opt) {
     j["layers"] = c.num_layers;
     j["moe_layers"] = counts.moe_layers;
     j["weight_dtype"] = opt.weight_dtype;
+    j["cache_dtype"] = std::string(dtype_name(model.cache_dtype()));
+    j["cache_bytes_per_token"] = model.cache_bytes_per_token();
     j["threads"] = threads;
     j["load_seconds"] = load_seconds;
     j["weight_bytes"] = model.weight_bytes();

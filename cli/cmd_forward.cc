@@ -20,7 +20,7 @@ namespace mla::cli {
 namespace {
 
 struct ForwardOptions {
-  std::string model, tokens, output, weight_dtype;
+  std::string model, tokens, output, weight_dtype, cache_dtype;
   int64_t prefill = -1;  // -1: every token
   int threads = 0;
 };
@@ -39,6 +39,7 @@ int run_forward(const ForwardOptions& opt) {
     throw Error(opt.model + ": not a directory (--model expects a model folder)");
   DeepseekModel::Options mo;
   set_weight_dtype(opt.weight_dtype, opt.model, mo);
+  set_cache_dtype(opt.cache_dtype, mo);
   mo.cache_tokens = batch * seq + batch * mo.page_size;
   DeepseekModel model = DeepseekModel::load(opt.model, mo);
   const int64_t vocab = model.config().vocab_size;
@@ -106,6 +107,7 @@ Runner add_forward_command(CLI::App& app) {
   cmd->add_option("--threads", opt->threads, "Threads (default: all cores)");
   cmd->add_option("--weight-dtype", opt->weight_dtype,
                   "f32 (exact), bf16 or int8 (default: f32 for a float32 checkpoint, else bf16)");
+  cmd->add_option("--cache-dtype", opt->cache_dtype, kModelCacheDtypeHelp);
   return [opt] { return run_forward(*opt); };
 }
 

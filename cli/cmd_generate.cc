@@ -27,7 +27,7 @@ namespace mla::cli {
 namespace {
 
 struct GenerateCli {
-  std::string model, checkpoint, prompt, system, weight_dtype;
+  std::string model, checkpoint, prompt, system, weight_dtype, cache_dtype;
   bool chat = false, json = false, verbose = false, no_cache = false;
   int64_t max_tokens = 256;
   SamplerParams sampler;
@@ -198,7 +198,8 @@ int run_generate(GenerateCli& o) {
   for (const std::string& s : o.stops) {
     if (s.empty()) throw Error("--stop: must not be empty");
   }
-  std::unique_ptr<TextBackend> backend = open_text_backend(path, o.weight_dtype, o.cache_tokens);
+  std::unique_ptr<TextBackend> backend =
+      open_text_backend(path, {o.weight_dtype, o.cache_dtype, o.cache_tokens});
   if (o.verbose) std::fprintf(stderr, "model: %s\n", backend->describe().c_str());
   if (o.chat && o.prompt.empty()) return interactive_chat(*backend, o);
   std::vector<int32_t> prompt;
@@ -255,6 +256,7 @@ Runner add_generate_command(CLI::App& app) {
   cmd->add_option("--stop", o->stops, "Stop before this text (repeatable)");
   add_threads_option(cmd);
   cmd->add_option("--weight-dtype", o->weight_dtype, "f32, bf16 or int8 (DeepSeek folders)");
+  cmd->add_option("--cache-dtype", o->cache_dtype, "f32, bf16, fp8 or int8 (DeepSeek folders)");
   cmd->add_option("--cache-tokens", o->cache_tokens, "Latent cache size in tokens (default 16384)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   cmd->add_flag("--json", o->json, "Print one JSON summary (text, tokens, speeds) instead");

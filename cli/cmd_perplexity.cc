@@ -26,7 +26,7 @@ namespace mla::cli {
 namespace {
 
 struct PerplexityCli {
-  std::string model, file, weight_dtype;
+  std::string model, file, weight_dtype, cache_dtype;
   int64_t context = 512, stride = 0;  // stride 0: = context (no overlap)
   bool json = false;
 };
@@ -68,7 +68,8 @@ int run_perplexity(const PerplexityCli& o) {
     throw Error("--stride: must be between 1 and --context (" + std::to_string(o.context) + ")");
   }
   const std::string text = read_text(o.file);
-  std::unique_ptr<TextBackend> backend = open_text_backend(o.model, o.weight_dtype, o.context);
+  std::unique_ptr<TextBackend> backend =
+      open_text_backend(o.model, {o.weight_dtype, o.cache_dtype, o.context});
   if (o.context > backend->max_positions()) {
     throw Error("--context: " + std::to_string(o.context) + " exceeds the model's context of " +
                 std::to_string(backend->max_positions()) + " tokens");
@@ -139,6 +140,7 @@ Runner add_perplexity_command(CLI::App& app) {
   cmd->add_option("--stride", o->stride, "Tokens between window starts (default: --context)");
   add_threads_option(cmd);
   cmd->add_option("--weight-dtype", o->weight_dtype, "f32, bf16 or int8 (DeepSeek folders)");
+  cmd->add_option("--cache-dtype", o->cache_dtype, "f32, bf16, fp8 or int8 (DeepSeek folders)");
   cmd->add_flag("--json", o->json, "Print one JSON object instead");
   return [o] { return run_perplexity(*o); };
 }

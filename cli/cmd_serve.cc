@@ -24,7 +24,7 @@ namespace mla::cli {
 namespace {
 
 struct ServeOptions {
-  std::string model, host = "127.0.0.1", api_key, weight_dtype, name;
+  std::string model, host = "127.0.0.1", api_key, weight_dtype, cache_dtype, name;
   int port = 8080;
   int64_t max_batch = 16, cache_tokens = 16384, max_queue = 64, prefill_chunk = 256;
   int64_t prefix_cache = 32, default_max_tokens = 256;
@@ -39,6 +39,7 @@ void on_signal(int) {
 int run_serve(const ServeOptions& o) {
   DeepseekModel::Options mo;
   set_weight_dtype(o.weight_dtype, o.model, mo);
+  set_cache_dtype(o.cache_dtype, mo);
   mo.cache_tokens = o.cache_tokens;
   mo.prefill_chunk = o.prefill_chunk;
   std::fprintf(stderr, "mla serve: loading %s\n", o.model.c_str());
@@ -113,6 +114,7 @@ Runner add_serve_command(CLI::App& app) {
   cmd->add_option("--api-key", o->api_key, "Require 'Authorization: Bearer KEY' on /v1/*");
   cmd->add_option("--weight-dtype", o->weight_dtype,
                   "f32, bf16 or int8 (default: the checkpoint's)");
+  cmd->add_option("--cache-dtype", o->cache_dtype, kModelCacheDtypeHelp);
   cmd->add_option("--max-queue", o->max_queue,
                   "Requests waiting for cache room before 429 (default 64)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));

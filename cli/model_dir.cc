@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "cache_dtype.h"
 #include "mla/error.h"
 
 namespace mla::cli {
@@ -40,6 +41,11 @@ void set_weight_dtype(const std::string& option, const std::string& dir,
   } else {
     throw Error("--weight-dtype: must be f32, bf16 or int8, got '" + option + "'");
   }
+}
+
+void set_cache_dtype(const std::string& option, DeepseekModel::Options& options) {
+  options.cache_dtype.reset();
+  if (!option.empty()) options.cache_dtype = parse_cache_dtype("--cache-dtype", option);
 }
 
 }  // namespace mla::cli

@@ -27,4 +27,13 @@ namespace mla::cli {
 void set_weight_dtype(const std::string& option, const std::string& dir,
                       DeepseekModel::Options& options);
 
+// The latent cache from --cache-dtype: "" = the model's default (float32 under f32 weights, else
+// bf16), "f32", "bf16", "fp8" or "int8". Throws "--cache-dtype: unknown value ...".
+void set_cache_dtype(const std::string& option, DeepseekModel::Options& options);
+
+// The help text of --cache-dtype on the whole-model commands.
+inline constexpr const char* kModelCacheDtypeHelp =
+    "Latent cache rows: f32, bf16, fp8 or int8 (fp8/int8: 656-byte rows of DeepSeek-V3.2's "
+    "layout; default: f32 under f32 weights, else bf16)";
+
 }  // namespace mla::cli

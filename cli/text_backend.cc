@@ -17,8 +17,8 @@ namespace {
 
 class DeepseekBackend : public TextBackend {
  public:
-  DeepseekBackend(const std::string& dir, const std::string& weight_dtype, int64_t cache_tokens)
-      : model_(load(dir, weight_dtype, cache_tokens)),
+  DeepseekBackend(const std::string& dir, const TextBackendOptions& options)
+      : model_(load(dir, options)),
         text_(dir, model_.config().eos_token_id >= 0
                        ? std::optional<int32_t>(static_cast<int32_t>(model_.config().eos_token_id))
                        : std::nullopt),
@@ -68,11 +68,11 @@ class DeepseekBackend : public TextBackend {
   }
 
  private:
-  static DeepseekModel load(const std::string& dir, const std::string& weight_dtype,
-                            int64_t cache_tokens) {
+  static DeepseekModel load(const std::string& dir, const TextBackendOptions& options) {
     DeepseekModel::Options o;
-    set_weight_dtype(weight_dtype, dir, o);
-    o.cache_tokens = cache_tokens;
+    set_weight_dtype(options.weight_dtype, dir, o);
+    set_cache_dtype(options.cache_dtype, o);
+    o.cache_tokens = options.cache_tokens;
     return DeepseekModel::load(dir, o);
   }
   DeepseekModel model_;
@@ -152,15 +152,15 @@ bool is_whole_model_dir(const std::string& path) {
 }  // namespace
 
 std::unique_ptr<TextBackend> open_text_backend(const std::string& path,
-                                               const std::string& weight_dtype,
-                                               int64_t cache_tokens) {
-  if (is_whole_model_dir(path)) {
-    return std::make_unique<DeepseekBackend>(path, weight_dtype, cache_tokens);
-  }
-  if (!weight_dtype.empty()) {
+                                               const TextBackendOptions& options) {
+  if (is_whole_model_dir(path)) return std::make_unique<DeepseekBackend>(path, options);
+  if (!options.weight_dtype.empty()) {
     throw Error("--weight-dtype: applies to DeepSeek checkpoint folders, not to " + path);
   }
-  return std::make_unique<TrainedBackend>(path, cache_tokens);
+  if (!options.cache_dtype.empty()) {
+    throw Error("--cache-dtype: applies to DeepSeek checkpoint folders, not to " + path);
+  }
+  return std::make_unique<TrainedBackend>(path, options.cache_tokens);
 }
 
 }  // namespace mla::cli

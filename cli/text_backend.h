@@ -33,10 +33,15 @@ class TextBackend {
   virtual std::string describe() const = 0;
 };
 
+struct TextBackendOptions {
+  std::string weight_dtype;  // "" (the checkpoint's), "f32", "bf16" or "int8": DeepSeek folders
+  std::string cache_dtype;   // "" (the default), "f32", "bf16", "fp8" or "int8": DeepSeek folders
+  int64_t cache_tokens = 16384;
+};
+
 // DIR with config.json naming a DeepSeek architecture, or a training checkpoint (file or
-// folder). weight_dtype: "" (the checkpoint's), "f32" or "bf16"; cache_tokens bounds the cache.
+// folder). The dtypes apply to DeepSeek folders only (an error names the option otherwise).
 std::unique_ptr<TextBackend> open_text_backend(const std::string& path,
-                                               const std::string& weight_dtype,
-                                               int64_t cache_tokens);
+                                               const TextBackendOptions& options);
 
 }  // namespace mla::cli

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -110,6 +111,10 @@ class DeepseekModel {
     // Quantizes the dense MLP, expert and LM head matrices to int8 with one scale per row at
     // load (attention stays in weight_dtype, the embedding and router as they are).
     bool int8 = false;
+    // The latent cache's rows. Unset: float32 under F32 weights, bf16 otherwise. F8_E4M3 or I8:
+    // DeepSeek-V3.2's quantized rows (mla/quantized_row.h: 656 bytes a token and layer for
+    // R = 512, Dr = 64), not with DSA (V3.2's sparse kernels read float rows).
+    std::optional<DType> cache_dtype;
     int64_t cache_tokens = 4096;  // latent cache capacity, all sequences together
     int64_t page_size = 64;
     int64_t prefill_chunk = 256;  // tokens of one sequence per layer pass (bounds memory)
@@ -126,6 +131,8 @@ class DeepseekModel {
 
   const DeepseekConfig& config() const;
   DType weight_dtype() const;
+  DType cache_dtype() const;
+  int64_t cache_bytes_per_token() const;  // one token's rows in every layer's pools
   bool int8() const;
   // Weight bytes held in memory or mapped (attention counted at the compute dtype's width), and
   // the bytes of the cache pages in use.

@@ -99,10 +99,22 @@ void DeepseekModel::Impl::quantize() {
 
 void DeepseekModel::Impl::make_pools() {
   const int64_t pages = (options.cache_tokens + options.page_size - 1) / options.page_size + 16;
-  const DType cache_dtype = options.weight_dtype == DType::kF32 ? DType::kF32 : DType::kBF16;
+  const DType cache_dtype = options.cache_dtype.value_or(
+      options.weight_dtype == DType::kF32 ? DType::kF32 : DType::kBF16);
+  const bool quantized = cache_dtype == DType::kF8E4M3 || cache_dtype == DType::kI8;
+  if (!quantized && cache_dtype != DType::kF32 && cache_dtype != DType::kBF16) {
+    throw Error("model: cache dtype " + std::string(dtype_name(cache_dtype)) +
+                " is not supported (use F32, BF16, F8_E4M3 or I8)");
+  }
+  if (quantized && config.dsa) {
+    throw Error("model: a " + std::string(dtype_name(cache_dtype)) +
+                " latent cache does not serve DSA (sparse attention reads float rows); use f32 or "
+                "bf16");
+  }
+  const int64_t rope_width = quantized ? config.attention.qk_rope_head_dim : 0;
   for (ModelBlock& b : blocks) {
     b.pool = std::make_unique<PagedKvPool>(b.attn->paged_token_width(AttentionPath::kAbsorbed),
-                                           options.page_size, pages, cache_dtype);
+                                           options.page_size, pages, cache_dtype, rope_width);
     if (config.dsa) {
       b.index_pool = std::make_unique<PagedKvPool>(config.dsa_config.head_dim, options.page_size,
                                                    pages, DType::kF32);
@@ -229,6 +241,18 @@ const DeepseekConfig& DeepseekModel::config() const {
 }
 DType DeepseekModel::weight_dtype() const {
   return impl_->options.weight_dtype;
+}
+
+DType DeepseekModel::cache_dtype() const {
+  return impl_->blocks.front().pool->dtype();
+}
+
+int64_t DeepseekModel::cache_bytes_per_token() const {
+  int64_t bytes = 0;
+  for (const ModelBlock& b : impl_->blocks) {
+    bytes += b.pool->row_bytes() + (b.index_pool ? b.index_pool->row_bytes() : 0);
+  }
+  return bytes;
 }
 
 int64_t DeepseekModel::weight_bytes() const {

@@ -53,6 +53,10 @@ def test_greedy_equals_recomputing(model, tmp_path):
     no_cache = generate_json(model_dir, "--prompt", "the end of it", "--temperature", "0",
                              "--max-tokens", "7", "--no-cache")
     assert no_cache["text"] == out["text"]
+    # A quantized latent cache through the same loop: it runs and reports its tokens.
+    int8 = generate_json(model_dir, "--prompt", "the end of it", "--temperature", "0",
+                         "--max-tokens", "7", "--cache-dtype", "int8")
+    assert int8["prompt_tokens"] == out["prompt_tokens"] and int8["generated_tokens"] >= 1
     assert out["finish_reason"] == ("length" if len(want) == 7 else "stop")
     for key in ["prompt_tokens", "generated_tokens", "prompt_tokens_per_s",
                 "generation_tokens_per_s"]:
@@ -114,6 +118,9 @@ def test_trained_model_through_the_same_command(tmp_path):
     r = mla("generate", "--model", run, "--chat", "--prompt", "hi", ok=False)
     assert r.returncode == 2 and "has no chat template" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+    r = mla("generate", "--model", run, "--prompt", "a", "--cache-dtype", "fp8", ok=False)
+    assert r.returncode == 2 and r.stderr.startswith(
+        "mla: error: --cache-dtype: applies to DeepSeek checkpoint folders, not to ")
 
 
 @pytest.mark.parametrize("args,message", [
@@ -122,6 +129,8 @@ def test_trained_model_through_the_same_command(tmp_path):
     (["--prompt", "a", "--top-p", "0"], "top_p"),
     (["--prompt", "a", "--stop", ""], "--stop: must not be empty"),
     (["--prompt", "a", "--weight-dtype", "f16"], "--weight-dtype: must be f32, bf16 or int8"),
+    (["--prompt", "a", "--cache-dtype", "f16"],
+     "--cache-dtype: unknown value 'f16' (use f32, bf16, fp8 or int8)"),
 ])
 def test_errors(model, args, message):
     r = mla("generate", "--model", model[0], *args, ok=False)

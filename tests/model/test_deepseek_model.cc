@@ -3,6 +3,8 @@
 // chunked prefill == one pass, forward_last == the last rows, errors before any write.
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "mla/error.h"
@@ -13,9 +15,11 @@
 namespace mla {
 namespace {
 
-DeepseekModel tiny_model(int64_t prefill_chunk = 256, int64_t cache_tokens = 256) {
+DeepseekModel tiny_model(int64_t prefill_chunk = 256, int64_t cache_tokens = 256,
+                         std::optional<DType> cache_dtype = std::nullopt) {
   DeepseekModel::Options o;
   o.weight_dtype = DType::kF32;
+  o.cache_dtype = cache_dtype;
   o.page_size = 4;
   o.prefill_chunk = prefill_chunk;
   o.cache_tokens = cache_tokens;
@@ -50,6 +54,48 @@ TEST(DeepseekModel, CachedDecodeEqualsPrefill) {
   }
   EXPECT_LE(test::rel_error(stepped, all), 1e-5);
   EXPECT_EQ(m.length(seq), 9);
+}
+
+// The quantized latent caches (DeepSeek-V3.2's row layout) in the whole model: a token's rows are
+// R codes, R/128 float32 scales and Dr bf16 numbers in every layer; decode still equals prefill
+// (both read the rows back from the pool); int8 moves the logits less than FP8 (e4m3 keeps 3
+// mantissa bits, int8 a step of max/127).
+TEST(DeepseekModel, QuantizedLatentCaches) {
+  DeepseekModel f32 = tiny_model();
+  EXPECT_EQ(f32.cache_dtype(), DType::kF32);
+  const MlaConfig& a = f32.config().attention;
+  const int64_t layers = f32.config().num_layers, r = a.kv_lora_rank, dr = a.qk_rope_head_dim;
+  EXPECT_EQ(f32.cache_bytes_per_token(), layers * (r + dr) * 4);
+  const auto t = tokens(12, 4);
+  const std::vector<float> reference = prefill(f32, t);
+  double errors[2] = {0, 0};
+  int i = 0;
+  for (DType d : {DType::kF8E4M3, DType::kI8}) {
+    DeepseekModel m = tiny_model(256, 256, d);
+    EXPECT_EQ(m.cache_dtype(), d);
+    EXPECT_EQ(m.cache_bytes_per_token(), layers * (r + 4 * ((r + 127) / 128) + 2 * dr));
+    const std::vector<float> all = prefill(m, t);
+    const auto seq = m.add_sequence();
+    const int64_t v = m.config().vocab_size, one = 1;
+    std::vector<float> step(static_cast<size_t>(v)), stepped;
+    for (int32_t id : t) {
+      m.forward(std::span(&id, 1), std::span(&seq, 1), std::span(&one, 1), step);
+      stepped.insert(stepped.end(), step.begin(), step.end());
+    }
+    EXPECT_LE(test::rel_error(stepped, all), 1e-5) << dtype_name(d);
+    errors[i++] = test::rel_error(all, reference);
+  }
+  // The official model with the same rounded rows is the exact check
+  // (tests/reference/test_deepseek_model.py); here: they really were rounded, int8 more finely.
+  EXPECT_GT(errors[1], 1e-4);
+  EXPECT_LT(errors[1], errors[0]);
+  try {
+    tiny_model(256, 256, DType::kF16);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "model: cache dtype F16 is not supported (use F32, BF16, F8_E4M3 or I8)");
+  }
 }
 
 TEST(DeepseekModel, BatchedVariableLengthEqualsAlone) {

@@ -12,6 +12,7 @@ code renormalises when scoring is sigmoid: the released configs agree); greedy i
 """
 import math
 
+import numpy as np
 import torch
 
 
@@ -85,11 +86,41 @@ def rms_norm(x, w, eps):
     return (y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype) * w
 
 
+def e4m3_round(y):
+    """Nearest float8 e4m3fn value (ties to even) of |y| <= 448: 3 mantissa bits, normal from
+    2^-6, subnormal steps of 2^-9."""
+    a = np.abs(y)
+    exponent = np.floor(np.log2(np.where(a > 0, a, 1.0)))
+    step = np.exp2(np.maximum(exponent, -6.0) - 3.0)
+    return np.sign(y) * np.minimum(np.round(a / step) * step, 448.0)
+
+
+def quantized_cache_rows(kind):
+    """The latent cache rows as include/mla/quantized_row.h stores them (DeepSeek-V3.2's layout),
+    read back: c_kv in groups of 128 with scale max|x| / 448 (e4m3 codes) or / 127 (int8 codes),
+    k_pe rounded to bf16. For Model(cache_rows=...)."""
+    limit = 448.0 if kind == "fp8" else 127.0
+
+    def rows(c, k_pe):
+        x = c.numpy()
+        out = np.empty_like(x)
+        for g0 in range(0, x.shape[-1], 128):
+            g = x[..., g0 : g0 + 128]
+            scale = np.max(np.abs(g), axis=-1, keepdims=True) / limit
+            y = np.divide(g, scale, out=np.zeros_like(g), where=scale > 0)
+            codes = e4m3_round(y) if kind == "fp8" else np.clip(np.round(y), -127, 127)
+            out[..., g0 : g0 + 128] = codes * scale
+        return (torch.as_tensor(out, dtype=c.dtype),
+                k_pe.to(torch.float32).to(torch.bfloat16).to(k_pe.dtype))
+    return rows
+
+
 class Model:
-    def __init__(self, cfg, tensors, dtype=torch.float64):
+    def __init__(self, cfg, tensors, dtype=torch.float64, cache_rows=None):
         self.a = Args(cfg)
         self.t = {k: torch.as_tensor(v, dtype=dtype) for k, v in tensors.items()}
         self.dtype = dtype
+        self.cache_rows = cache_rows  # f(c_kv, k_pe) -> what the cache keeps of them
         self.norm_dtype = dtype  # the official code's RMSNorm and softmax run in float32 for bf16
 
     def w(self, name):
@@ -141,8 +172,11 @@ class Model:
         q_nope = torch.einsum("bshd,hdc->bshc", q_nope, wkv_b[:, : a.nope])
         kv_cache, pe_cache = cache[l]
         end = start + s
-        kv_cache[:b, start:end] = rms_norm(c, self.w(p + "kv_a_layernorm.weight"), a.eps)
-        pe_cache[:b, start:end] = k_pe.squeeze(2)
+        c, k_pe = rms_norm(c, self.w(p + "kv_a_layernorm.weight"), a.eps), k_pe.squeeze(2)
+        if self.cache_rows:
+            c, k_pe = self.cache_rows(c, k_pe)
+        kv_cache[:b, start:end] = c
+        pe_cache[:b, start:end] = k_pe
         scale = (a.nope + a.rope) ** -0.5
         if a.yarn and a.max_seq_len > a.original_seq_len:
             m = 0.1 * a.mscale * math.log(a.factor) + 1.0

@@ -116,6 +116,38 @@ def test_bf16_sharded_checkpoint_with_mtp_layer(tmp_path):
     assert rel_error(int8, fast) > 0  # the int8 products really ran
 
 
+@pytest.mark.parametrize("dtype", ["fp8", "int8"])
+def test_quantized_latent_cache(dtype, tmp_path):
+    """--cache-dtype fp8|int8: DeepSeek-V3.2's quantized latent rows in every layer, through
+    prefill and cached decode, equal the official absorbed decode whose cache keeps the same
+    rounded rows (quantized_cache_rows: the layout transcribed), and differ from the float one."""
+    model = str(tmp_path / "v3")
+    cfg, stored = make_case(model, "v3", seed=4, kv_lora_rank=160)  # two groups: 128 + 32
+    ref = dr.Model(cfg, stored, cache_rows=dr.quantized_cache_rows(dtype))
+    want = ref.step(TOKENS, 0, ref.new_cache(*TOKENS.shape)).numpy()
+    exact = dr.Model(cfg, stored).forward(TOKENS).numpy()
+    y = run_forward(model, TOKENS, str(tmp_path), "--weight-dtype", "f32", "--cache-dtype", dtype,
+                    "--prefill", "3")
+    assert rel_error(y, want) <= TOLERANCE
+    assert rel_error(y, exact) > 1e-3  # the cache really was quantized
+    tok = str(tmp_path / "tokens.safetensors")
+    r = subprocess.run([cli(), "forward", "--model", model, "--tokens", tok, "--output",
+                        str(tmp_path / "o.safetensors"), "--cache-dtype", "fp4"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "--cache-dtype: unknown value 'fp4' (use f32, bf16, fp8 or int8)" in r.stderr
+
+
+def test_quantized_cache_refuses_dsa(cases, tmp_path):
+    tok = str(tmp_path / "tokens.safetensors")
+    dc.write_tokens(tok, TOKENS, "I32")
+    r = subprocess.run([cli(), "forward", "--model", cases["v32"][0], "--tokens", tok, "--output",
+                        str(tmp_path / "o.safetensors"), "--cache-dtype", "int8"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "I8 latent cache does not serve DSA" in r.stderr
+
+
 def test_fp8_block_scaled_weights(tmp_path):
     model = str(tmp_path / "v3fp8")
     fp8 = ["model.layers.1.mlp.experts.3.up_proj.weight", "model.layers.2.mlp.shared_experts.down_proj.weight",
@@ -292,7 +324,16 @@ def test_bench_whole_model(cases, tmp_path):
         assert all(d["tokens_per_second"] > 0 for d in j["decode"])
         assert j["prefill"]["tokens"] == 8 and j["prefill"]["tokens_per_second"] > 0
         assert j["memory_floor"]["active_weight_bytes"] > 0 and j["weight_dtype"] == "bf16"
+        assert j["cache_dtype"] == "BF16"
     assert j["layers"] == 2
+    r = subprocess.run([cli(), "bench", "--preset", "tiny-moe-model", "--layers", "2", "--threads", "1",
+                        "--batches", "1", "--repeats", "1", "--prefill-tokens", "8", "--decode-context", "4",
+                        "--cache-dtype", "fp8", "--json", out], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    j = json.load(open(out))
+    assert j["cache_dtype"] == "F8_E4M3" and "F8_E4M3 cache" in r.stdout
+    # tiny: R = 32 e4m3 codes, one float32 scale, Dr = 8 bf16 numbers in each of 2 layers
+    assert j["cache_bytes_per_token"] == 2 * (32 + 4 + 2 * 8)
     r = subprocess.run([cli(), "bench", "--model", model, "--layers", "2"], capture_output=True, text=True)
     assert r.returncode == 2 and "--layers: applies to --preset" in r.stderr
 

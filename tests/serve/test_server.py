@@ -150,6 +150,28 @@ def test_prefix_cache_gives_identical_outputs(model, server):
     assert with_cache == without
 
 
+def test_quantized_cache_with_prefix_sharing(model):
+    """--cache-dtype int8 / fp8: shared (forked, copy-on-write) pages of quantized rows give the
+    outputs an unshared cache gives."""
+    system = "You are a careful assistant who answers in the style of an old play. " * 3
+    chats = [{"messages": [{"role": "system", "content": system},
+                           {"role": "user", "content": q}], "temperature": 0, "max_tokens": 6}
+             for q in ["Who are you", "What is the hour"]]
+    for dtype in ("int8", "fp8"):
+        outputs = []
+        for prefix in ("32", "0"):
+            s = serving_model.Server(cli(), model[0], "--threads", "1", "--cache-dtype", dtype,
+                                     "--prefix-cache", prefix)
+            try:
+                outputs.append([post(s, "/v1/chat/completions", c).json()["choices"][0]["message"]
+                                for c in chats])
+                hits = metric(s, "mla_prefix_cache_hit_tokens_total")
+                assert (hits > 30) if prefix == "32" else (hits == 0)
+            finally:
+                s.close()
+        assert outputs[0] == outputs[1], dtype
+
+
 def test_disconnect_frees_the_sequence(tmp_path):
     # A long context, so the stream is still running when the client leaves.
     long_model = serving_model.write_model(str(tmp_path / "long"), max_positions=20000)[0]
