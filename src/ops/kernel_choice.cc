@@ -146,15 +146,24 @@ double measure_latent(DType dtype, int variant) {
 
 // Eight rows (a batch-8 decode step, where compute shows) against 128 outputs of 1024 inputs:
 // the weights (256 KiB in bf16) stay in L2, so the figure is the kernel's arithmetic rate.
+template <class T>
+T* aligned_64(T* p) {
+  const auto a = (reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63};
+  return reinterpret_cast<T*>(a);
+}
+
 double measure_skinny(bool bf16, int variant) {
   constexpr int64_t kRows = 8, kIn = 1024, kAllOut = 128;
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::vector<float> x(kRows * kIn), w(kAllOut * kIn), y(kRows * kAllOut);
-  for (float& v : x) v = u(rng);
+  // x 64-byte aligned, as skinny_linear hands it to the kernels (ops/skinny.cc).
+  std::vector<float> x_storage(kRows * kIn + 16), w(kAllOut * kIn), y(kRows * kAllOut);
+  std::vector<uint16_t> x16_storage(kRows * kIn + 32), w16(w.size());
+  float* x = aligned_64(x_storage.data());
+  uint16_t* x16 = aligned_64(x16_storage.data());
+  for (int64_t i = 0; i < kRows * kIn; ++i) x[i] = u(rng);
   for (float& v : w) v = u(rng);
-  std::vector<uint16_t> x16(x.size()), w16(w.size());
-  convert_from_f32(x.data(), x.size(), DType::kBF16, x16.data());
+  convert_from_f32(x, static_cast<size_t>(kRows * kIn), DType::kBF16, x16);
   convert_from_f32(w.data(), w.size(), DType::kBF16, w16.data());
   const auto level = static_cast<SimdLevel>(variant);
   const int64_t kOut = level == SimdLevel::kScalar ? kAllOut / 4 : kAllOut;
@@ -162,27 +171,26 @@ double measure_skinny(bool bf16, int variant) {
   return best_gflops(flops, reps_for(variant), [&] {
     if (!bf16) {
       if (level >= SimdLevel::kAvx512) {
-        simd::skinny_f32_avx512(x.data(), kRows, kIn, w.data(), 0, kOut, y.data(), kOut);
+        simd::skinny_f32_avx512(x, kRows, kIn, w.data(), 0, kOut, y.data(), kOut);
       } else if (level == SimdLevel::kAvx2) {
-        simd::skinny_f32_avx2(x.data(), kRows, kIn, w.data(), 0, kOut, y.data(), kOut);
+        simd::skinny_f32_avx2(x, kRows, kIn, w.data(), 0, kOut, y.data(), kOut);
       } else {
-        simd::skinny_f32_scalar(x.data(), kRows, kIn, w.data(), 0, kOut, y.data(), kOut);
+        simd::skinny_f32_scalar(x, kRows, kIn, w.data(), 0, kOut, y.data(), kOut);
       }
       return;
     }
     switch (level) {
       case SimdLevel::kAvx512Bf16:
-        simd::skinny_bf16_dot_avx512bf16(x16.data(), kRows, kIn, w16.data(), 0, kOut, y.data(),
-                                         kOut);
+        simd::skinny_bf16_dot_avx512bf16(x16, kRows, kIn, w16.data(), 0, kOut, y.data(), kOut);
         break;
       case SimdLevel::kAvx512:
-        simd::skinny_bf16_widen_avx512(x.data(), kRows, kIn, w16.data(), 0, kOut, y.data(), kOut);
+        simd::skinny_bf16_widen_avx512(x, kRows, kIn, w16.data(), 0, kOut, y.data(), kOut);
         break;
       case SimdLevel::kAvx2:
-        simd::skinny_bf16_widen_avx2(x.data(), kRows, kIn, w16.data(), 0, kOut, y.data(), kOut);
+        simd::skinny_bf16_widen_avx2(x, kRows, kIn, w16.data(), 0, kOut, y.data(), kOut);
         break;
       case SimdLevel::kScalar:
-        simd::skinny_bf16_widen_scalar(x.data(), kRows, kIn, w16.data(), 0, kOut, y.data(), kOut);
+        simd::skinny_bf16_widen_scalar(x, kRows, kIn, w16.data(), 0, kOut, y.data(), kOut);
         break;
     }
   });

@@ -1,6 +1,9 @@
 #include "ops/skinny.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <new>
 
 #include "ops/cpu_features.h"
 #include "ops/kernel_choice.h"
@@ -21,6 +24,31 @@ void over_output_blocks(int64_t in, int64_t out, const Kernel& kernel) {
   for (int64_t c = 0; c < chunks; ++c) kernel(c * kChunk, std::min(out, (c + 1) * kChunk));
 }
 
+// Each x row is loaded once per block of outputs (weights once in all): when x does not start on
+// a 64-byte boundary every vector load of it spans two cache lines, measured 1.4x (weights from
+// memory) to 1.8x (from cache) slower at 8 rows on Zen 5. Misaligned rows are copied to an
+// aligned per-thread buffer (rows x in numbers: small beside the weights). Rows after the first
+// stay aligned when in is a multiple of the 64-byte vector, as in every DeepSeek shape.
+template <class T>
+const T* aligned_rows(const T* x, int64_t rows, int64_t in) {
+  constexpr uintptr_t kAlign = 64;
+  if (reinterpret_cast<uintptr_t>(x) % kAlign == 0) return x;
+  struct Buffer {
+    T* data = nullptr;
+    size_t size = 0;
+    ~Buffer() { ::operator delete (data, std::align_val_t{kAlign}); }
+  };
+  thread_local Buffer buffer;
+  const auto n = static_cast<size_t>(rows * in);
+  if (buffer.size < n) {
+    ::operator delete (buffer.data, std::align_val_t{kAlign});
+    buffer.data = static_cast<T*>(::operator new (n * sizeof(T), std::align_val_t{kAlign}));
+    buffer.size = n;
+  }
+  std::memcpy(buffer.data, x, n * sizeof(T));
+  return buffer.data;
+}
+
 }  // namespace
 
 bool skinny_bf16_widens() {
@@ -30,6 +58,7 @@ bool skinny_bf16_widens() {
 void skinny_linear(const float* x, int64_t rows, int64_t in, const float* w, int64_t out,
                    float* y) {
   const SimdLevel level = kernel_level(KernelFamily::kSkinnyF32);
+  x = aligned_rows(x, rows, in);
   over_output_blocks(in, out, [&](int64_t o0, int64_t o1) {
     if (level >= SimdLevel::kAvx512) {
       simd::skinny_f32_avx512(x, rows, in, w, o0, o1, y, out);
@@ -44,6 +73,11 @@ void skinny_linear(const float* x, int64_t rows, int64_t in, const float* w, int
 void skinny_linear_bf16(const uint16_t* x_bf16, const float* x_rounded, int64_t rows, int64_t in,
                         const uint16_t* w, int64_t out, float* y) {
   const SimdLevel level = kernel_level(KernelFamily::kSkinnyBf16);
+  if (level == SimdLevel::kAvx512Bf16) {
+    x_bf16 = aligned_rows(x_bf16, rows, in);
+  } else {
+    x_rounded = aligned_rows(x_rounded, rows, in);
+  }
   over_output_blocks(in, out, [&](int64_t o0, int64_t o1) {
     switch (level) {
       case SimdLevel::kAvx512Bf16:
