@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <new>
 
 #include "mla/error.h"
 #include "mla/paged_cache.h"
@@ -9,11 +10,17 @@
 namespace mla {
 namespace {
 
+constexpr std::align_val_t kStorageAlign{64};
+
 std::string seq_name(PagedKvPool::SeqId seq) {
   return "cache: unknown sequence " + std::to_string(seq);
 }
 
 }  // namespace
+
+void PagedKvPool::AlignedDelete::operator()(std::byte* p) const {
+  ::operator delete(p, kStorageAlign);
+}
 
 int64_t PagedKvPool::row_bytes_for(int64_t token_width, DType dtype, int64_t rope_width) {
   if (is_quantized_cache_dtype(dtype))
@@ -56,7 +63,9 @@ PagedKvPool::PagedKvPool(int64_t token_width, int64_t page_size, int64_t num_pag
     throw Error("cache: pool of " + std::to_string(num_pages) + " pages of " +
                 std::to_string(page_bytes_) + " bytes is too large");
   }
-  storage_.resize(static_cast<size_t>(num_pages * page_bytes_));
+  const auto bytes = static_cast<size_t>(num_pages * page_bytes_);
+  storage_.reset(static_cast<std::byte*>(::operator new(bytes, kStorageAlign)));
+  std::memset(storage_.get(), 0, bytes);
   refcount_.assign(static_cast<size_t>(num_pages), 0);
   free_pages_.resize(static_cast<size_t>(num_pages));
   // Hand out low page ids first: pop_back takes the smallest.
