@@ -45,23 +45,15 @@ struct GqaConfig {
 // A baseline layer's tensors in Slots (owned vectors, or pointers into a parameter buffer), and
 // their one list: for_each_tensor visits (Hugging Face name suffix, shape, slot).
 template <typename Slot>
-struct GqaTensorSet {
+struct GqaTensorSet : TensorList<GqaTensorSet<Slot>> {
   using slot_type = Slot;
   Slot wq{};  // (H*Dh, d)
   Slot wk{};  // (G*Dh, d)
   Slot wv{};  // (G*Dh, d)
   Slot wo{};  // (d, H*Dh)
 
-  template <typename Visit>
-  void for_each_tensor(const GqaConfig& config, Visit&& visit) {
-    visit_all(*this, config, visit);
-  }
-  template <typename Visit>
-  void for_each_tensor(const GqaConfig& config, Visit&& visit) const {
-    visit_all(*this, config, visit);
-  }
-
  private:
+  friend struct TensorList<GqaTensorSet>;
   template <typename Self, typename Visit>
   static void visit_all(Self& s, const GqaConfig& c, Visit& visit) {
     const int64_t d = c.hidden_size, q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;

@@ -12,6 +12,20 @@
 
 namespace mla {
 
+// Gives a tensor set its for_each_tensor(config, visit), on a mutable or a const set, from the
+// set's one static list visit_all(set, config, visit) (which the set befriends this base for).
+template <typename Set>
+struct TensorList {
+  template <typename Config, typename Visit>
+  void for_each_tensor(const Config& config, Visit&& visit) {
+    Set::visit_all(static_cast<Set&>(*this), config, visit);
+  }
+  template <typename Config, typename Visit>
+  void for_each_tensor(const Config& config, Visit&& visit) const {
+    Set::visit_all(static_cast<const Set&>(*this), config, visit);
+  }
+};
+
 // Visits two tensor sets of one kind together, tensor by tensor through their one list:
 // visit(name, shape, slot of a, slot of b). Converts between storage kinds (owned to view, ...).
 template <typename Config, typename SetA, typename SetB, typename Visit>

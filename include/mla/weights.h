@@ -20,7 +20,7 @@ class CheckpointDir;
 // for weights an inference layer borrows. for_each_tensor is the one list of MLA tensors: it
 // drives loading, saving, shape checks, the training parameter buffer and the Python views.
 template <typename Slot>
-struct MlaTensorSet {
+struct MlaTensorSet : TensorList<MlaTensorSet<Slot>> {
   using slot_type = Slot;
   Slot wq{};       // (H*(Dn+Dr), d)  only without query compression
   Slot wq_a{};     // (Rq, d)
@@ -37,18 +37,11 @@ struct MlaTensorSet {
   // Only under config.projection_bias: one bias per projection, the width of its output.
   Slot bq{}, bq_a{}, bq_b{}, bkv_a{}, bkv_b{}, bo{};
 
-  // Calls visit(hf_name, shape, slot) for every tensor the config uses, with its Hugging Face
-  // name suffix ("q_a_proj.weight", ...) and expected shape; slots it does not visit stay unused.
-  template <typename Visit>
-  void for_each_tensor(const MlaConfig& config, Visit&& visit) {
-    visit_all(*this, config, visit);
-  }
-  template <typename Visit>
-  void for_each_tensor(const MlaConfig& config, Visit&& visit) const {
-    visit_all(*this, config, visit);
-  }
-
+  // for_each_tensor(config, visit) calls visit(hf_name, shape, slot) for every tensor the config
+  // uses, with its Hugging Face name suffix ("q_a_proj.weight", ...) and expected shape; slots it
+  // does not visit stay unused.
  private:
+  friend struct TensorList<MlaTensorSet>;
   template <typename Self, typename Visit>
   static void visit_all(Self& s, const MlaConfig& c, Visit& visit) {
     const int64_t h = c.num_heads, d = c.hidden_size, dqk = c.qk_head_dim();

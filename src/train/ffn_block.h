@@ -9,13 +9,14 @@
 #include <vector>
 
 #include "mla/model_lm.h"
+#include "mla/tensor_set.h"
 #include "train/buffers.h"
 
 namespace mla::train {
 
 // The feed-forward tensors and their one list (names after "model.layers.<l>.").
 template <typename Slot>
-struct FfnTensorSet {
+struct FfnTensorSet : TensorList<FfnTensorSet<Slot>> {
   using slot_type = Slot;
   Slot gate{};  // (F, d)  SwiGLU only
   Slot up{};    // (F, d)
@@ -31,16 +32,8 @@ struct FfnTensorSet {
     return view;
   }
 
-  template <typename Visit>
-  void for_each_tensor(const LmConfig& config, Visit&& visit) {
-    visit_all(*this, config, visit);
-  }
-  template <typename Visit>
-  void for_each_tensor(const LmConfig& config, Visit&& visit) const {
-    visit_all(*this, config, visit);
-  }
-
  private:
+  friend struct TensorList<FfnTensorSet>;
   template <typename Self, typename Visit>
   static void visit_all(Self& s, const LmConfig& c, Visit& visit) {
     const int64_t d = c.d_model, f = c.ffn_hidden;

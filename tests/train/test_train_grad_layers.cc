@@ -99,15 +99,10 @@ TEST(TrainGradLayers, MlaNaiveBlock) {
       }
     });
     auto bind = [&](bool grads) {
-      auto p = [&](const char* name) { return grads ? t.g(name) : t.v(name); };
-      return MlaTensors<double>{p("q_proj.weight"),
-                                p("q_a_proj.weight"),
-                                p("q_a_layernorm.weight"),
-                                p("q_b_proj.weight"),
-                                p("kv_a_proj_with_mqa.weight"),
-                                p("kv_a_layernorm.weight"),
-                                p("kv_b_proj.weight"),
-                                p("o_proj.weight")};
+      MlaTensors<double> w;
+      w.for_each_tensor(c, [&](const std::string& name, const std::vector<int64_t>&,
+                               double*& slot) { slot = grads ? t.g(name) : t.v(name); });
+      return w;
     };
     MlaBlock<double> block(c);
     typename MlaBlock<double>::Scratch scratch;
@@ -130,13 +125,15 @@ TEST(TrainGradLayers, GqaBlocks) {
     c.head_dim = 6;
     c.rope_dim = 4;  // RoPE on part of the head
     Tensors t;
-    t.add("q_proj", 24 * 10, 300, 0.3);
-    t.add("k_proj", kv_heads * 6 * 10, 301, 0.3);
-    t.add("v_proj", kv_heads * 6 * 10, 302, 0.3);
-    t.add("o_proj", 10 * 24, 303, 0.2);
+    t.add("q_proj.weight", 24 * 10, 300, 0.3);
+    t.add("k_proj.weight", kv_heads * 6 * 10, 301, 0.3);
+    t.add("v_proj.weight", kv_heads * 6 * 10, 302, 0.3);
+    t.add("o_proj.weight", 10 * 24, 303, 0.2);
     auto bind = [&](bool grads) {
-      auto p = [&](const char* name) { return grads ? t.g(name) : t.v(name); };
-      return GqaTensors<double>{p("q_proj"), p("k_proj"), p("v_proj"), p("o_proj")};
+      GqaTensors<double> w;
+      w.for_each_tensor(c, [&](const std::string& name, const std::vector<int64_t>&,
+                               double*& slot) { slot = grads ? t.g(name) : t.v(name); });
+      return w;
     };
     GqaBlock<double> block(c);
     typename GqaBlock<double>::Scratch scratch;
@@ -155,12 +152,18 @@ TEST(TrainGradLayers, FeedForward) {
   for (FfnKind kind : {FfnKind::kSwiGlu, FfnKind::kGelu}) {
     const int64_t n = 6, d = 5, f = 7;
     Tensors t;
-    if (kind == FfnKind::kSwiGlu) t.add("gate", f * d, 400, 0.6);
-    t.add("up", f * d, 401, 0.6);
-    t.add("down", d * f, 402, 0.4);
+    if (kind == FfnKind::kSwiGlu) t.add("mlp.gate_proj.weight", f * d, 400, 0.6);
+    t.add("mlp.up_proj.weight", f * d, 401, 0.6);
+    t.add("mlp.down_proj.weight", d * f, 402, 0.4);
+    LmConfig shape;
+    shape.ffn = kind;
+    shape.d_model = d;
+    shape.ffn_hidden = f;
     auto bind = [&](bool grads) {
-      auto p = [&](const char* name) { return grads ? t.g(name) : t.v(name); };
-      return FfnTensors<double>{p("gate"), p("up"), p("down")};
+      FfnTensors<double> w;
+      w.for_each_tensor(shape, [&](const std::string& name, const std::vector<int64_t>&,
+                                   double*& slot) { slot = grads ? t.g(name) : t.v(name); });
+      return w;
     };
     FfnBlock<double> block(kind, d, f);
     typename FfnBlock<double>::Scratch scratch;

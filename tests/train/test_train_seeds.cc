@@ -33,24 +33,12 @@ T* ptr(std::map<std::string, std::vector<T>>& m, const std::string& name) {
 
 // Binds block pointers to tensors stored by their Hugging Face names.
 template <typename T>
-MlaTensors<T> bind(std::map<std::string, std::vector<T>>& m) {
-  auto p = [&](const char* name) { return ptr(m, name); };
-  return MlaTensors<T>{p("q_proj.weight"),
-                       p("q_a_proj.weight"),
-                       p("q_a_layernorm.weight"),
-                       p("q_b_proj.weight"),
-                       p("kv_a_proj_with_mqa.weight"),
-                       p("kv_a_layernorm.weight"),
-                       p("kv_b_proj.weight"),
-                       p("o_proj.weight"),
-                       p("q_a_layernorm.bias"),
-                       p("kv_a_layernorm.bias"),
-                       p("q_proj.bias"),
-                       p("q_a_proj.bias"),
-                       p("q_b_proj.bias"),
-                       p("kv_a_proj_with_mqa.bias"),
-                       p("kv_b_proj.bias"),
-                       p("o_proj.bias")};
+MlaTensors<T> bind_by_name(const MlaConfig& c, std::map<std::string, std::vector<T>>& m) {
+  MlaTensors<T> w;
+  w.for_each_tensor(c, [&](const std::string& name, const std::vector<int64_t>&, T*& slot) {
+    slot = ptr(m, name);
+  });
+  return w;
 }
 
 MlaConfig small(int64_t q_lora, int64_t dr, LatentNorm norm, bool bias, int64_t out,
@@ -105,12 +93,13 @@ TEST(TrainSeeds, MlaBlockGradientsWithEveryOption) {
     std::vector<double> out(n * c.out_size());
     // Training on, one fixed key: the dropout masks are the same in every evaluation.
     auto loss = [&] {
-      block.forward(out.data(), x.data(), bind(value), b, s, true, 77);
+      block.forward(out.data(), x.data(), bind_by_name(c, value), b, s, true, 77);
       return dot(out, r, out.size());
     };
     loss();
     std::vector<double> dx(x.size(), 0.0);
-    block.backward(dx.data(), bind(grad), r.data(), x.data(), bind(value), scratch);
+    block.backward(dx.data(), bind_by_name(c, grad), r.data(), x.data(), bind_by_name(c, value),
+                   scratch);
     const double ex = gradient_error(x, dx, loss);
     std::printf("[grad] %-26s %-28s %.2e\n", cs.name, "x", ex);
     EXPECT_LT(ex, 1e-7) << cs.name;
@@ -136,10 +125,10 @@ TEST(TrainSeeds, AttentionDropoutActsOnlyInTraining) {
   auto x = random_doubles(2 * 6 * 12, 3);
   std::vector<double> eval(2 * 6 * 12), eval2(eval.size()), train1(eval.size()),
       train2(eval.size());
-  block.forward(eval.data(), x.data(), bind(value), 2, 6);
-  block.forward(train1.data(), x.data(), bind(value), 2, 6, true, 1);
-  block.forward(train2.data(), x.data(), bind(value), 2, 6, true, 2);
-  block.forward(eval2.data(), x.data(), bind(value), 2, 6);
+  block.forward(eval.data(), x.data(), bind_by_name(c, value), 2, 6);
+  block.forward(train1.data(), x.data(), bind_by_name(c, value), 2, 6, true, 1);
+  block.forward(train2.data(), x.data(), bind_by_name(c, value), 2, 6, true, 2);
+  block.forward(eval2.data(), x.data(), bind_by_name(c, value), 2, 6);
   EXPECT_EQ(eval, eval2);
   EXPECT_NE(train1, eval);
   EXPECT_NE(train1, train2);  // another key, other masks
@@ -177,7 +166,7 @@ TEST(TrainSeeds, BlockForwardEqualsInferenceLayer) {
     const int64_t b = 2, s = 9;
     auto x = test::random_normal(b * s * c.hidden_size, 4);
     std::vector<float> y_train(b * s * c.out_size()), y_infer(y_train.size());
-    block.forward(y_train.data(), x.data(), bind(m), b, s);
+    block.forward(y_train.data(), x.data(), bind_by_name(c, m), b, s);
     layer.prefill(x, b, s, y_infer, AttentionPath::kAbsorbed);
     EXPECT_LT(test::rel_error(y_train, y_infer), 1e-5) << name;
   }

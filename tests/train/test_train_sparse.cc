@@ -229,15 +229,11 @@ TEST(TrainSparse, MlaBlockGradientsMatchFiniteDifferences) {
           for (double& x : value[name]) x += 1.0;
       });
   const auto bind = [&](std::map<std::string, std::vector<double>>& m) {
-    const auto p = [&m](const char* name) { return m.count(name) ? m[name].data() : nullptr; };
-    return MlaTensors<double>{p("q_proj.weight"),
-                              p("q_a_proj.weight"),
-                              p("q_a_layernorm.weight"),
-                              p("q_b_proj.weight"),
-                              p("kv_a_proj_with_mqa.weight"),
-                              p("kv_a_layernorm.weight"),
-                              p("kv_b_proj.weight"),
-                              p("o_proj.weight")};
+    MlaTensors<double> w;
+    w.for_each_tensor(c, [&m](const std::string& name, const std::vector<int64_t>&, double*& slot) {
+      slot = m.count(name) ? m[name].data() : nullptr;
+    });
+    return w;
   };
   const int64_t b = 2, s = 7, n = b * s, d = c.hidden_size;
   std::map<bool, std::map<std::string, std::vector<double>>> outputs;
