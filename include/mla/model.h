@@ -15,14 +15,26 @@
 #include "mla/config.h"
 #include "mla/dsa.h"
 #include "mla/dtype.h"
+#include "mla/fields.h"
 #include "mla/paged_cache.h"
 
 namespace mla {
 
 enum class ScoringFunc { kSoftmax, kSigmoid };
+inline constexpr EnumName<ScoringFunc> kScoringFuncNames[] = {{ScoringFunc::kSoftmax, "softmax"},
+                                                              {ScoringFunc::kSigmoid, "sigmoid"}};
+constexpr std::span<const EnumName<ScoringFunc>> enum_names(ScoringFunc) {
+  return kScoringFuncNames;
+}
+
 enum class TopkMethod { kGreedy, kGroupLimitedGreedy, kNoauxTc };
-const char* scoring_func_name(ScoringFunc f);  // "softmax", "sigmoid"
-const char* topk_method_name(TopkMethod m);    // "greedy", "group_limited_greedy", "noaux_tc"
+inline constexpr EnumName<TopkMethod> kTopkMethodNames[] = {
+    {TopkMethod::kGreedy, "greedy"},
+    {TopkMethod::kGroupLimitedGreedy, "group_limited_greedy"},
+    {TopkMethod::kNoauxTc, "noaux_tc"}};
+constexpr std::span<const EnumName<TopkMethod>> enum_names(TopkMethod) {
+  return kTopkMethodNames;
+}
 
 // How one MoE layer chooses experts for a token (deepseek-model.md, "Router").
 struct RouterConfig {
@@ -34,6 +46,24 @@ struct RouterConfig {
   bool norm_topk_prob = false;
   double routed_scaling_factor = 1.0;
   bool has_bias() const { return method == TopkMethod::kNoauxTc; }  // e_score_correction_bias
+
+  // Under their config.json names, which are flat: DeepseekConfig lists these inline. Each rule
+  // reads num_experts when its field is visited, after a reader has set it, since the fields
+  // after it count only with routed experts. Ranges bounded by other fields: DeepseekConfig's
+  // validate.
+  template <class V>
+  void visit_fields(V& v) {
+    v("n_routed_experts", num_experts, {.min = 0, .max = 65536, .between = true});
+    v("num_experts_per_tok", top_k, {.required = num_experts > 0, .active = num_experts > 0});
+    v("scoring_func", scoring, {.active = num_experts > 0});
+    v("topk_method", method, {.active = num_experts > 0});
+    v("n_group", n_group, {.active = num_experts > 0});
+    v("topk_group", topk_group, {.active = num_experts > 0});
+    v("norm_topk_prob", norm_topk_prob, {.active = num_experts > 0});
+    v("routed_scaling_factor", routed_scaling_factor,
+      {.min = 0, .min_open = true, .active = num_experts > 0});
+  }
+  bool operator==(const RouterConfig&) const = default;
 };
 
 // Chooses k experts for each of n tokens from the gate logits (n, E): scores by softmax or
@@ -66,14 +96,54 @@ struct DeepseekConfig {
   bool is_moe_layer(int64_t layer) const {
     return router.num_experts > 0 && layer >= first_k_dense_replace && layer % moe_layer_freq == 0;
   }
+
+  // The whole-model keys of config.json, once: the list behind parse_deepseek_config (an absent
+  // key keeps the default its architecture gives), validate(), deepseek_config_to_json and
+  // to_string(). Not listed: the architecture (it picks the defaults, so it is read first) and
+  // `attention`, which is MlaConfig's own list over the same top-level keys.
+  template <class V>
+  void visit_fields(V& v) {
+    constexpr double kMaxWidth = 1 << 20;
+    const auto count = [](double max) {  // a required count from 1 to max
+      return FieldRule{.min = 1, .max = max, .required = true, .between = true};
+    };
+    v("model_type", model_type);
+    v("vocab_size", vocab_size, count(1 << 24));
+    v("num_hidden_layers", num_layers, count(4096));
+    v("intermediate_size", intermediate_size, count(kMaxWidth));
+    router.visit_fields(v);
+    v("moe_intermediate_size", moe_intermediate_size,
+      {.min = 1,
+       .max = kMaxWidth,
+       .required = router.num_experts > 0,
+       .active = router.num_experts > 0,
+       .between = true});
+    v("n_shared_experts", n_shared_experts,
+      {.min = 0, .max = 64, .active = router.num_experts > 0, .between = true});
+    v("first_k_dense_replace", first_k_dense_replace);  // 0..num_hidden_layers: validate
+    v("moe_layer_freq", moe_layer_freq, {.min = 1, .max = 4096, .between = true});
+    v("num_nextn_predict_layers", num_nextn_predict_layers, {.min = 0, .max = 64, .between = true});
+    v("tie_word_embeddings", tie_word_embeddings);
+    v("bos_token_id", bos_token_id);
+    v("eos_token_id", eos_token_id);
+    // V3.2's indexer under its config.json names; DsaConfig::validate holds the rules.
+    v("index_n_heads", dsa_config.num_heads, {.required = dsa, .active = dsa});
+    v("index_head_dim", dsa_config.head_dim, {.required = dsa, .active = dsa});
+    v("index_topk", dsa_config.top_k, {.required = dsa, .active = dsa});
+  }
+  bool operator==(const DeepseekConfig&) const = default;
+
   // Throws mla::Error "<source>: <field>: <reason>".
   void validate(const std::string& source = "config") const;
+  std::string to_string() const;  // "architecture: ...", the listed fields, then "attention."
 };
 
 // Parses config.json of a whole model; throws "<source>: architectures: ..." for an unknown
 // architecture, "<source>: <field>: ..." for a missing or inconsistent field.
 DeepseekConfig parse_deepseek_config(const std::string& text, const std::string& source);
 DeepseekConfig load_deepseek_config(const std::string& path);
+// config.json of the model (attention keys included); round-trips through parse_deepseek_config.
+std::string deepseek_config_to_json(const DeepseekConfig& config);
 // Whether the config.json text names an architecture (whole model) rather than one layer.
 bool is_whole_model_config_json(const std::string& text);
 

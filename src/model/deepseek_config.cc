@@ -1,11 +1,12 @@
-// DeepseekConfig: a whole model's config.json (DeepSeek-V2, V3, V3.2, Kimi K2), its checks,
-// presets and parameter counts.
-#include <cmath>
+// DeepseekConfig: a whole model's config.json (DeepSeek-V2, V3, V3.2, Kimi K2), its checks across
+// fields, its JSON and the presets. Each field's name, default and rule are in visit_fields.
+#include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "io/json_text.h"
+#include "core/fields_json.h"
 #include "mla/error.h"
 #include "mla/model.h"
 
@@ -13,60 +14,6 @@ namespace mla {
 namespace {
 
 using nlohmann::json;
-
-[[noreturn]] void fail(const std::string& source, const std::string& field,
-                       const std::string& reason) {
-  throw Error(source + ": " + field + ": " + reason);
-}
-
-// An integer field; absent or null gives `fallback` unless required.
-int64_t get_int(const json& j, const std::string& source, const char* key, bool required,
-                int64_t fallback) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) {
-    if (required) fail(source, key, "missing");
-    return fallback;
-  }
-  if (it->is_number_integer()) return it->get<int64_t>();
-  if (it->is_number_float()) {
-    const double v = it->get<double>();
-    if (v == std::floor(v) && std::fabs(v) < 9e15) return static_cast<int64_t>(v);
-  }
-  fail(source, key, "must be an integer, got " + json_text(*it));
-}
-
-double get_number(const json& j, const std::string& source, const char* key, double fallback) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return fallback;
-  if (!it->is_number()) fail(source, key, "must be a number, got " + json_text(*it));
-  return it->get<double>();
-}
-
-bool get_bool(const json& j, const std::string& source, const char* key, bool fallback) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return fallback;
-  if (!it->is_boolean()) fail(source, key, "must be true or false, got " + json_text(*it));
-  return it->get<bool>();
-}
-
-std::string get_string(const json& j, const std::string& source, const char* key,
-                       const std::string& fallback) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return fallback;
-  if (!it->is_string()) fail(source, key, "must be a string, got " + json_text(*it));
-  return it->get<std::string>();
-}
-
-// eos_token_id may be a list in some releases; the first entry is kept.
-int64_t get_token_id(const json& j, const std::string& source, const char* key) {
-  auto it = j.find(key);
-  if (it != j.end() && it->is_array()) {
-    if (it->empty() || !it->front().is_number_integer())
-      fail(source, key, "must be an integer or a list of integers");
-    return it->front().get<int64_t>();
-  }
-  return get_int(j, source, key, false, -1);
-}
 
 const char* const kArchitectures[] = {"DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM",
                                       "DeepseekV32ForCausalLM"};
@@ -85,6 +32,43 @@ std::string architecture_of(const json& j, const std::string& source) {
            "' (supported: DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, DeepseekV32ForCausalLM)");
 }
 
+// The defaults of Hugging Face's DeepseekV2Config / DeepseekV3Config for the keys a release may
+// leave out.
+DeepseekConfig defaults_for(const std::string& architecture) {
+  DeepseekConfig c;
+  c.architecture = architecture;
+  const bool v2 = architecture == "DeepseekV2ForCausalLM";
+  c.model_type = v2 ? "deepseek_v2" : "deepseek_v3";
+  c.router.scoring = v2 ? ScoringFunc::kSoftmax : ScoringFunc::kSigmoid;
+  c.router.method = v2 ? TopkMethod::kGreedy : TopkMethod::kNoauxTc;
+  c.dsa = architecture == "DeepseekV32ForCausalLM";
+  return c;
+}
+
+// Brings the Hugging Face spellings to the one form of the field list: null is an unset value
+// (Python's None), a token id may be a list (the first is kept), and "gready" is the default
+// topk_method of DeepseekV2Config.
+void normalise(json& j, const std::string& source) {
+  for (auto it = j.begin(); it != j.end();) {
+    it = it->is_null() ? j.erase(it) : std::next(it);
+  }
+  for (const char* key : {"bos_token_id", "eos_token_id"}) {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_array()) continue;
+    if (it->empty() || !it->front().is_number_integer())
+      fail(source, key, "must be an integer or a list of integers");
+    *it = json(it->front());
+  }
+  auto method = j.find("topk_method");
+  if (method != j.end() && *method == "gready") *method = "greedy";
+}
+
+// `c` holds the defaults of its architecture (and its attention); the keys of `j` override them.
+void read_model_fields(DeepseekConfig& c, json j, const std::string& source) {
+  normalise(j, source);
+  read_json_fields(c, j, source);
+}
+
 DeepseekConfig parse_unchecked(const std::string& text, const std::string& source) {
   json j;
   try {
@@ -93,104 +77,16 @@ DeepseekConfig parse_unchecked(const std::string& text, const std::string& sourc
     throw Error(source + ": malformed JSON: " + e.what());
   }
   if (!j.is_object()) throw Error(source + ": malformed JSON: the top level must be an object");
-  DeepseekConfig c;
-  c.architecture = architecture_of(j, source);
-  const bool v2 = c.architecture == "DeepseekV2ForCausalLM";
-  c.model_type = get_string(j, source, "model_type", v2 ? "deepseek_v2" : "deepseek_v3");
+  DeepseekConfig c = defaults_for(architecture_of(j, source));
   c.attention = parse_config_json(text, source);
-  c.vocab_size = get_int(j, source, "vocab_size", true, 0);
-  c.num_layers = get_int(j, source, "num_hidden_layers", true, 0);
-  c.intermediate_size = get_int(j, source, "intermediate_size", true, 0);
-  RouterConfig& r = c.router;
-  r.num_experts = get_int(j, source, "n_routed_experts", false, 0);
-  c.moe_intermediate_size = get_int(j, source, "moe_intermediate_size", r.num_experts > 0, 0);
-  c.first_k_dense_replace = get_int(j, source, "first_k_dense_replace", false, 0);
-  c.moe_layer_freq = get_int(j, source, "moe_layer_freq", false, 1);
-  c.n_shared_experts = get_int(j, source, "n_shared_experts", false, 0);
-  r.top_k = get_int(j, source, "num_experts_per_tok", r.num_experts > 0, 0);
-  const std::string scoring = get_string(j, source, "scoring_func", v2 ? "softmax" : "sigmoid");
-  if (scoring == "softmax") {
-    r.scoring = ScoringFunc::kSoftmax;
-  } else if (scoring == "sigmoid") {
-    r.scoring = ScoringFunc::kSigmoid;
-  } else {
-    fail(source, "scoring_func", "must be softmax or sigmoid, got '" + scoring + "'");
-  }
-  const std::string method = get_string(j, source, "topk_method", v2 ? "greedy" : "noaux_tc");
-  // "gready" is the default spelling of Hugging Face's DeepseekV2Config.
-  if (method == "greedy" || method == "gready") {
-    r.method = TopkMethod::kGreedy;
-  } else if (method == "group_limited_greedy") {
-    r.method = TopkMethod::kGroupLimitedGreedy;
-  } else if (method == "noaux_tc") {
-    r.method = TopkMethod::kNoauxTc;
-  } else {
-    fail(source, "topk_method",
-         "must be greedy, group_limited_greedy or noaux_tc, got '" + method + "'");
-  }
-  r.n_group = get_int(j, source, "n_group", false, 1);
-  r.topk_group = get_int(j, source, "topk_group", false, 1);
-  r.norm_topk_prob = get_bool(j, source, "norm_topk_prob", false);
-  r.routed_scaling_factor = get_number(j, source, "routed_scaling_factor", 1.0);
-  c.num_nextn_predict_layers = get_int(j, source, "num_nextn_predict_layers", false, 0);
-  c.tie_word_embeddings = get_bool(j, source, "tie_word_embeddings", false);
-  c.bos_token_id = get_token_id(j, source, "bos_token_id");
-  c.eos_token_id = get_token_id(j, source, "eos_token_id");
-  if (c.architecture == "DeepseekV32ForCausalLM") {
-    c.dsa = true;
-    c.dsa_config.num_heads = get_int(j, source, "index_n_heads", true, 0);
-    c.dsa_config.head_dim = get_int(j, source, "index_head_dim", true, 0);
-    c.dsa_config.top_k = get_int(j, source, "index_topk", true, 0);
-  }
+  read_model_fields(c, std::move(j), source);
   c.validate(source);
   return c;
 }
 
-}  // namespace
-
-const char* scoring_func_name(ScoringFunc f) {
-  return f == ScoringFunc::kSoftmax ? "softmax" : "sigmoid";
-}
-
-const char* topk_method_name(TopkMethod m) {
-  switch (m) {
-    case TopkMethod::kGreedy:
-      return "greedy";
-    case TopkMethod::kGroupLimitedGreedy:
-      return "group_limited_greedy";
-    case TopkMethod::kNoauxTc:
-      return "noaux_tc";
-  }
-  return "?";
-}
-
-void DeepseekConfig::validate(const std::string& source) const {
-  attention.validate();
-  constexpr int64_t kMaxWidth = int64_t{1} << 20;
-  const auto positive = [&](const char* field, int64_t v, int64_t max) {
-    if (v < 1 || v > max) {
-      fail(source, field,
-           "must be between 1 and " + std::to_string(max) + ", got " + std::to_string(v));
-    }
-  };
-  positive("vocab_size", vocab_size, int64_t{1} << 24);
-  positive("num_hidden_layers", num_layers, 4096);
-  positive("intermediate_size", intermediate_size, kMaxWidth);
-  positive("moe_layer_freq", moe_layer_freq, 4096);
-  if (first_k_dense_replace < 0 || first_k_dense_replace > num_layers) {
-    fail(source, "first_k_dense_replace",
-         "must be between 0 and num_hidden_layers (" + std::to_string(num_layers) + "), got " +
-             std::to_string(first_k_dense_replace));
-  }
-  if (num_nextn_predict_layers < 0 || num_nextn_predict_layers > 64)
-    fail(source, "num_nextn_predict_layers", "must be between 0 and 64");
-  const RouterConfig& r = router;
-  if (r.num_experts < 0 || r.num_experts > 65536)
-    fail(source, "n_routed_experts", "must be between 0 and 65536");
-  if (r.num_experts == 0) return;
-  positive("moe_intermediate_size", moe_intermediate_size, kMaxWidth);
-  if (n_shared_experts < 0 || n_shared_experts > 64)
-    fail(source, "n_shared_experts", "must be between 0 and 64");
+// The checks across fields; each field's own rule is in DeepseekConfig::visit_fields.
+void validate_experts(const DeepseekConfig& c, const std::string& source) {
+  const RouterConfig& r = c.router;
   if (r.top_k < 1 || r.top_k > r.num_experts) {
     fail(source, "num_experts_per_tok",
          "must be between 1 and n_routed_experts (" + std::to_string(r.num_experts) + "), got " +
@@ -214,8 +110,19 @@ void DeepseekConfig::validate(const std::string& source) const {
   }
   if (r.method == TopkMethod::kNoauxTc && r.n_group > 1 && per_group < 2)
     fail(source, "n_group", "noaux_tc scores a group by its two best experts: groups need two");
-  if (!(r.routed_scaling_factor > 0.0) || !std::isfinite(r.routed_scaling_factor))
-    fail(source, "routed_scaling_factor", "must be a positive finite number");
+}
+
+}  // namespace
+
+void DeepseekConfig::validate(const std::string& source) const {
+  attention.validate();
+  validate_fields(*this, source);
+  if (first_k_dense_replace < 0 || first_k_dense_replace > num_layers) {
+    fail(source, "first_k_dense_replace",
+         "must be between 0 and num_hidden_layers (" + std::to_string(num_layers) + "), got " +
+             std::to_string(first_k_dense_replace));
+  }
+  if (router.num_experts > 0) validate_experts(*this, source);
   if (dsa) {
     try {
       dsa_config.validate(attention);
@@ -223,6 +130,13 @@ void DeepseekConfig::validate(const std::string& source) const {
       throw Error(source + ": " + e.what());
     }
   }
+}
+
+std::string DeepseekConfig::to_string() const {
+  std::string attention_lines;
+  std::istringstream lines(attention.to_string());
+  for (std::string line; std::getline(lines, line);) attention_lines += "attention." + line + "\n";
+  return "architecture: " + architecture + "\n" + fields_to_string(*this) + attention_lines;
 }
 
 DeepseekConfig parse_deepseek_config(const std::string& text, const std::string& source) {
@@ -241,6 +155,14 @@ DeepseekConfig load_deepseek_config(const std::string& path) {
   return parse_deepseek_config(text.str(), path);
 }
 
+std::string deepseek_config_to_json(const DeepseekConfig& c) {
+  nlohmann::ordered_json j;
+  j["architectures"] = nlohmann::ordered_json::array({c.architecture});
+  j.update(nlohmann::ordered_json::parse(config_to_json(c.attention)));
+  j.update(write_json_fields(c));
+  return j.dump(2);
+}
+
 bool is_whole_model_config_json(const std::string& text) {
   try {
     const json j = json::parse(text);
@@ -250,77 +172,48 @@ bool is_whole_model_config_json(const std::string& text) {
   }
 }
 
-DeepseekConfig model_preset(const std::string& name, int64_t layers) {
-  DeepseekConfig c;
-  if (name == "deepseek-v2-lite-model") {
-    c.architecture = "DeepseekV2ForCausalLM";
-    c.model_type = "deepseek_v2";
-    c.attention = preset_config("deepseek-v2-lite");
-    c.vocab_size = 102400;
-    c.num_layers = 27;
-    c.intermediate_size = 10944;
-    c.moe_intermediate_size = 1408;
-    c.first_k_dense_replace = 1;
-    c.n_shared_experts = 2;
-    c.router = RouterConfig{64, 6, ScoringFunc::kSoftmax, TopkMethod::kGreedy, 1, 1, false, 1.0};
-    c.bos_token_id = 100000;
-    c.eos_token_id = 100001;
-  } else if (name == "tiny-moe-model") {
-    c.architecture = "DeepseekV3ForCausalLM";
-    c.model_type = "deepseek_v3";
-    c.attention = preset_config("tiny");
-    c.vocab_size = 256;
-    c.num_layers = 3;
-    c.intermediate_size = 96;
-    c.moe_intermediate_size = 32;
-    c.first_k_dense_replace = 1;
-    c.n_shared_experts = 1;
-    c.router = RouterConfig{8, 2, ScoringFunc::kSigmoid, TopkMethod::kNoauxTc, 4, 2, true, 2.5};
-  } else {
-    throw Error("preset: unknown model '" + name +
-                "' (known: deepseek-v2-lite-model, tiny-moe-model)");
-  }
-  if (layers > 0) c.num_layers = layers;
-  c.first_k_dense_replace = std::min(c.first_k_dense_replace, c.num_layers);
-  c.validate("preset " + name);
-  return c;
-}
+namespace {
 
-ModelCounts count_model(const DeepseekConfig& c) {
-  ModelCounts n;
-  const MlaConfig& a = c.attention;
-  const int64_t d = a.hidden_size, h = a.num_heads;
-  int64_t attn = a.has_q_lora()
-                     ? a.q_lora_rank * d + a.q_lora_rank + h * a.qk_head_dim() * a.q_lora_rank
-                     : h * a.qk_head_dim() * d;
-  attn += a.latent_dim() * d + a.kv_lora_rank +
-          h * (a.qk_nope_head_dim + a.v_head_dim) * a.kv_lora_rank;
-  attn += d * h * a.v_head_dim;
-  int64_t dsa = 0;
-  if (c.dsa) {
-    const int64_t q_in = a.has_q_lora() ? a.q_lora_rank : d;
-    const DsaConfig& x = c.dsa_config;
-    dsa = x.num_heads * x.head_dim * q_in + x.head_dim * d + 2 * x.head_dim + x.num_heads * d;
+// A preset is an attention preset and the whole-model keys of its config.json, read by the same
+// field list as a checkpoint's.
+struct ModelPreset {
+  const char* name;
+  const char* attention;
+  const char* fields;
+};
+
+constexpr ModelPreset kModelPresets[] = {
+    {"deepseek-v2-lite-model", "deepseek-v2-lite", R"({
+      "architectures": ["DeepseekV2ForCausalLM"], "vocab_size": 102400, "num_hidden_layers": 27,
+      "intermediate_size": 10944, "n_routed_experts": 64, "num_experts_per_tok": 6,
+      "moe_intermediate_size": 1408, "n_shared_experts": 2, "first_k_dense_replace": 1,
+      "bos_token_id": 100000, "eos_token_id": 100001})"},
+    {"tiny-moe-model", "tiny", R"({
+      "architectures": ["DeepseekV3ForCausalLM"], "vocab_size": 256, "num_hidden_layers": 3,
+      "intermediate_size": 96, "n_routed_experts": 8, "num_experts_per_tok": 2, "n_group": 4,
+      "topk_group": 2, "norm_topk_prob": true, "routed_scaling_factor": 2.5,
+      "moe_intermediate_size": 32, "n_shared_experts": 1, "first_k_dense_replace": 1})"},
+};
+
+}  // namespace
+
+DeepseekConfig model_preset(const std::string& name, int64_t layers) {
+  for (const ModelPreset& p : kModelPresets) {
+    if (name != p.name) continue;
+    const std::string source = "preset " + name;
+    const json j = json::parse(p.fields);
+    DeepseekConfig c = defaults_for(architecture_of(j, source));
+    c.attention = preset_config(p.attention);
+    read_model_fields(c, j, source);
+    if (layers > 0) c.num_layers = layers;
+    c.first_k_dense_replace = std::min(c.first_k_dense_replace, c.num_layers);
+    c.validate(source);
+    return c;
   }
-  n.attention_parameters_per_layer = attn + dsa;
-  const int64_t dense_mlp = 3 * d * c.intermediate_size;
-  const int64_t expert = 3 * d * c.moe_intermediate_size;
-  const int64_t E = c.router.num_experts;
-  const int64_t moe_all = expert * (E + c.n_shared_experts) + E * d + (c.router.has_bias() ? E : 0);
-  const int64_t moe_active =
-      expert * (c.router.top_k + c.n_shared_experts) + E * d + (c.router.has_bias() ? E : 0);
-  for (int64_t l = 0; l < c.num_layers; ++l) {
-    const bool moe = c.is_moe_layer(l);
-    (moe ? n.moe_layers : n.dense_layers) += 1;
-    const int64_t base = attn + dsa + 2 * d;
-    n.parameters += base + (moe ? moe_all : dense_mlp);
-    n.active_parameters += base + (moe ? moe_active : dense_mlp);
-  }
-  const int64_t table = c.vocab_size * d;
-  n.parameters += table + d + (c.tie_word_embeddings ? 0 : table);
-  n.active_parameters += d + table;  // the head is read whole; the embedding row is a lookup
-  n.cache_numbers_per_token = c.num_layers * (a.latent_dim() + (c.dsa ? c.dsa_config.head_dim : 0));
-  return n;
+  std::string known;
+  for (const ModelPreset& p : kModelPresets)
+    known += (known.empty() ? "" : ", ") + std::string(p.name);
+  throw Error("preset: unknown model '" + name + "' (known: " + known + ")");
 }
 
 }  // namespace mla

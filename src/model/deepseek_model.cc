@@ -75,7 +75,7 @@ void check_router_bias(const CheckpointDir& ck, const DeepseekConfig& c, int64_t
   const std::string name = mlp_prefix(layer) + "gate.e_score_correction_bias";
   if (ck.contains(name) && !c.router.has_bias()) {
     throw Error(ck.file_for(name).path() + ": tensor '" + name + "': topk_method is " +
-                topk_method_name(c.router.method) +
+                enum_name(c.router.method) +
                 ", which has no correction bias (only noaux_tc uses one)");
   }
 }

@@ -120,8 +120,9 @@ TEST(DeepseekConfig, ErrorsNameTheField) {
                "cfg: num_experts_per_tok: must be between 1 and n_routed_experts (256), got 257");
   expect_error(with(v3, R"("first_k_dense_replace": 3)", R"("first_k_dense_replace": 62)"),
                "cfg: first_k_dense_replace: must be between 0 and num_hidden_layers (61), got 62");
-  expect_error(with(v3, R"("topk_method": "noaux_tc")", R"("topk_method": "top2")"),
-               "cfg: topk_method: must be greedy, group_limited_greedy or noaux_tc, got 'top2'");
+  expect_error(
+      with(v3, R"("topk_method": "noaux_tc")", R"("topk_method": "top2")"),
+      "cfg: topk_method: must be one of greedy, group_limited_greedy, noaux_tc, got 'top2'");
   expect_error(with(v3, R"("routed_scaling_factor": 2.5)", R"("routed_scaling_factor": -1)"),
                "cfg: routed_scaling_factor: must be a positive finite number");
   expect_error(with(v3, R"("vocab_size": 129280,)", ""), "cfg: vocab_size: missing");
@@ -133,7 +134,61 @@ TEST(DeepseekConfig, PresetsAreValid) {
   const DeepseekConfig c = model_preset("deepseek-v2-lite-model", 4);
   EXPECT_EQ(c.num_layers, 4);
   EXPECT_EQ(c.router.num_experts, 64);
+  EXPECT_EQ(c.router, (RouterConfig{64, 6, ScoringFunc::kSoftmax, TopkMethod::kGreedy, 1, 1}));
+  EXPECT_EQ(c.attention, preset_config("deepseek-v2-lite"));
+  EXPECT_EQ(c.eos_token_id, 100001);
+  const DeepseekConfig t = model_preset("tiny-moe-model", 0);
+  EXPECT_EQ(t.num_layers, 3);
+  EXPECT_EQ(t.router,
+            (RouterConfig{8, 2, ScoringFunc::kSigmoid, TopkMethod::kNoauxTc, 4, 2, true, 2.5}));
+  EXPECT_EQ(t.bos_token_id, -1);
   EXPECT_THROW(model_preset("nope", 0), Error);
+}
+
+// Hugging Face writes None as null, may list several eos ids and spells greedy "gready".
+TEST(DeepseekConfig, ReadsHuggingFaceSpellings) {
+  std::string text = with(kV2Lite, R"("topk_method": "greedy")", R"("topk_method": "gready")");
+  text = with(text, R"("eos_token_id": 100001)", R"("eos_token_id": [100001, 7])");
+  text = with(text, R"("n_shared_experts": 2)", R"("n_shared_experts": null)");
+  const DeepseekConfig c = parse_deepseek_config(text, "cfg");
+  EXPECT_EQ(c.router.method, TopkMethod::kGreedy);
+  EXPECT_EQ(c.eos_token_id, 100001);
+  EXPECT_EQ(c.n_shared_experts, 0);
+  expect_error(with(kV2Lite, R"("eos_token_id": 100001)", R"("eos_token_id": [])"),
+               "cfg: eos_token_id: must be an integer or a list of integers");
+  expect_error(with(kV2Lite, R"("vocab_size": 102400)", R"("vocab_size": null)"),
+               "cfg: vocab_size: missing");
+}
+
+TEST(DeepseekConfig, DenseModelsNeedNoExpertFields) {
+  std::string text = with(kV2Lite, R"("n_routed_experts": 64)", R"("n_routed_experts": 0)");
+  text = with(text, R"("moe_intermediate_size": 1408,)", "");
+  text = with(text, R"("num_experts_per_tok": 6,)", "");
+  const DeepseekConfig c = parse_deepseek_config(text, "cfg");
+  EXPECT_FALSE(c.is_moe_layer(1));
+  EXPECT_EQ(count_model(c).moe_layers, 0);
+}
+
+TEST(DeepseekConfig, JsonRoundTrips) {
+  std::string v32 = v3_like("deepseek_v32", R"(, "index_n_heads": 64, "index_head_dim": 128,
+      "index_topk": 2048)");
+  v32 = with(v32, "DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM");
+  for (const DeepseekConfig& c :
+       {parse_deepseek_config(kV2Lite, "v2lite"), parse_deepseek_config(v3_like("kimi_k2"), "v3"),
+        parse_deepseek_config(v32, "v32"), model_preset("tiny-moe-model", 2)}) {
+    const std::string json = deepseek_config_to_json(c);
+    EXPECT_EQ(parse_deepseek_config(json, "round trip"), c) << json;
+  }
+}
+
+TEST(DeepseekConfig, PrintsEveryField) {
+  const std::string s = model_preset("tiny-moe-model", 0).to_string();
+  EXPECT_EQ(s.rfind("architecture: DeepseekV3ForCausalLM\nmodel_type: deepseek_v3\n", 0), 0u) << s;
+  for (const char* line : {"\nnum_hidden_layers: 3\n", "\ntopk_method: noaux_tc\n",
+                           "\nscoring_func: sigmoid\n", "\nattention.hidden_size: 64\n"}) {
+    EXPECT_NE(s.find(line), std::string::npos) << line << " in\n" << s;
+  }
+  EXPECT_EQ(s.find("index_topk"), std::string::npos) << s;  // V3 has no indexer
 }
 
 }  // namespace

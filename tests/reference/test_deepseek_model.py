@@ -195,7 +195,7 @@ BAD = {
     "topk_group_above_n_group": ("v2", {"topk_group": 5}, None,
                                  "topk_group: must be between 1 and n_group (4), got 5"),
     "experts_not_divisible": ("v3", {"n_group": 3}, None, "n_group: must be at most 64 and divide"),
-    "bad_scoring": ("v3", {"scoring_func": "relu"}, None, "scoring_func: must be softmax or sigmoid"),
+    "bad_scoring": ("v3", {"scoring_func": "relu"}, None, "scoring_func: must be one of softmax, sigmoid, got 'relu'"),
 }
 
 
