@@ -107,11 +107,6 @@ double row_bytes(mla::DType cache) {
   return static_cast<double>(kWidth) * (cache == mla::DType::kBF16 ? 2 : 4);
 }
 
-mla::ops::KernelFamily latent_family(mla::DType cache) {
-  return cache == mla::DType::kBF16 ? mla::ops::KernelFamily::kLatentBf16
-                                    : mla::ops::KernelFamily::kLatentF32;
-}
-
 template <bool kFused>
 void decode(benchmark::State& state, mla::DType cache) {
   const int64_t heads = state.range(0), context = state.range(1), batch = state.range(2);
@@ -129,7 +124,7 @@ void decode(benchmark::State& state, mla::DType cache) {
   }
   const double flops = static_cast<double>(batch * heads * context) * (2.0 * kWidth + 2.0 * kRank);
   // The kernel the measured choice (or the forced level) ran, e.g. "avx512bf16-dot".
-  const auto family = latent_family(cache);
+  const auto family = mla::ops::latent_family(cache);
   const std::string kernel =
       kFused ? mla::ops::kernel_variant_name(family, mla::ops::kernel_variant(family)) : "onednn";
   const bool dot = kernel.ends_with("-dot") || (!kFused && cache == mla::DType::kBF16);

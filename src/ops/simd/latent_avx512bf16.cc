@@ -6,6 +6,8 @@
 //           the cache row, so it is one 32-bit broadcast read in place.
 //   P V:    pairs run over keys: probabilities are stored as (pair of keys, rows, 2) bf16 and
 //           each tile's values are repacked once as (pair of keys, columns, 2).
+// Quantized caches (fp8, int8) are decoded tile by tile into bf16 rows in scratch, each number
+// code x scale rounded to bf16 once, and then run exactly as a bf16 cache holding those rows.
 // Float32 caches take the float32 kernel (latent_avx512.cc).
 // GCC 12's AVX-512 intrinsics self-initialise their _mm512_undefined_* operands, which
 // -W(maybe-)uninitialized reports at inlined calls (GCC bug 105593).
@@ -61,6 +63,43 @@ inline void split_bf16(__m512i pairs, __m512* a, __m512* b) {
   *a = _mm512_castsi512_ps(_mm512_slli_epi32(pairs, 16));
   *b = _mm512_castsi512_ps(
       _mm512_and_si512(pairs, _mm512_set1_epi32(static_cast<int32_t>(0xffff0000u))));
+}
+
+// One quantized row (latent_common.inc) as `width` bf16 numbers: code x scale, rounded to
+// nearest even, 32 at a time inside each scale group; the rope part is already bf16.
+template <bool kFp8>
+void dequantize_row_bf16(const unsigned char* row, int64_t rank, int64_t width, uint16_t* dst) {
+  constexpr DType kDtype = kFp8 ? DType::kF8E4M3 : DType::kI8;
+  const auto widen = [](const unsigned char* p, __m512 scale) {
+    return kFp8 ? V512::widen_fp8(p, scale)
+                : V512::widen_i8(reinterpret_cast<const int8_t*>(p), scale);
+  };
+  for (int64_t g = 0; g < rank; g += kQuantRowGroup) {
+    const int64_t end = min_i(g + kQuantRowGroup, rank);
+    const __m512 scale = _mm512_set1_ps(vector_scale(row, kDtype, rank, g));
+    int64_t i = g;
+    for (; i + 32 <= end; i += 32) {
+      const __m512i pair =
+          (__m512i)_mm512_cvtne2ps_pbh(widen(row + i + 16, scale), widen(row + i, scale));
+      _mm512_storeu_si512(dst + i, pair);
+    }
+    if (i + 16 <= end) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
+                          (__m256i)_mm512_cvtneps_pbh(widen(row + i, scale)));
+      i += 16;
+    }
+    const float s = quant_scale(row, rank, g);
+    for (; i < end; ++i) {
+      const float code =
+          kFp8 ? fp8_code_value(row[i]) : static_cast<float>(static_cast<int8_t>(row[i]));
+      dst[i] = round_bf16(code * s);
+    }
+  }
+  const unsigned char* rope = row + rank + 4 * ((rank + kQuantRowGroup - 1) / kQuantRowGroup);
+  for (int64_t i = rank; i < width; i += 32) {
+    const __mmask32 m = width - i >= 32 ? ~__mmask32{0} : (__mmask32{1} << (width - i)) - 1u;
+    _mm512_mask_storeu_epi16(dst + i, m, _mm512_maskz_loadu_epi16(m, rope + 2 * (i - rank)));
+  }
 }
 
 struct Bf16Layout {
@@ -264,7 +303,7 @@ void pv_tile_bf16(float* acc, const LatentScratch& l, const float* corr, const u
 namespace simd {
 
 void latent_item_avx512bf16(const LatentItem& it) {
-  if (it.kv.dtype != DType::kBF16) {
+  if (it.kv.dtype == DType::kF32) {
     latent_item_avx512(it);
     return;
   }
@@ -273,7 +312,9 @@ void latent_item_avx512bf16(const LatentItem& it) {
   b.pairs = it.width / 2;
   b.odd = it.width % 2 != 0;
   b.qt = reinterpret_cast<uint16_t*>(it.scratch + l.qt);
-  b.qt_last = it.scratch + l.keys;  // the keys block is unused: keys are read in place
+  // The keys block: bf16 keys of a quantized tile, then qt_last (latent_scratch sizes it).
+  uint16_t* decoded = reinterpret_cast<uint16_t*>(it.scratch + l.keys);
+  b.qt_last = it.scratch + l.keys + kLatentTile * l.width_pad / 2;
   b.probs = reinterpret_cast<uint16_t*>(it.scratch + l.probs_bf16);
   b.values = reinterpret_cast<uint16_t*>(it.scratch + l.values_bf16);
   float* s = it.scratch + l.scores;
@@ -285,8 +326,20 @@ void latent_item_avx512bf16(const LatentItem& it) {
   const int64_t first_limit = it.context_before + it.t0, last_limit = it.context_before + it.t1 - 1;
   for (int64_t j0 = it.k0; j0 < it.k1 && j0 <= last_limit; j0 += kLatentTile) {
     const int64_t n = min_i(kLatentTile, it.k1 - j0);
-    for (int64_t j = 0; j < n; ++j)
-      keys[j] = reinterpret_cast<const uint16_t*>(kv_row(it.kv, j0 + j, 2));
+    for (int64_t j = 0; j < n; ++j) {
+      if (it.kv.dtype == DType::kBF16) {
+        keys[j] = reinterpret_cast<const uint16_t*>(kv_row(it.kv, j0 + j, 2));
+        continue;
+      }
+      const auto* src = reinterpret_cast<const unsigned char*>(kv_row(it.kv, j0 + j, 1));
+      uint16_t* dst = decoded + j * l.width_pad;
+      if (it.kv.dtype == DType::kF8E4M3) {
+        dequantize_row_bf16<true>(src, it.rank, it.width, dst);
+      } else {
+        dequantize_row_bf16<false>(src, it.rank, it.width, dst);
+      }
+      keys[j] = dst;
+    }
     qk_tile_bf16(l, b, it.width, keys, n, s);
     softmax_tile_bf16(s, n, l.rows_pad, j0, j0 + n - 1 > first_limit, st, b.probs);
     // As in latent_item_f32: masked keys with a non-finite value must not be multiplied in.
