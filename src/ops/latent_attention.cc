@@ -11,6 +11,7 @@
 #include <string>
 
 #include "mla/error.h"
+#include "mla/quantized_row.h"
 #include "ops/cpu_features.h"
 #include "ops/kernel_choice.h"
 #include "ops/parallel.h"
@@ -43,6 +44,9 @@ LatentScratch latent_scratch(int64_t rows, int64_t width, int64_t rank) {
   l.keys = take(std::max(kLatentTile * l.width_pad, kLatentTile * l.width_pad / 2 + l.rows_pad));
   l.values_bf16 = take(kLatentTile * l.rank_pad / 2);
   l.acc = take(l.rows_pad * l.rank_pad);
+  const int64_t groups = (rank + kQuantGroup - 1) / kQuantGroup;
+  l.quant_scales = take(kLatentTile * groups);
+  l.group_probs = take(groups * kLatentTile * l.rows_pad / 2);
   l.stats = take(4 * l.rows_pad);
   l.pointers = take(2 * kLatentTile);
   l.total = at;

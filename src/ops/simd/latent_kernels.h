@@ -51,15 +51,18 @@ struct LatentItem {
 // Offsets (in floats, each a multiple of kLatentPad) of the kernel's scratch blocks.
 struct LatentScratch {
   int64_t rows_pad, width_pad, rank_pad;
-  size_t qt;           // packed, scaled queries: (width_pad, rows_pad) f32 or bf16 pairs
-  size_t scores;       // (kLatentTile, rows_pad) scores, then probabilities
-  size_t probs_bf16;   // (kLatentTile / 2, rows_pad, 2) bf16 probabilities
-  size_t keys;         // (kLatentTile, width_pad) keys widened to f32 when not used in place;
-                       // for VDPBF16PS (kLatentTile, width_pad) bf16 keys, then rows_pad f32
-  size_t values_bf16;  // (kLatentTile / 2, rank_pad, 2) bf16 values, pairs of keys interleaved
-  size_t acc;          // (rows_pad, rank_pad) accumulators when the item writes `out`
-  size_t stats;        // 4 x rows_pad: max, sum, correction, last visible key
-  size_t pointers;     // kLatentTile row pointers (2 floats each)
+  size_t qt;            // packed, scaled queries: (width_pad, rows_pad) f32 or bf16 pairs
+  size_t scores;        // (kLatentTile, rows_pad) scores, then probabilities
+  size_t probs_bf16;    // (kLatentTile / 2, rows_pad, 2) bf16 probabilities
+  size_t keys;          // (kLatentTile, width_pad) keys widened to f32 when not used in place;
+                        // for VDPBF16PS (kLatentTile, width_pad) bf16 keys, then rows_pad f32
+  size_t values_bf16;   // (kLatentTile / 2, rank_pad, 2) bf16 values, pairs of keys interleaved
+  size_t acc;           // (rows_pad, rank_pad) accumulators when the item writes `out`
+  size_t quant_scales;  // (kLatentTile, groups) group scales of a quantized tile (groups =
+                        // ceil(rank / 128)), for the VDPBF16PS kernel
+  size_t group_probs;   // (groups, kLatentTile / 2, rows_pad, 2) bf16 probabilities x scale
+  size_t stats;         // 4 x rows_pad: max, sum, correction, last visible key
+  size_t pointers;      // kLatentTile row pointers (2 floats each)
   size_t total;
 };
 LatentScratch latent_scratch(int64_t rows, int64_t width, int64_t rank);
