@@ -32,7 +32,7 @@ struct LatentItem {
   int64_t rank = 0;   // R: the value is the first R entries of a key row
   float scale = 1.0f;
   int64_t context_before = 0;  // query t sees keys 0 .. context_before + t
-  KvView kv;                   // latent rows (F32 or BF16), read between keys k0 and k1
+  KvView kv;                   // latent rows (F32, BF16, F8_E4M3 or I8) between keys k0, k1
   int64_t k0 = 0, k1 = 0;
 
   // Results. With `out` set the normalised output is written there (out rows as q rows, `rank`
