@@ -35,9 +35,13 @@ struct DecodeSetup {
   std::vector<float> q, out, rows;
   std::vector<uint16_t> rows_bf16;
   std::vector<unsigned char> rows_quant;
+  std::vector<std::vector<const void*>> page_tables;
   std::vector<mla::ops::AttentionParams> params;
 
-  DecodeSetup(int64_t heads, int64_t context, int64_t batch, mla::DType cache, int64_t queries = 1)
+  // page > 0: the rows read through a page table of `page` tokens per page (as the layer's
+  // PagedKvPool lays them out), the pages still consecutive in memory.
+  DecodeSetup(int64_t heads, int64_t context, int64_t batch, mla::DType cache, int64_t queries = 1,
+              int64_t page = 0)
       : q(batch * queries * heads * kWidth),
         out(batch * queries * heads * kRank),
         rows(batch * (context + queries - 1) * kWidth) {
@@ -72,6 +76,13 @@ struct DecodeSetup {
       p.k.base = static_cast<const char*>(data) + b * keys * stride * elem;
       p.k.token_stride = stride;
       p.k.dtype = cache;
+      if (page > 0) {
+        std::vector<const void*>& table = page_tables.emplace_back();
+        for (int64_t j = 0; j < keys; j += page)
+          table.push_back(static_cast<const char*>(p.k.base) + j * stride * elem);
+        p.k.pages = table.data();
+        p.k.page_size = page;
+      }
       p.v = p.k;  // absorbed MLA: the value is the first R entries of the latent row
       p.q = q.data() + b * queries * heads * kWidth;
       p.q_token_stride = heads * kWidth;
@@ -108,11 +119,11 @@ double row_bytes(mla::DType cache) {
 }
 
 template <bool kFused>
-void decode(benchmark::State& state, mla::DType cache) {
+void decode(benchmark::State& state, mla::DType cache, int64_t page = 0) {
   const int64_t heads = state.range(0), context = state.range(1), batch = state.range(2);
   const int threads = static_cast<int>(state.range(3));
   omp_set_num_threads(threads);
-  DecodeSetup setup(heads, context, batch, cache);
+  DecodeSetup setup(heads, context, batch, cache, 1, page);
   mla::ops::LatentWorkspace latent_ws;
   mla::ops::FlashWorkspace flash_ws;
   for (auto _ : state) {
@@ -147,15 +158,16 @@ BENCHMARK(BM_LatentDecode)
     ->Unit(benchmark::kMillisecond);
 
 // Every cache storage side by side (0 f32, 1 bf16, 2 fp8 e4m3, 3 int8; the quantized rows are
-// DeepSeek-V3.2's 656 bytes), cache_GB/s counting the bytes each really reads.
+// DeepSeek-V3.2's 656 bytes), cache_GB/s counting the bytes each really reads; page 0 reads
+// the rows contiguously, page 64 through a page table as the layer does.
 void BM_LatentDecodeCache(benchmark::State& state) {
   constexpr mla::DType kCaches[] = {mla::DType::kF32, mla::DType::kBF16, mla::DType::kF8E4M3,
                                     mla::DType::kI8};
-  decode<true>(state, kCaches[state.range(4)]);
+  decode<true>(state, kCaches[state.range(4)], state.range(5));
 }
 BENCHMARK(BM_LatentDecodeCache)
-    ->ArgNames({"heads", "ctx", "batch", "thr", "cache"})
-    ->ArgsProduct({{16, 128}, {4096, 16384}, {1}, {1, 2}, {0, 1, 2, 3}})
+    ->ArgNames({"heads", "ctx", "batch", "thr", "cache", "page"})
+    ->ArgsProduct({{16, 128}, {4096, 16384}, {1}, {1, 2}, {0, 1, 2, 3}, {0, 64}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
