@@ -1,20 +1,23 @@
 // Attention kernels against this machine's ceilings. FLOPs per mla-math.md: absorbed decode
 // attention does H * L * (2 (R + Dr) + 2 R) per token (L keys seen). Run:
 //   ./build/bench/bench_attention --benchmark_counters_tabular=true
-// Arguments of the decode benchmarks: heads, context, batch, threads, bf16 cache (0/1). The
-// pct_peak counter divides by the FMA peak (f32 cache) or the VDPBF16PS peak (bf16 cache) of
-// the same thread count, measured in this run (bench/perf/ceilings.h).
+// Arguments of the decode benchmarks: heads, context, batch, threads, bf16 cache (0/1); for
+// BM_LatentDecodeCache the cache is 0 f32, 1 bf16, 2 fp8, 3 int8 (mla/quantized_row.h). The
+// pct_peak counter divides by the FMA peak (float32 arithmetic) or the VDPBF16PS peak (the
+// bf16 dot kernels) of the same thread count, measured in this run (bench/perf/ceilings.h).
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
 #include <memory>
 #include <optional>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "mla/dtype.h"
 #include "mla/kv_cache.h"
 #include "mla/layer.h"
+#include "mla/quantized_row.h"
 #include "ops/attention.h"
 #include "ops/cpu_features.h"
 #include "ops/flash_attention.h"
@@ -31,9 +34,14 @@ constexpr int64_t kRank = 512, kRope = 64, kWidth = kRank + kRope;
 struct DecodeSetup {
   std::vector<float> q, out, rows;
   std::vector<uint16_t> rows_bf16;
+  std::vector<unsigned char> rows_quant;
+  std::vector<std::vector<const void*>> page_tables;
   std::vector<mla::ops::AttentionParams> params;
 
-  DecodeSetup(int64_t heads, int64_t context, int64_t batch, bool bf16, int64_t queries = 1)
+  // page > 0: the rows read through a page table of `page` tokens per page (as the layer's
+  // PagedKvPool lays them out), the pages still consecutive in memory.
+  DecodeSetup(int64_t heads, int64_t context, int64_t batch, mla::DType cache, int64_t queries = 1,
+              int64_t page = 0)
       : q(batch * queries * heads * kWidth),
         out(batch * queries * heads * kRank),
         rows(batch * (context + queries - 1) * kWidth) {
@@ -41,18 +49,40 @@ struct DecodeSetup {
     std::normal_distribution<float> normal(0.0f, 1.0f);
     for (float& v : q) v = normal(rng);
     for (float& v : rows) v = normal(rng);
-    if (bf16) {
+    const int64_t keys = context + queries - 1;
+    // Elements (bytes for quantized rows) per token, and the start of each sequence's rows.
+    int64_t stride = kWidth;
+    const void* data = rows.data();
+    int64_t elem = 4;
+    if (cache == mla::DType::kBF16) {
       rows_bf16.resize(rows.size());
       mla::convert_from_f32(rows.data(), rows.size(), mla::DType::kBF16, rows_bf16.data());
       rows = {};
+      data = rows_bf16.data();
+      elem = 2;
+    } else if (mla::is_quantized_cache_dtype(cache)) {
+      stride = mla::quantized_row_bytes(kRank, kRope);
+      const int64_t n = batch * keys;
+      rows_quant.resize(static_cast<size_t>(n * stride));
+      for (int64_t j = 0; j < n; ++j)
+        mla::quantize_row(rows.data() + j * kWidth, kRank, kRope, cache,
+                          rows_quant.data() + j * stride);
+      rows = {};
+      data = rows_quant.data();
+      elem = 1;
     }
-    const int64_t keys = context + queries - 1;
     for (int64_t b = 0; b < batch; ++b) {
       mla::ops::AttentionParams p;
-      p.k.base = bf16 ? static_cast<const void*>(rows_bf16.data() + b * keys * kWidth)
-                      : static_cast<const void*>(rows.data() + b * keys * kWidth);
-      p.k.token_stride = kWidth;
-      p.k.dtype = bf16 ? mla::DType::kBF16 : mla::DType::kF32;
+      p.k.base = static_cast<const char*>(data) + b * keys * stride * elem;
+      p.k.token_stride = stride;
+      p.k.dtype = cache;
+      if (page > 0) {
+        std::vector<const void*>& table = page_tables.emplace_back();
+        for (int64_t j = 0; j < keys; j += page)
+          table.push_back(static_cast<const char*>(p.k.base) + j * stride * elem);
+        p.k.pages = table.data();
+        p.k.page_size = page;
+      }
       p.v = p.k;  // absorbed MLA: the value is the first R entries of the latent row
       p.q = q.data() + b * queries * heads * kWidth;
       p.q_token_stride = heads * kWidth;
@@ -81,13 +111,19 @@ void report(benchmark::State& state, double flops, double cache_bytes, bool bf16
         Counter(flops * 1e-9 * 100.0 / peak, Counter::kIsIterationInvariantRate);
 }
 
+// Bytes per cached token of a latent row in `cache`'s storage.
+double row_bytes(mla::DType cache) {
+  if (mla::is_quantized_cache_dtype(cache))
+    return static_cast<double>(mla::quantized_row_bytes(kRank, kRope));
+  return static_cast<double>(kWidth) * (cache == mla::DType::kBF16 ? 2 : 4);
+}
+
 template <bool kFused>
-void decode(benchmark::State& state) {
+void decode(benchmark::State& state, mla::DType cache, int64_t page = 0) {
   const int64_t heads = state.range(0), context = state.range(1), batch = state.range(2);
   const int threads = static_cast<int>(state.range(3));
-  const bool bf16 = state.range(4) != 0;
   omp_set_num_threads(threads);
-  DecodeSetup setup(heads, context, batch, bf16);
+  DecodeSetup setup(heads, context, batch, cache, 1, page);
   mla::ops::LatentWorkspace latent_ws;
   mla::ops::FlashWorkspace flash_ws;
   for (auto _ : state) {
@@ -98,18 +134,22 @@ void decode(benchmark::State& state) {
     }
   }
   const double flops = static_cast<double>(batch * heads * context) * (2.0 * kWidth + 2.0 * kRank);
-  report(state, flops, static_cast<double>(batch * context * kWidth) * (bf16 ? 2 : 4), bf16,
-         threads);
   // The kernel the measured choice (or the forced level) ran, e.g. "avx512bf16-dot".
-  const auto family =
-      bf16 ? mla::ops::KernelFamily::kLatentBf16 : mla::ops::KernelFamily::kLatentF32;
-  state.SetLabel(kFused ? mla::ops::kernel_variant_name(family, mla::ops::kernel_variant(family))
-                        : "onednn");
+  const auto family = mla::ops::latent_family(cache);
+  const std::string kernel =
+      kFused ? mla::ops::kernel_variant_name(family, mla::ops::kernel_variant(family)) : "onednn";
+  const bool dot = kernel.ends_with("-dot") || (!kFused && cache == mla::DType::kBF16);
+  report(state, flops, static_cast<double>(batch * context) * row_bytes(cache), dot, threads);
+  state.SetLabel(kernel);
+}
+
+mla::DType bf16_arg(const benchmark::State& state, int index) {
+  return state.range(index) != 0 ? mla::DType::kBF16 : mla::DType::kF32;
 }
 
 // The fused kernel (ops/latent_attention.h), its variant chosen by measurement (kernel_choice.h).
 void BM_LatentDecode(benchmark::State& state) {
-  decode<true>(state);
+  decode<true>(state, bf16_arg(state, 4));
 }
 BENCHMARK(BM_LatentDecode)
     ->ArgNames({"heads", "ctx", "batch", "thr", "bf16"})
@@ -117,9 +157,23 @@ BENCHMARK(BM_LatentDecode)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
+// Every cache storage side by side (0 f32, 1 bf16, 2 fp8 e4m3, 3 int8; the quantized rows are
+// DeepSeek-V3.2's 656 bytes), cache_GB/s counting the bytes each really reads; page 0 reads
+// the rows contiguously, page 64 through a page table as the layer does.
+void BM_LatentDecodeCache(benchmark::State& state) {
+  constexpr mla::DType kCaches[] = {mla::DType::kF32, mla::DType::kBF16, mla::DType::kF8E4M3,
+                                    mla::DType::kI8};
+  decode<true>(state, kCaches[state.range(4)], state.range(5));
+}
+BENCHMARK(BM_LatentDecodeCache)
+    ->ArgNames({"heads", "ctx", "batch", "thr", "cache", "page"})
+    ->ArgsProduct({{16, 128}, {4096, 16384}, {1}, {1, 2}, {0, 1, 2, 3}, {0, 64}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
 // The earlier tiled kernel built on oneDNN sgemm (ops/flash_attention.h), for comparison.
 void BM_FlashDecode(benchmark::State& state) {
-  decode<false>(state);
+  decode<false>(state, bf16_arg(state, 4));
 }
 BENCHMARK(BM_FlashDecode)
     ->ArgNames({"heads", "ctx", "batch", "thr", "bf16"})
@@ -135,7 +189,7 @@ void BM_LatentDecodeLevel(benchmark::State& state) {
     state.SkipWithError("this CPU lacks the SIMD level");
     return;
   }
-  decode<true>(state);
+  decode<true>(state, bf16_arg(state, 4));
   mla::ops::set_simd_level(std::nullopt);
 }
 BENCHMARK(BM_LatentDecodeLevel)
@@ -150,7 +204,7 @@ void BM_LatentPrefill(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(2));
   const bool bf16 = state.range(3) != 0;
   omp_set_num_threads(threads);
-  DecodeSetup setup(heads, 1, 1, bf16, tokens);
+  DecodeSetup setup(heads, 1, 1, bf16_arg(state, 3), tokens);
   mla::ops::LatentWorkspace ws;
   for (auto _ : state) mla::ops::latent_attention(setup.params, ws);
   // Token t sees t + 1 keys: sum = tokens (tokens + 1) / 2.

@@ -25,7 +25,7 @@ CpuFeatures detect() {
   if (__get_cpuid_max(0, nullptr) < 7) return f;
   __cpuid_count(1, 0, eax, ebx, ecx, edx);
   const bool osxsave = (ecx >> 27) & 1, avx = (ecx >> 28) & 1;
-  const bool fma = (ecx >> 12) & 1;
+  const bool fma = (ecx >> 12) & 1, f16c = (ecx >> 29) & 1;
   if (!osxsave || !avx) return f;
   const uint64_t xcr0 = xgetbv0();
   const bool ymm_state = (xcr0 & 0x6) == 0x6;    // SSE and AVX registers saved by the OS
@@ -36,6 +36,7 @@ CpuFeatures detect() {
   __cpuid_count(7, 1, eax, ebx, ecx, edx);
   const unsigned leaf7_1_eax = eax;
   f.fma = fma;
+  f.f16c = f16c;
   f.avx2 = (leaf7_ebx >> 5) & 1;
   if (zmm_state) {
     f.avx512f = (leaf7_ebx >> 16) & 1;
@@ -54,7 +55,7 @@ CpuFeatures detect() {
 }
 
 SimdLevel level_of(const CpuFeatures& f) {
-  if (!f.avx2 || !f.fma) return SimdLevel::kScalar;
+  if (!f.avx2 || !f.fma || !f.f16c) return SimdLevel::kScalar;
   if (!f.avx512f || !f.avx512bw || !f.avx512vl) return SimdLevel::kAvx2;
   return f.avx512bf16 ? SimdLevel::kAvx512Bf16 : SimdLevel::kAvx512;
 }

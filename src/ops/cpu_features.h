@@ -16,6 +16,7 @@ namespace mla::ops {
 
 struct CpuFeatures {
   bool fma = false;
+  bool f16c = false;  // VCVTPH2PS: the AVX2 kernels decode fp8 caches through fp16
   bool avx2 = false;
   bool avx512f = false;
   bool avx512bw = false;
@@ -29,8 +30,9 @@ struct CpuFeatures {
 };
 
 // Ordered: each level needs everything below it.
-//   kAvx2: AVX2 + FMA.  kAvx512: AVX-512 F/BW/VL (+ FMA); a bf16 cache is widened to float32.
-//   kAvx512Bf16: also AVX512_BF16, whose VDPBF16PS multiplies bf16 pairs with float32 sums.
+//   kAvx2: AVX2 + FMA + F16C.  kAvx512: AVX-512 F/BW/VL (+ FMA); a bf16 cache is widened to
+//   float32. kAvx512Bf16: also AVX512_BF16, whose VDPBF16PS multiplies bf16 pairs with float32
+//   sums.
 enum class SimdLevel { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Bf16 = 3 };
 inline constexpr EnumName<SimdLevel> kSimdLevelNames[] = {{SimdLevel::kScalar, "scalar"},
                                                           {SimdLevel::kAvx2, "avx2"},

@@ -12,6 +12,7 @@
 
 #include "mla/dtype.h"
 #include "mla/error.h"
+#include "mla/quantized_row.h"
 #include "ops/simd/latent_kernels.h"
 #include "ops/simd/skinny_kernels.h"
 
@@ -82,6 +83,7 @@ struct LatentProblem {
   std::vector<float> q, out, scratch;
   std::vector<float> cache_f32;
   std::vector<uint16_t> cache_bf16;
+  std::vector<unsigned char> cache_quant;
   simd::LatentItem item;
 
   explicit LatentProblem(DType dtype) {
@@ -111,6 +113,15 @@ struct LatentProblem {
       convert_from_f32(cache_f32.data(), cache_f32.size(), DType::kBF16, cache_bf16.data());
       item.kv.base = cache_bf16.data();
       item.kv.dtype = DType::kBF16;
+    } else if (is_quantized_cache_dtype(dtype)) {
+      const int64_t bytes = quantized_row_bytes(kRank, kWidth - kRank);
+      cache_quant.resize(static_cast<size_t>(kKeys * bytes));
+      for (int64_t j = 0; j < kKeys; ++j)
+        quantize_row(cache_f32.data() + j * kWidth, kRank, kWidth - kRank, dtype,
+                     cache_quant.data() + j * bytes);
+      item.kv.base = cache_quant.data();
+      item.kv.token_stride = bytes;
+      item.kv.dtype = dtype;
     }
     item.k0 = 0;
     item.k1 = kKeys;
@@ -202,6 +213,10 @@ double measure(KernelFamily f, int variant) {
       return measure_latent(DType::kF32, variant);
     case KernelFamily::kLatentBf16:
       return measure_latent(DType::kBF16, variant);
+    case KernelFamily::kLatentFp8:
+      return measure_latent(DType::kF8E4M3, variant);
+    case KernelFamily::kLatentInt8:
+      return measure_latent(DType::kI8, variant);
     case KernelFamily::kSkinnyF32:
       return measure_skinny(false, variant);
     case KernelFamily::kSkinnyBf16:
@@ -216,6 +231,8 @@ const char* problem_of(KernelFamily f) {
   switch (f) {
     case KernelFamily::kLatentF32:
     case KernelFamily::kLatentBf16:
+    case KernelFamily::kLatentFp8:
+    case KernelFamily::kLatentInt8:
       return "one work item: 32 query rows x 192 keys, R = 512, Dr = 64, 1 thread";
     case KernelFamily::kSkinnyF32:
     case KernelFamily::kSkinnyBf16:
@@ -305,12 +322,29 @@ int set_kernel_variant(KernelFamily f, std::optional<int> variant) {
   return kernel_variant(f);
 }
 
+KernelFamily latent_family(DType cache) {
+  switch (cache) {
+    case DType::kBF16:
+      return KernelFamily::kLatentBf16;
+    case DType::kF8E4M3:
+      return KernelFamily::kLatentFp8;
+    case DType::kI8:
+      return KernelFamily::kLatentInt8;
+    default:
+      return KernelFamily::kLatentF32;
+  }
+}
+
 std::string_view kernel_family_name(KernelFamily f) {
   switch (f) {
     case KernelFamily::kLatentF32:
       return "latent-attention-f32-cache";
     case KernelFamily::kLatentBf16:
       return "latent-attention-bf16-cache";
+    case KernelFamily::kLatentFp8:
+      return "latent-attention-fp8-cache";
+    case KernelFamily::kLatentInt8:
+      return "latent-attention-int8-cache";
     case KernelFamily::kSkinnyF32:
       return "skinny-f32-weights";
     case KernelFamily::kSkinnyBf16:
@@ -326,7 +360,8 @@ std::string kernel_variant_name(KernelFamily f, int variant) {
     return variant == kGemmOnednnBf16 ? "onednn-bf16" : "widen-sgemm";
   const auto level = static_cast<SimdLevel>(variant);
   const std::string isa(simd_level_name(level));
-  const bool bf16 = f == KernelFamily::kLatentBf16 || f == KernelFamily::kSkinnyBf16;
+  // Every family but the float32 ones widens its storage below the bf16 dot level.
+  const bool bf16 = f != KernelFamily::kLatentF32 && f != KernelFamily::kSkinnyF32;
   if (level == SimdLevel::kScalar) return bf16 ? "scalar-widen" : "scalar";
   if (!bf16) return isa + "-fma";
   return level == SimdLevel::kAvx512Bf16 ? isa + "-dot" : isa + "-widen";

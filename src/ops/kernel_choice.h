@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "mla/dtype.h"
 #include "ops/cpu_features.h"
 
 namespace mla::ops {
@@ -24,13 +25,16 @@ namespace mla::ops {
 enum class KernelFamily {
   kLatentF32,   // fused latent attention, float32 cache (ops/latent_attention.h)
   kLatentBf16,  // the same with a bf16 cache
+  kLatentFp8,   // the same with an fp8 e4m3 cache (mla/quantized_row.h)
+  kLatentInt8,  // the same with an int8 cache
   kSkinnyF32,   // few-row products with float32 weights (ops/skinny.h)
   kSkinnyBf16,  // few-row products with bf16 weights
   kGemmBf16,    // larger products with bf16 weights (ops/linear_bf16.h): oneDNN or widen + sgemm
 };
 inline constexpr KernelFamily kKernelFamilies[] = {
-    KernelFamily::kLatentF32, KernelFamily::kLatentBf16, KernelFamily::kSkinnyF32,
-    KernelFamily::kSkinnyBf16, KernelFamily::kGemmBf16};
+    KernelFamily::kLatentF32,  KernelFamily::kLatentBf16, KernelFamily::kLatentFp8,
+    KernelFamily::kLatentInt8, KernelFamily::kSkinnyF32,  KernelFamily::kSkinnyBf16,
+    KernelFamily::kGemmBf16};
 
 // Variants of kGemmBf16 (the SIMD families' variants are their SimdLevel values).
 inline constexpr int kGemmWidenSgemm = 0;
@@ -65,6 +69,9 @@ KernelChoiceReport kernel_choice_report(KernelFamily family);
 // Pins the family to `variant` (clamped to what the CPU supports); std::nullopt: back to the
 // measured choice. Returns the variant now in effect. Not while kernels run on other threads.
 int set_kernel_variant(KernelFamily family, std::optional<int> variant);
+
+// The fused latent kernel's family for a cache of this storage (F32, BF16, F8_E4M3, I8).
+KernelFamily latent_family(DType cache);
 
 std::string_view kernel_family_name(KernelFamily family);
 std::string kernel_variant_name(KernelFamily family, int variant);

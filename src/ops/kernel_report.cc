@@ -14,6 +14,7 @@ CpuReport cpu_report() {
     r.isa += name;
   };
   add(f.fma, "fma");
+  add(f.f16c, "f16c");
   add(f.avx2, "avx2");
   add(f.avx512f, "avx512f");
   add(f.avx512bw, "avx512bw");

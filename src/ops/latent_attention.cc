@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <string>
 
 #include "mla/error.h"
+#include "mla/quantized_row.h"
 #include "ops/cpu_features.h"
 #include "ops/kernel_choice.h"
 #include "ops/parallel.h"
@@ -38,9 +40,13 @@ LatentScratch latent_scratch(int64_t rows, int64_t width, int64_t rank) {
   l.qt = take(l.width_pad * l.rows_pad);
   l.scores = take(kLatentTile * l.rows_pad);
   l.probs_bf16 = take(kLatentTile * l.rows_pad / 2);
-  l.keys = take(std::max(kLatentTile * l.width_pad, l.rows_pad));
+  // f32 keys, or (avx512bf16) bf16 keys then the last query column.
+  l.keys = take(std::max(kLatentTile * l.width_pad, kLatentTile * l.width_pad / 2 + l.rows_pad));
   l.values_bf16 = take(kLatentTile * l.rank_pad / 2);
   l.acc = take(l.rows_pad * l.rank_pad);
+  const int64_t groups = (rank + kQuantGroup - 1) / kQuantGroup;
+  l.quant_scales = take(kLatentTile * groups);
+  l.group_probs = take(groups * kLatentTile * l.rows_pad / 2);
   l.stats = take(4 * l.rows_pad);
   l.pointers = take(2 * kLatentTile);
   l.total = at;
@@ -204,12 +210,11 @@ void latent_attention(std::span<const AttentionParams> seqs, LatentWorkspace& ws
   if (ws.items.empty()) return;
   // Each cache dtype runs its family's measured choice (ops/kernel_choice.h); a family is
   // measured only once a call needs it.
-  ItemFn run_f32 = nullptr, run_bf16 = nullptr;
+  ItemFn run[std::size(kKernelFamilies)] = {};  // by family
   for (const AttentionParams& p : seqs) {
-    if (p.k.dtype == DType::kBF16 && run_bf16 == nullptr)
-      run_bf16 = item_function(kernel_level(KernelFamily::kLatentBf16));
-    if (p.k.dtype != DType::kBF16 && run_f32 == nullptr)
-      run_f32 = item_function(kernel_level(KernelFamily::kLatentF32));
+    const KernelFamily f = latent_family(p.k.dtype);
+    if (run[static_cast<size_t>(f)] == nullptr)
+      run[static_cast<size_t>(f)] = item_function(kernel_level(f));
   }
   size_t scratch_floats = 0;
   for (const LatentWorkspace::Item& it : ws.items) {
@@ -261,7 +266,7 @@ void latent_attention(std::span<const AttentionParams> seqs, LatentWorkspace& ws
         item.row_max = item.acc + l.rows_pad * l.rank_pad;
         item.row_sum = item.row_max + l.rows_pad;
       }
-      (p.k.dtype == DType::kBF16 ? run_bf16 : run_f32)(item);
+      run[static_cast<size_t>(latent_family(p.k.dtype))](item);
     }
     // Merge the parts of every split block (its items are consecutive, the first part first).
     for (int64_t i = 0; i < n_items;) {

@@ -17,7 +17,8 @@ def run(*args, env=None):
     return subprocess.run([cli(), *args], capture_output=True, text=True, timeout=120, env=env)
 
 
-FAMILIES = ["latent-attention-f32-cache", "latent-attention-bf16-cache", "skinny-f32-weights",
+FAMILIES = ["latent-attention-f32-cache", "latent-attention-bf16-cache",
+            "latent-attention-fp8-cache", "latent-attention-int8-cache", "skinny-f32-weights",
             "skinny-bf16-weights", "gemm-bf16-weights"]
 
 
@@ -42,7 +43,8 @@ def test_mla_simd_holds_the_choice():
     if "avx2" not in r.stdout.split("isa: ", 1)[1].splitlines()[0]:
         pytest.skip("this CPU lacks AVX2")
     chosen = [line.split()[1] for line in r.stdout.splitlines() if line.strip().startswith("chosen:")]
-    assert chosen[:4] == ["avx2-fma", "avx2-widen", "avx2-fma", "avx2-widen"], chosen
+    assert chosen[:6] == ["avx2-fma", "avx2-widen", "avx2-widen", "avx2-widen", "avx2-fma",
+                          "avx2-widen"], chosen
 
 
 @pytest.mark.parametrize("command", ["demo", "attention", "generate"])

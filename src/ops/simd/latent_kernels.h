@@ -32,7 +32,7 @@ struct LatentItem {
   int64_t rank = 0;   // R: the value is the first R entries of a key row
   float scale = 1.0f;
   int64_t context_before = 0;  // query t sees keys 0 .. context_before + t
-  KvView kv;                   // latent rows (F32 or BF16), read between keys k0 and k1
+  KvView kv;                   // latent rows (F32, BF16, F8_E4M3 or I8) between keys k0, k1
   int64_t k0 = 0, k1 = 0;
 
   // Results. With `out` set the normalised output is written there (out rows as q rows, `rank`
@@ -51,20 +51,26 @@ struct LatentItem {
 // Offsets (in floats, each a multiple of kLatentPad) of the kernel's scratch blocks.
 struct LatentScratch {
   int64_t rows_pad, width_pad, rank_pad;
-  size_t qt;           // packed, scaled queries: (width_pad, rows_pad) f32 or bf16 pairs
-  size_t scores;       // (kLatentTile, rows_pad) scores, then probabilities
-  size_t probs_bf16;   // (kLatentTile / 2, rows_pad, 2) bf16 probabilities
-  size_t keys;         // (kLatentTile, width_pad) keys widened to f32 when not used in place
-  size_t values_bf16;  // (kLatentTile / 2, rank_pad, 2) bf16 values, pairs of keys interleaved
-  size_t acc;          // (rows_pad, rank_pad) accumulators when the item writes `out`
-  size_t stats;        // 4 x rows_pad: max, sum, correction, last visible key
-  size_t pointers;     // kLatentTile row pointers (2 floats each)
+  size_t qt;            // packed, scaled queries: (width_pad, rows_pad) f32 or bf16 pairs
+  size_t scores;        // (kLatentTile, rows_pad) scores, then probabilities
+  size_t probs_bf16;    // (kLatentTile / 2, rows_pad, 2) bf16 probabilities
+  size_t keys;          // (kLatentTile, width_pad) keys widened to f32 when not used in place;
+                        // for VDPBF16PS (kLatentTile, width_pad) bf16 keys, then rows_pad f32
+  size_t values_bf16;   // (kLatentTile / 2, rank_pad, 2) bf16 values, pairs of keys interleaved
+  size_t acc;           // (rows_pad, rank_pad) accumulators when the item writes `out`
+  size_t quant_scales;  // (kLatentTile, groups) group scales of a quantized tile (groups =
+                        // ceil(rank / 128)), for the VDPBF16PS kernel
+  size_t group_probs;   // (groups, kLatentTile / 2, rows_pad, 2) bf16 probabilities x scale
+  size_t stats;         // 4 x rows_pad: max, sum, correction, last visible key
+  size_t pointers;      // kLatentTile row pointers (2 floats each)
   size_t total;
 };
 LatentScratch latent_scratch(int64_t rows, int64_t width, int64_t rank);
 
 // One per instruction set. scalar: plain C++ (any x86-64); avx2: AVX2+FMA; avx512: F/BW/VL with
-// a bf16 cache widened to f32; avx512bf16: bf16 caches through VDPBF16PS (f32 caches as avx512).
+// a bf16 cache widened to f32; avx512bf16: bf16 caches, and fp8 / int8 caches decoded to bf16
+// per tile, through VDPBF16PS (f32 caches as avx512). Quantized caches are widened to f32 by
+// the others.
 void latent_item_scalar(const LatentItem& item);
 void latent_item_avx2(const LatentItem& item);
 void latent_item_avx512(const LatentItem& item);
