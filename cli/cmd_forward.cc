@@ -79,10 +79,11 @@ int run_forward(const ForwardOptions& opt) {
   SafetensorsWriter writer;
   writer.add("logits", {batch, seq, vocab}, logits);
   writer.write(opt.output);
-  std::fprintf(stderr, "mla forward: %lld x %lld tokens (%lld prefill), %s weights -> %s\n",
-               static_cast<long long>(batch), static_cast<long long>(seq),
-               static_cast<long long>(prefill),
-               std::string(dtype_name(model.weight_dtype())).c_str(), opt.output.c_str());
+  std::fprintf(
+      stderr, "mla forward: %lld x %lld tokens (%lld prefill), %s weights, %s cache -> %s\n",
+      static_cast<long long>(batch), static_cast<long long>(seq), static_cast<long long>(prefill),
+      std::string(dtype_name(model.weight_dtype())).c_str(),
+      std::string(dtype_name(model.cache_dtype())).c_str(), opt.output.c_str());
   return 0;
 }
 

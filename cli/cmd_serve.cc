@@ -81,9 +81,10 @@ int run_serve(const ServeOptions& o) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   std::fprintf(stderr,
-               "mla serve: %s (%s weights), cache %lld tokens in pages of %lld, batch up to %lld; "
-               "listening on http://%s:%d\n",
+               "mla serve: %s (%s weights), %s cache %lld tokens in pages of %lld, batch up to "
+               "%lld; listening on http://%s:%d\n",
                sequences.name().c_str(), std::string(dtype_name(model.weight_dtype())).c_str(),
+               std::string(dtype_name(model.cache_dtype())).c_str(),
                static_cast<long long>(sequences.pages_total() * sequences.page_size()),
                static_cast<long long>(sequences.page_size()), static_cast<long long>(o.max_batch),
                o.host.c_str(), port);

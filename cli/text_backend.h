@@ -9,17 +9,14 @@
 #include <string>
 #include <vector>
 
-#include "mla/chat_template.h"
+#include "text_model.h"
 
 namespace mla::cli {
 
-class TextBackend {
+// The text side (encode_prompt, encode_chat, token_bytes, eos_tokens) is the server's TextModel;
+// a backend adds the model and its one sequence.
+class TextBackend : public serve::TextModel {
  public:
-  virtual ~TextBackend() = default;
-  virtual std::vector<int32_t> encode_prompt(const std::string& text) const = 0;
-  virtual std::vector<int32_t> encode_chat(const std::vector<ChatMessage>& messages) const = 0;
-  virtual std::string token_bytes(int32_t token) const = 0;
-  virtual std::vector<int32_t> eos_tokens() const = 0;
   virtual int64_t vocab_size() const = 0;
   virtual int64_t max_positions() const = 0;
   // Appends tokens to the one sequence and returns the logits after its last one.

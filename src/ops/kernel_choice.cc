@@ -13,6 +13,7 @@
 #include "mla/dtype.h"
 #include "mla/error.h"
 #include "mla/quantized_row.h"
+#include "ops/cache_line_vector.h"
 #include "ops/simd/latent_kernels.h"
 #include "ops/simd/skinny_kernels.h"
 
@@ -157,24 +158,20 @@ double measure_latent(DType dtype, int variant) {
 
 // Eight rows (a batch-8 decode step, where compute shows) against 128 outputs of 1024 inputs:
 // the weights (256 KiB in bf16) stay in L2, so the figure is the kernel's arithmetic rate.
-template <class T>
-T* aligned_64(T* p) {
-  const auto a = (reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63};
-  return reinterpret_cast<T*>(a);
-}
-
 double measure_skinny(bool bf16, int variant) {
   constexpr int64_t kRows = 8, kIn = 1024, kAllOut = 128;
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  // x 64-byte aligned, as skinny_linear hands it to the kernels (ops/skinny.cc).
-  std::vector<float> x_storage(kRows * kIn + 16), w(kAllOut * kIn), y(kRows * kAllOut);
-  std::vector<uint16_t> x16_storage(kRows * kIn + 32), w16(w.size());
-  float* x = aligned_64(x_storage.data());
-  uint16_t* x16 = aligned_64(x16_storage.data());
-  for (int64_t i = 0; i < kRows * kIn; ++i) x[i] = u(rng);
+  // x on a cache line, as skinny_linear hands it to the kernels (ops/skinny.cc).
+  CacheLineVector<float> x_vec(kRows * kIn);
+  CacheLineVector<uint16_t> x16_vec(x_vec.size());
+  std::vector<float> w(kAllOut * kIn), y(kRows * kAllOut);
+  std::vector<uint16_t> w16(w.size());
+  for (float& v : x_vec) v = u(rng);
   for (float& v : w) v = u(rng);
-  convert_from_f32(x, static_cast<size_t>(kRows * kIn), DType::kBF16, x16);
+  convert_from_f32(x_vec.data(), x_vec.size(), DType::kBF16, x16_vec.data());
+  const float* x = x_vec.data();
+  const uint16_t* x16 = x16_vec.data();
   convert_from_f32(w.data(), w.size(), DType::kBF16, w16.data());
   const auto level = static_cast<SimdLevel>(variant);
   const int64_t kOut = level == SimdLevel::kScalar ? kAllOut / 4 : kAllOut;

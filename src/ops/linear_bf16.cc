@@ -12,6 +12,7 @@
 
 #include "mla/dtype.h"
 #include "mla/error.h"
+#include "ops/cache_line_vector.h"
 #include "ops/gemm.h"
 #include "ops/kernel_choice.h"
 #include "ops/skinny.h"
@@ -33,8 +34,8 @@ struct MatmulCache {
     bool widen = false;  // oneDNN has no bf16 matmul for this CPU: widen blocks to f32 instead
   };
   std::map<std::tuple<int64_t, int64_t, int64_t>, Entry> entries;
-  std::vector<uint16_t> x_bf16;
-  std::vector<float> x_f32, w_f32;  // the widening fallback's scratch
+  CacheLineVector<uint16_t> x_bf16;     // on a cache line: the skinny kernels then take it as it is
+  CacheLineVector<float> x_f32, w_f32;  // the widened x; the widening fallback's scratch
 
   Entry& get(int64_t rows, int64_t in, int64_t out) {
     auto key = std::make_tuple(rows, in, out);

@@ -2,9 +2,8 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
-#include <new>
 
+#include "ops/cache_line_vector.h"
 #include "ops/cpu_features.h"
 #include "ops/kernel_choice.h"
 #include "ops/parallel.h"
@@ -31,22 +30,10 @@ void over_output_blocks(int64_t in, int64_t out, const Kernel& kernel) {
 // stay aligned when in is a multiple of the 64-byte vector, as in every DeepSeek shape.
 template <class T>
 const T* aligned_rows(const T* x, int64_t rows, int64_t in) {
-  constexpr uintptr_t kAlign = 64;
-  if (reinterpret_cast<uintptr_t>(x) % kAlign == 0) return x;
-  struct Buffer {
-    T* data = nullptr;
-    size_t size = 0;
-    ~Buffer() { ::operator delete (data, std::align_val_t{kAlign}); }
-  };
-  thread_local Buffer buffer;
-  const auto n = static_cast<size_t>(rows * in);
-  if (buffer.size < n) {
-    ::operator delete (buffer.data, std::align_val_t{kAlign});
-    buffer.data = static_cast<T*>(::operator new (n * sizeof(T), std::align_val_t{kAlign}));
-    buffer.size = n;
-  }
-  std::memcpy(buffer.data, x, n * sizeof(T));
-  return buffer.data;
+  if (reinterpret_cast<uintptr_t>(x) % kCacheLine == 0) return x;
+  thread_local CacheLineVector<T> buffer;
+  buffer.assign(x, x + rows * in);  // grows once per thread; a warm step allocates nothing
+  return buffer.data();
 }
 
 }  // namespace

@@ -14,11 +14,7 @@ import cases  # noqa: E402
 import safetensors_io  # noqa: E402
 
 
-def cli():
-    path = os.environ.get("MLA_CLI")
-    if not path:
-        pytest.fail("MLA_CLI is not set: run through ctest, or export MLA_CLI=build/mla")
-    return path
+from mla_cli import cli  # noqa: E402
 
 
 @pytest.fixture()

@@ -16,11 +16,7 @@ TINY = ["--d-model", 64, "--layers", 2, "--heads", 4, "--seq", 32, "--batch", 8,
         "--eval-every", 10]
 
 
-def cli():
-    path = os.environ.get("MLA_CLI")
-    if not path:
-        pytest.fail("MLA_CLI is not set: run through ctest, or export MLA_CLI=build/mla")
-    return path
+from mla_cli import cli  # noqa: E402
 
 
 def run(*args):

@@ -18,11 +18,7 @@ import tokenizer_corpus  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def cli():
-    path = os.environ.get("MLA_CLI")
-    if not path:
-        pytest.fail("MLA_CLI is not set: run through ctest, or export MLA_CLI=build/mla")
-    return path
+from mla_cli import cli  # noqa: E402
 
 
 @pytest.fixture(scope="module")

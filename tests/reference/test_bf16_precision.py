@@ -18,11 +18,7 @@ import safetensors_io  # noqa: E402
 ERRORS = {}
 
 
-def cli():
-    path = os.environ.get("MLA_CLI")
-    if not path:
-        pytest.fail("MLA_CLI is not set: run through ctest, or export MLA_CLI=build/mla")
-    return path
+from mla_cli import cli  # noqa: E402
 
 
 def rel_error(y, ref):

@@ -21,11 +21,7 @@ INT8_TOLERANCE = 5e-2  # int8 per-row weights (MLP, experts, head) + bf16 attent
 TOKENS = np.array([[3, 5, 7, 11, 2, 9, 40], [1, 4, 4, 60, 33, 8, 0], [63, 62, 10, 10, 10, 5, 6]])
 
 
-def cli():
-    path = os.environ.get("MLA_CLI")
-    if not path:
-        pytest.fail("MLA_CLI is not set: run through ctest, or export MLA_CLI=build/mla")
-    return path
+from mla_cli import cli  # noqa: E402
 
 
 def run_forward(model, tokens, tmp, *extra, dtype="I32", env=None):

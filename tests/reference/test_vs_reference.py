@@ -20,11 +20,7 @@ TOLERANCE = 1e-5  # max |y - y_ref| / max |y_ref|, float32 against float64
 RESULTS = {}
 
 
-def cli():
-    path = os.environ.get("MLA_CLI")
-    if not path:
-        pytest.fail("MLA_CLI is not set: run through ctest, or export MLA_CLI=build/mla")
-    return path
+from mla_cli import cli  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import serving_model  # noqa: E402
 
 
-def cli():
-    path = os.environ.get("MLA_CLI")
-    if not path:
-        pytest.fail("MLA_CLI is not set: run through ctest, or export MLA_CLI=build/mla")
-    return path
+from mla_cli import cli  # noqa: E402
 
 
 @pytest.fixture(scope="module")
