@@ -65,17 +65,38 @@ __attribute__((target("avx512f,avx512bf16"))) double dot_bf16_avx512(int64_t ite
   return static_cast<double>(iters) * kAcc * 64;
 }
 
-// Best of several timed runs of `loop` on `threads` threads, in GFLOP/s.
+// Best of many short rounds of `loop` run by the whole team at once, in GFLOP/s. A round starts
+// at a barrier and ends when the last thread is done, so it counts only what the team did
+// together; one round per thread and ~1 ms each make it likely that some round ran with no
+// thread descheduled (on a shared machine) and none waited for a thread still starting (a fresh
+// team, which the untimed warm-up round absorbs). One long timed region per run, as before,
+// measured 2-thread peaks 35% low whenever either core was briefly taken.
 double measure(double (*loop)(int64_t), int threads) {
-  double best = 0;
-  for (int run = 0; run < 5; ++run) {
-    double flops = 0;
-    const auto start = std::chrono::steady_clock::now();
-#pragma omp parallel num_threads(threads) reduction(+ : flops)
-    flops += loop(4'000'000);
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    best = std::max(best, flops / seconds * 1e-9);
+  constexpr int kRounds = 40;
+  constexpr int64_t kIters = 300'000;  // 16 accumulators: ~2.4M cycles, under 1 ms at 3 GHz
+  double best = 0, flops = 0;
+  std::chrono::steady_clock::time_point start;
+#pragma omp parallel num_threads(threads)
+  {
+    loop(kIters);
+    for (int round = 0; round < kRounds; ++round) {
+#pragma omp barrier
+#pragma omp single
+      {
+        flops = 0;
+        start = std::chrono::steady_clock::now();
+      }
+      const double done = loop(kIters);
+#pragma omp atomic
+      flops += done;
+#pragma omp barrier
+#pragma omp single
+      {
+        const double seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        best = std::max(best, flops / seconds * 1e-9);
+      }
+    }
   }
   return best;
 }
