@@ -38,17 +38,19 @@ LatentScratch latent_scratch(int64_t rows, int64_t width, int64_t rank) {
     return start;
   };
   l.qt = take(l.width_pad * l.rows_pad);
-  l.scores = take(kLatentTile * l.rows_pad);
-  l.probs_bf16 = take(kLatentTile * l.rows_pad / 2);
+  constexpr int64_t tile = kLatentTileMax;
+  l.scores = take(tile * l.rows_pad);
+  l.probs_bf16 = take(tile * l.rows_pad / 2);
   // f32 keys, or (avx512bf16) bf16 keys then the last query column.
-  l.keys = take(std::max(kLatentTile * l.width_pad, kLatentTile * l.width_pad / 2 + l.rows_pad));
-  l.values_bf16 = take(kLatentTile * l.rank_pad / 2);
+  l.keys =
+      take(std::max(kLatentTile * l.width_pad, kLatentTileBf16 * l.width_pad / 2 + l.rows_pad));
+  l.values_bf16 = take(tile * l.rank_pad / 2);
   l.acc = take(l.rows_pad * l.rank_pad);
   const int64_t groups = (rank + kQuantGroup - 1) / kQuantGroup;
-  l.quant_scales = take(kLatentTile * groups);
-  l.group_probs = take(groups * kLatentTile * l.rows_pad / 2);
-  l.stats = take(4 * l.rows_pad);
-  l.pointers = take(2 * kLatentTile);
+  l.quant_scales = take(tile * groups);
+  l.group_probs = take(groups * tile * l.rows_pad / 2);
+  l.stats = take(5 * l.rows_pad);
+  l.pointers = take(2 * tile);
   l.total = at;
   return l;
 }

@@ -59,13 +59,6 @@ inline __m512i interleave_bf16(__m512 a, __m512 b) {
   return _mm512_permutexvar_epi16(idx, both);
 }
 
-// bf16 pairs back to two float32 vectors: the values the products will really use.
-inline void split_bf16(__m512i pairs, __m512* a, __m512* b) {
-  *a = _mm512_castsi512_ps(_mm512_slli_epi32(pairs, 16));
-  *b = _mm512_castsi512_ps(
-      _mm512_and_si512(pairs, _mm512_set1_epi32(static_cast<int32_t>(0xffff0000u))));
-}
-
 // Codes [i, i + 32) of a quantized row (latent_common.inc) as 32 bf16 numbers, exactly (e4m3
 // and int8 codes both fit bf16's 8 significant bits); lanes past `left` are 0.
 //   e4m3 -> bf16 in 16-bit lanes: (b & 0x7f) << 4 puts the code's exponent and mantissa in
@@ -169,10 +162,12 @@ void pack_queries_bf16(const LatentItem& it, const LatentScratch& l, const Bf16L
 
 // Scores of JB keys for NV vectors of rows. The pairs run in segments: one for a bf16 cache;
 // for codes, one per scale group (its sum times the key's scale, in float32) and the rope part.
+// tmax (NV vectors of rows) takes the running max of the finished scores, in key order as
+// softmax_tile would take it, which saves the softmax a pass over the tile.
 template <int NV, int JB>
 void qk_block_bf16(const uint16_t* panel, int64_t pw, const float* last,
                    const uint16_t* const* keys, const float* scales, const Bf16Layout& b,
-                   int64_t width, float* s, int64_t rows_pad) {
+                   int64_t width, float* s, int64_t rows_pad, float* tmax) {
   const int64_t segments = b.scales != nullptr ? b.groups + 1 : 1;
   for (int64_t g = 0; g < segments; ++g) {
     const bool scaled = g < segments - 1;
@@ -202,91 +197,106 @@ void qk_block_bf16(const uint16_t* panel, int64_t pw, const float* last,
       for (int v = 0; v < NV; ++v) {
         float* out = s + j * rows_pad + v * 16;
         const __m512 x = scaled ? _mm512_mul_ps(acc[j][v], scale) : acc[j][v];
-        _mm512_store_ps(out, g == 0 ? x : _mm512_add_ps(_mm512_load_ps(out), x));
+        const __m512 y = g == 0 ? x : _mm512_add_ps(_mm512_load_ps(out), x);
+        _mm512_store_ps(out, y);
+        if (!scaled) acc[j][v] = y;  // the finished score
       }
+    }
+    if (scaled) continue;
+    for (int v = 0; v < NV; ++v) {
+      __m512 m = _mm512_load_ps(tmax + v * 16);
+      for (int j = 0; j < JB; ++j) m = _mm512_max_ps(m, acc[j][v]);
+      _mm512_store_ps(tmax + v * 16, m);
     }
   }
 }
 
 template <int NV>
 void qk_keys_bf16(const uint16_t* panel, int64_t pw, const float* last, const uint16_t* const* keys,
-                  int64_t n, const Bf16Layout& b, int64_t width, float* s, int64_t rows_pad) {
+                  int64_t n, const Bf16Layout& b, int64_t width, float* s, int64_t rows_pad,
+                  float* tmax) {
   constexpr int kJb = V512::kQkKeys;
   const auto scales = [&b](int64_t j) { return b.scales + j * b.groups; };
   int64_t j = 0;
   for (; j + kJb <= n; j += kJb)
     qk_block_bf16<NV, kJb>(panel, pw, last, keys + j, scales(j), b, width, s + j * rows_pad,
-                           rows_pad);
+                           rows_pad, tmax);
   for (; j + 2 <= n; j += 2)
-    qk_block_bf16<NV, 2>(panel, pw, last, keys + j, scales(j), b, width, s + j * rows_pad,
-                         rows_pad);
+    qk_block_bf16<NV, 2>(panel, pw, last, keys + j, scales(j), b, width, s + j * rows_pad, rows_pad,
+                         tmax);
   for (; j < n; ++j)
-    qk_block_bf16<NV, 1>(panel, pw, last, keys + j, scales(j), b, width, s + j * rows_pad,
-                         rows_pad);
+    qk_block_bf16<NV, 1>(panel, pw, last, keys + j, scales(j), b, width, s + j * rows_pad, rows_pad,
+                         tmax);
 }
 
+// Scores of the tile's n keys, and in tmax (rows_pad) each row's max over them.
 void qk_tile_bf16(const LatentScratch& l, const Bf16Layout& b, int64_t width,
-                  const uint16_t* const* keys, int64_t n, float* s) {
+                  const uint16_t* const* keys, int64_t n, float* s, float* tmax) {
   constexpr int64_t kPw = V512::kW * V512::kQkRowVecs;
+  for (int64_t r = 0; r < l.rows_pad; r += 16) _mm512_store_ps(tmax + r, _mm512_set1_ps(kMinusInf));
   for (int64_t p = 0; p * kPw < l.rows_pad; ++p) {
     const int64_t pw = panel_width<V512>(l, p);
     const uint16_t* panel = b.qt + p * kPw * 2 * b.pairs;
     const float* last = b.qt_last + p * kPw;
     float* sp = s + p * kPw;
+    float* mp = tmax + p * kPw;
     switch (pw / 16) {
       case 1:
-        qk_keys_bf16<1>(panel, pw, last, keys, n, b, width, sp, l.rows_pad);
+        qk_keys_bf16<1>(panel, pw, last, keys, n, b, width, sp, l.rows_pad, mp);
         break;
       case 2:
-        qk_keys_bf16<2>(panel, pw, last, keys, n, b, width, sp, l.rows_pad);
+        qk_keys_bf16<2>(panel, pw, last, keys, n, b, width, sp, l.rows_pad, mp);
         break;
       case 3:
-        qk_keys_bf16<3>(panel, pw, last, keys, n, b, width, sp, l.rows_pad);
+        qk_keys_bf16<3>(panel, pw, last, keys, n, b, width, sp, l.rows_pad, mp);
         break;
       default:
-        qk_keys_bf16<V512::kQkRowVecs>(panel, pw, last, keys, n, b, width, sp, l.rows_pad);
+        qk_keys_bf16<V512::kQkRowVecs>(panel, pw, last, keys, n, b, width, sp, l.rows_pad, mp);
         break;
     }
   }
 }
 
 // As softmax_tile, but the probabilities go out as bf16 pairs of keys and the sums add the
-// rounded values, so that the weights P V really applies sum to the normaliser. The float32
-// probabilities stay in s for scale_probs.
+// rounded values (a VDPBF16PS with ones), so that the weights P V really applies sum to the
+// normaliser. The tile's max comes from the scores (tmax) unless the tile is causal, where
+// hidden keys are masked first. NaN scores stay NaN through exp2_keep_nan, into the sum (the
+// row's output is NaN, as softmax_tile makes it). keep_f32: the float32 probabilities also
+// replace the scores in s, for scale_probs.
 void softmax_tile_bf16(float* s, int64_t n, int64_t rows_pad, int64_t first_key, bool causal,
-                       const RowStats& st, uint16_t* probs) {
+                       const float* tmax, bool keep_f32, const RowStats& st, uint16_t* probs) {
+  const __m512bh ones = (__m512bh)_mm512_set1_epi16(0x3f80);
   for (int64_t r = 0; r < rows_pad; r += 16) {
-    const __m512i last = V512::load_i(st.last_key + r);
-    __m512 tile_max = _mm512_set1_ps(kMinusInf);
-    for (int64_t j = 0; j < n; ++j) {
-      __m512 x = _mm512_load_ps(s + j * rows_pad + r);
-      if (causal) {
-        x = V512::mask_after(x, first_key + j, last);
+    __m512 tile_max = _mm512_load_ps(tmax + r);
+    if (causal) {
+      const __m512i last = V512::load_i(st.last_key + r);
+      tile_max = _mm512_set1_ps(kMinusInf);
+      for (int64_t j = 0; j < n; ++j) {
+        const __m512 x =
+            V512::mask_after(_mm512_load_ps(s + j * rows_pad + r), first_key + j, last);
         _mm512_store_ps(s + j * rows_pad + r, x);
+        tile_max = _mm512_max_ps(tile_max, x);
       }
-      tile_max = _mm512_max_ps(tile_max, x);
     }
     const __m512 old_max = _mm512_load_ps(st.max + r);
     const __m512 new_max = _mm512_max_ps(old_max, tile_max);
     const __m512 base = V512::zero_if_minus_inf(new_max);
     const __m512 corr = V512::exp2(_mm512_sub_ps(old_max, base));
-    __m512 sum = _mm512_setzero_ps(), nan = _mm512_setzero_ps();
+    __m512 sum = _mm512_setzero_ps();
     for (int64_t j = 0; j < n; j += 2) {
       const __m512 xa = _mm512_load_ps(s + j * rows_pad + r);
-      const __m512 xb =
-          j + 1 < n ? _mm512_load_ps(s + (j + 1) * rows_pad + r) : _mm512_setzero_ps();
-      nan = V512::keep_nan(V512::keep_nan(nan, xa), xb);  // as in softmax_tile
-      const __m512 pa = V512::exp2(_mm512_sub_ps(xa, base));
-      const __m512 pb = j + 1 < n ? V512::exp2(_mm512_sub_ps(xb, base)) : _mm512_setzero_ps();
-      _mm512_store_ps(s + j * rows_pad + r, pa);
-      if (j + 1 < n) _mm512_store_ps(s + (j + 1) * rows_pad + r, pb);
+      const __m512 pa = V512::exp2_keep_nan(_mm512_sub_ps(xa, base));
+      __m512 pb = _mm512_setzero_ps();
+      if (j + 1 < n)
+        pb = V512::exp2_keep_nan(_mm512_sub_ps(_mm512_load_ps(s + (j + 1) * rows_pad + r), base));
+      if (keep_f32) {
+        _mm512_store_ps(s + j * rows_pad + r, pa);
+        if (j + 1 < n) _mm512_store_ps(s + (j + 1) * rows_pad + r, pb);
+      }
       const __m512i pairs = interleave_bf16(pa, pb);
       _mm512_store_si512(probs + (j / 2 * rows_pad + r) * 2, pairs);
-      __m512 ra, rb;
-      split_bf16(pairs, &ra, &rb);
-      sum = _mm512_add_ps(sum, _mm512_add_ps(ra, rb));
+      sum = _mm512_dpbf16_ps(sum, (__m512bh)pairs, ones);
     }
-    sum = _mm512_add_ps(sum, nan);
     _mm512_store_ps(st.max + r, new_max);
     _mm512_store_ps(st.sum + r, _mm512_fmadd_ps(_mm512_load_ps(st.sum + r), corr, sum));
     _mm512_store_ps(st.corr + r, corr);
@@ -294,23 +304,31 @@ void softmax_tile_bf16(float* s, int64_t n, int64_t rows_pad, int64_t first_key,
 }
 
 // Values (the first `rank` entries of each key row) as (pair of keys, rank_pad, 2) bf16, zero
-// past the tile's last key and past `rank`.
+// past the tile's last key and past `rank`: 32 columns of both keys per step, interleaved by
+// two word permutes (as decode_pair_bf16 does for codes).
 void pack_values_bf16(const uint16_t* const* keys, int64_t n, int64_t rank, int64_t rank_pad,
                       uint16_t* out) {
-  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
-                                       23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512i lo_idx =
+      _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8, 39, 7, 38, 6,
+                       37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
+  const __m512i hi_idx = _mm512_add_epi16(lo_idx, _mm512_set1_epi16(16));
   for (int64_t j = 0; j < n; j += 2) {
     const uint16_t* a = keys[j];
     const uint16_t* b = j + 1 < n ? keys[j + 1] : nullptr;
     uint16_t* dst = out + j / 2 * rank_pad * 2;
-    for (int64_t c = 0; c < rank_pad; c += 16) {
-      const __mmask16 m = c + 16 <= rank ? 0xffff
-                          : c < rank     ? static_cast<__mmask16>((1u << (rank - c)) - 1u)
-                                         : 0;
-      const __m256i va = _mm256_maskz_loadu_epi16(m, a + c);
-      const __m256i vb = b ? _mm256_maskz_loadu_epi16(m, b + c) : _mm256_setzero_si256();
-      const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(va), vb, 1);
-      _mm512_store_si512(dst + c * 2, _mm512_permutexvar_epi16(idx, both));
+    for (int64_t c = 0; c < rank_pad; c += 32) {
+      __m512i va, vb = _mm512_setzero_si512();
+      if (c + 32 <= rank) {
+        va = _mm512_loadu_si512(a + c);
+        if (b != nullptr) vb = _mm512_loadu_si512(b + c);
+      } else {
+        const __mmask32 m = c < rank ? first32(rank - c) : 0;
+        va = _mm512_maskz_loadu_epi16(m, a + c);
+        if (b != nullptr) vb = _mm512_maskz_loadu_epi16(m, b + c);
+      }
+      _mm512_store_si512(dst + c * 2, _mm512_permutex2var_epi16(va, lo_idx, vb));
+      if (c + 16 < rank_pad)
+        _mm512_store_si512(dst + (c + 16) * 2, _mm512_permutex2var_epi16(va, hi_idx, vb));
     }
   }
 }
@@ -365,7 +383,7 @@ void pv_tile_bf16(float* acc, const LatentScratch& l, const float* corr, const u
 // its own group's scale. Keys from `count` on get 0 (not 0 x scale: a NaN scale stays out).
 void scale_probs(const float* s, int64_t count, int64_t n, int64_t rows_pad, const Bf16Layout& b) {
   for (int64_t g = 0; g < b.groups; ++g) {
-    uint16_t* out = b.group_probs + g * (simd::kLatentTile * rows_pad);
+    uint16_t* out = b.group_probs + g * (simd::kLatentTileBf16 * rows_pad);
     for (int64_t j = 0; j < n; j += 2) {
       const __m512 sa = _mm512_set1_ps(j < count ? b.scales[j * b.groups + g] : 0.0f);
       const __m512 sb = _mm512_set1_ps(j + 1 < count ? b.scales[(j + 1) * b.groups + g] : 0.0f);
@@ -388,7 +406,7 @@ void pv_tile_quant(float* acc, const LatentScratch& l, const float* corr, const 
   scale_probs(s, count, n, l.rows_pad, b);
   for (int64_t g = 0; g < b.groups; ++g) {
     const int64_t c0 = g * kQuantRowGroup, c1 = min_i(c0 + kQuantRowGroup, l.rank_pad);
-    pv_tile_bf16(acc, l, corr, b.group_probs + g * (simd::kLatentTile * l.rows_pad), b.values,
+    pv_tile_bf16(acc, l, corr, b.group_probs + g * (simd::kLatentTileBf16 * l.rows_pad), b.values,
                  count, c0, c1);
   }
 }
@@ -416,7 +434,7 @@ void latent_item_avx512bf16(const LatentItem& it) {
   b.qt = reinterpret_cast<uint16_t*>(it.scratch + l.qt);
   // The keys block: bf16 keys of a quantized tile, then qt_last (latent_scratch sizes it).
   uint16_t* decoded = reinterpret_cast<uint16_t*>(it.scratch + l.keys);
-  b.qt_last = it.scratch + l.keys + kLatentTile * l.width_pad / 2;
+  b.qt_last = it.scratch + l.keys + kLatentTileBf16 * l.width_pad / 2;
   b.probs = reinterpret_cast<uint16_t*>(it.scratch + l.probs_bf16);
   b.values = reinterpret_cast<uint16_t*>(it.scratch + l.values_bf16);
   const bool quant = is_quantized(it.kv.dtype);
@@ -434,8 +452,9 @@ void latent_item_avx512bf16(const LatentItem& it) {
   const RowStats st = init_stats(it, l, it.scratch);
   for (int64_t i = 0; i < l.rows_pad * l.rank_pad; ++i) acc[i] = 0.0f;
   const int64_t first_limit = it.context_before + it.t0, last_limit = it.context_before + it.t1 - 1;
-  for (int64_t j0 = it.k0; j0 < it.k1 && j0 <= last_limit; j0 += kLatentTile) {
-    const int64_t n = min_i(kLatentTile, it.k1 - j0);
+  float* tmax = it.scratch + l.stats + 4 * l.rows_pad;
+  for (int64_t j0 = it.k0; j0 < it.k1 && j0 <= last_limit; j0 += kLatentTileBf16) {
+    const int64_t n = min_i(kLatentTileBf16, it.k1 - j0);
     for (int64_t j = 0; j < n; j += quant ? 2 : 1) {
       if (!quant) {
         keys[j] = reinterpret_cast<const uint16_t*>(kv_row(it.kv, j0 + j, 2));
@@ -460,8 +479,8 @@ void latent_item_avx512bf16(const LatentItem& it) {
       keys[j] = da;
       if (j + 1 < n) keys[j + 1] = db;
     }
-    qk_tile_bf16(l, b, it.width, keys, n, s);
-    softmax_tile_bf16(s, n, l.rows_pad, j0, j0 + n - 1 > first_limit, st, b.probs);
+    qk_tile_bf16(l, b, it.width, keys, n, s, tmax);
+    softmax_tile_bf16(s, n, l.rows_pad, j0, j0 + n - 1 > first_limit, tmax, quant, st, b.probs);
     // As in latent_item_f32: masked keys with a non-finite value must not be multiplied in (a
     // quantized value is non-finite through its group's scale).
     const int64_t shared = keys_seen_by_all(it, j0, n);

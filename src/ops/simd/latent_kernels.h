@@ -19,6 +19,13 @@ namespace mla::ops::simd {
 
 // Keys per tile: the scores of a tile are (kLatentTile, rows) floats.
 inline constexpr int64_t kLatentTile = 96;
+// Keys per tile of the VDPBF16PS kernel. Its P V takes half the cycles per key of an FMA, so
+// reloading and storing the accumulators (rows x rank floats, from L2) once per tile weighs twice
+// as much there; 192 keys halve that (the tile's blocks still fit a 1 MiB L2 at 128 rows).
+inline constexpr int64_t kLatentTileBf16 = 192;
+// The scratch blocks that depend on the tile are sized for the larger one.
+inline constexpr int64_t kLatentTileMax =
+    kLatentTileBf16 > kLatentTile ? kLatentTileBf16 : kLatentTile;
 // Row counts are padded to this (a multiple of every vector width), as are all scratch blocks.
 inline constexpr int64_t kLatentPad = 16;
 
@@ -48,21 +55,23 @@ struct LatentItem {
   float* scratch = nullptr;  // 64-byte aligned, latent_scratch_floats(rows, width, rank) floats
 };
 
-// Offsets (in floats, each a multiple of kLatentPad) of the kernel's scratch blocks.
+// Offsets (in floats, each a multiple of kLatentPad) of the kernel's scratch blocks; `tile` is
+// kLatentTileMax.
 struct LatentScratch {
   int64_t rows_pad, width_pad, rank_pad;
   size_t qt;            // packed, scaled queries: (width_pad, rows_pad) f32 or bf16 pairs
-  size_t scores;        // (kLatentTile, rows_pad) scores, then probabilities
-  size_t probs_bf16;    // (kLatentTile / 2, rows_pad, 2) bf16 probabilities
+  size_t scores;        // (tile, rows_pad) scores, then probabilities
+  size_t probs_bf16;    // (tile / 2, rows_pad, 2) bf16 probabilities
   size_t keys;          // (kLatentTile, width_pad) keys widened to f32 when not used in place;
-                        // for VDPBF16PS (kLatentTile, width_pad) bf16 keys, then rows_pad f32
-  size_t values_bf16;   // (kLatentTile / 2, rank_pad, 2) bf16 values, pairs of keys interleaved
+                        // for VDPBF16PS (kLatentTileBf16, width_pad) bf16 keys, then rows_pad f32
+  size_t values_bf16;   // (tile / 2, rank_pad, 2) bf16 values, pairs of keys interleaved
   size_t acc;           // (rows_pad, rank_pad) accumulators when the item writes `out`
-  size_t quant_scales;  // (kLatentTile, groups) group scales of a quantized tile (groups =
+  size_t quant_scales;  // (tile, groups) group scales of a quantized tile (groups =
                         // ceil(rank / 128)), for the VDPBF16PS kernel
-  size_t group_probs;   // (groups, kLatentTile / 2, rows_pad, 2) bf16 probabilities x scale
-  size_t stats;         // 4 x rows_pad: max, sum, correction, last visible key
-  size_t pointers;      // kLatentTile row pointers (2 floats each)
+  size_t group_probs;   // (groups, tile / 2, rows_pad, 2) bf16 probabilities x scale
+  size_t stats;         // 5 x rows_pad: max, sum, correction, last visible key, and the
+                        // tile's score max (the VDPBF16PS kernel finds it while scoring)
+  size_t pointers;      // a tile's row pointers (2 floats each)
   size_t total;
 };
 LatentScratch latent_scratch(int64_t rows, int64_t width, int64_t rank);
