@@ -175,7 +175,6 @@ double measure_skinny(bool bf16, int variant) {
   const float* x = x_vec.data();
   const uint16_t* x16 = x16_vec.data();
   CacheLineVector<uint16_t> pairs(static_cast<size_t>(simd::amx_pairs_size(kRows, kIn)));
-  simd::pack_amx_pairs(x16, kRows, kIn, pairs.data());
   convert_from_f32(w.data(), w.size(), DType::kBF16, w16.data());
   const auto level = static_cast<SimdLevel>(variant);
   const int64_t kOut = level == SimdLevel::kScalar ? kAllOut / 4 : kAllOut;
@@ -192,7 +191,8 @@ double measure_skinny(bool bf16, int variant) {
       return;
     }
     switch (level) {
-      case SimdLevel::kAmx:
+      case SimdLevel::kAmx:  // x packed per product, as skinny_linear_bf16 does
+        simd::pack_amx_pairs(x16, kRows, kIn, pairs.data());
         simd::skinny_bf16_amx(pairs.data(), kRows, kIn, w16.data(), 0, kOut, y.data(), kOut);
         break;
       case SimdLevel::kAvx512Bf16:
