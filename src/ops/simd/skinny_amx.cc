@@ -43,6 +43,9 @@ struct HardwareTiles {
       bytes[17 + 2 * t] = static_cast<unsigned char>(config.colsb[t] >> 8);
       bytes[48 + t] = config.rows[t];
     }
+    // GCC's _tile_loadconfig tells the compiler it reads 8 bytes only: make all 64 reach memory
+    // (reserved bytes must be zero or LDTILECFG faults).
+    __asm__ volatile("" : : "r"(bytes) : "memory");
     _tile_loadconfig(bytes);
   }
   void release() { _tile_release(); }
