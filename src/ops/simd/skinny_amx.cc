@@ -57,6 +57,9 @@ struct HardwareTiles {
   }
   template <int T>
   void load(const void* base, int64_t stride) {
+    // GCC's TILELOADD does not tell the compiler it reads memory: the staged copy must be
+    // written out first, not kept in registers or dropped as dead.
+    __asm__ volatile("" : : "r"(base) : "memory");
 #define MLA_OP(t) _tile_loadd(t, base, stride)
     MLA_TILE_CASES(MLA_OP)
 #undef MLA_OP
