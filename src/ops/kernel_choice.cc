@@ -27,32 +27,38 @@ size_t index_of(KernelFamily f) {
 }
 
 // Candidates of a family on this CPU, lowest first.
-std::vector<int> candidates(KernelFamily f) {
-  const SimdLevel best = supported_simd_level();
-  std::vector<int> out;
-  if (f == KernelFamily::kGemmBf16) {
-    out.push_back(kGemmWidenSgemm);
-    if (best >= SimdLevel::kAvx512) out.push_back(kGemmOnednnBf16);  // oneDNN's bf16 needs it
-    return out;
-  }
-  // Float32 families have no bf16-dot variant: AVX512_BF16 runs them as AVX-512. Only the
-  // skinny bf16-weight products have an AMX kernel.
-  SimdLevel top = best;
+// The highest SIMD level a SIMD family has a kernel for: float32 families have no bf16-dot
+// variant (AVX512_BF16 runs them as AVX-512); only the skinny bf16-weight products have an AMX
+// kernel.
+int top_level(KernelFamily f) {
+  SimdLevel top = supported_simd_level();
   if (f != KernelFamily::kSkinnyBf16) top = std::min(top, SimdLevel::kAvx512Bf16);
   if (f == KernelFamily::kLatentF32 || f == KernelFamily::kSkinnyF32)
     top = std::min(top, SimdLevel::kAvx512);
-  for (int level = 0; level <= static_cast<int>(top); ++level) out.push_back(level);
+  return static_cast<int>(top);
+}
+
+std::vector<int> candidates(KernelFamily f) {
+  std::vector<int> out;
+  if (f == KernelFamily::kGemmBf16) {
+    out.push_back(kGemmWidenSgemm);
+    // oneDNN's bf16 needs AVX-512.
+    if (supported_simd_level() >= SimdLevel::kAvx512) out.push_back(kGemmOnednnBf16);
+    return out;
+  }
+  for (int level = 0; level <= top_level(f); ++level) out.push_back(level);
   return out;
 }
 
-// The best candidate at or below a forced SIMD level.
+// The best candidate at or below a forced SIMD level. Called by every kernel_variant() while
+// MLA_SIMD holds the level, so it allocates nothing (a warm decode step must not).
 int clamp_to_level(KernelFamily f, SimdLevel level) {
-  const std::vector<int> c = candidates(f);
-  if (f == KernelFamily::kGemmBf16) return level >= SimdLevel::kAvx512 ? c.back() : c.front();
-  int pick = c.front();
-  for (int v : c)
-    if (v <= static_cast<int>(level)) pick = v;
-  return pick;
+  if (f == KernelFamily::kGemmBf16) {
+    return level >= SimdLevel::kAvx512 && supported_simd_level() >= SimdLevel::kAvx512
+               ? kGemmOnednnBf16
+               : kGemmWidenSgemm;
+  }
+  return std::min(static_cast<int>(level), top_level(f));
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
