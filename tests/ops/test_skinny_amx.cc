@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "mla/dtype.h"
 #include "ops/cpu_features.h"
 #include "ops/linear_bf16.h"
+#include "ops/simd/amx_tile_model.h"
 #include "ops/simd/skinny_kernels.h"
 #include "ops/skinny.h"
 #include "test_util.h"
@@ -130,6 +132,30 @@ TEST(SkinnyAmx, ModelKernelMatchesTheReferenceAndTheOtherKernels) {
   check_kernel(ops::simd::skinny_bf16_amx_model, "AMX kernel on the tile model");
 }
 
+// Bit for bit what the tile model's TDPBF16PS gives when each output accumulates one 32-input
+// tile after another from zero: the kernel's layout (pairs, tiles, transposition) is exactly
+// the products it claims, not merely close to them.
+TEST(SkinnyAmx, ModelKernelIsTheSdmSumTileByTile) {
+  for (int64_t rows : {1, 5, 8}) {
+    const Problem p(rows, 77, 35, 2, 35);
+    const std::vector<float> y = run_amx(p, ops::simd::skinny_bf16_amx_model);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t o = p.o0; o < p.o1; ++o) {
+        float acc = 0.0f;
+        for (int64_t k = 0; k < p.in; k += 32) {
+          uint16_t a[32] = {}, b[32] = {};  // the last tile zero-padded, as the kernel pads
+          for (int64_t j = 0; j < 32 && k + j < p.in; ++j) {
+            a[j] = p.w[o * p.in + k + j];
+            b[j] = p.x()[r * p.in + k + j];
+          }
+          acc = ops::simd::amx_dpbf16_model(acc, a, b, 16);
+        }
+        ASSERT_EQ(y[r * p.out + o], acc) << "row " << r << ", output " << o << "; " << p.name();
+      }
+    }
+  }
+}
+
 TEST(SkinnyAmx, HardwareKernelMatchesTheReferenceAndTheModel) {
   const ops::CpuFeatures& f = ops::cpu_features();
   if (!f.amx_usable) GTEST_SKIP() << "no usable AMX-BF16 on this CPU (amx: " << f.amx_status << ")";
@@ -141,7 +167,9 @@ TEST(SkinnyAmx, HardwareKernelMatchesTheReferenceAndTheModel) {
   const std::vector<float> model = run_amx(p, ops::simd::skinny_bf16_amx_model);
   int64_t differ = 0;
   for (size_t i = 0; i < hw.size(); ++i) differ += hw[i] != model[i];
-  RecordProperty("outputs_differing_from_the_model", std::to_string(differ));
+  // Which summation order the silicon follows is unverified (amx_tile_model.h): say it.
+  std::printf("[   info   ] %lld of %zu outputs of the AMX tiles differ from the SDM model\n",
+              static_cast<long long>(differ), hw.size());
   expect_matches(p, hw, {model}, "AMX tiles against their model");
 }
 
