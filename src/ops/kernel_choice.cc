@@ -28,13 +28,14 @@ size_t index_of(KernelFamily f) {
 
 // Candidates of a family on this CPU, lowest first.
 // The highest SIMD level a SIMD family has a kernel for: float32 families have no bf16-dot
-// variant (AVX512_BF16 runs them as AVX-512).
+// variant (AVX512_BF16 runs them as AVX-512); only the skinny bf16-weight products have an AMX
+// kernel.
 int top_level(KernelFamily f) {
-  const SimdLevel best = supported_simd_level();
-  return (f == KernelFamily::kLatentF32 || f == KernelFamily::kSkinnyF32) &&
-                 best > SimdLevel::kAvx512
-             ? static_cast<int>(SimdLevel::kAvx512)
-             : static_cast<int>(best);
+  SimdLevel top = supported_simd_level();
+  if (f != KernelFamily::kSkinnyBf16) top = std::min(top, SimdLevel::kAvx512Bf16);
+  if (f == KernelFamily::kLatentF32 || f == KernelFamily::kSkinnyF32)
+    top = std::min(top, SimdLevel::kAvx512);
+  return static_cast<int>(top);
 }
 
 std::vector<int> candidates(KernelFamily f) {
@@ -145,6 +146,7 @@ double measure_latent(DType dtype, int variant) {
   LatentProblem p(dtype);
   void (*fn)(const simd::LatentItem&) = simd::latent_item_scalar;
   switch (static_cast<SimdLevel>(variant)) {
+    case SimdLevel::kAmx:  // not a latent candidate (candidates())
     case SimdLevel::kAvx512Bf16:
       fn = simd::latent_item_avx512bf16;
       break;
@@ -178,6 +180,7 @@ double measure_skinny(bool bf16, int variant) {
   convert_from_f32(x_vec.data(), x_vec.size(), DType::kBF16, x16_vec.data());
   const float* x = x_vec.data();
   const uint16_t* x16 = x16_vec.data();
+  CacheLineVector<uint16_t> pairs(static_cast<size_t>(simd::amx_pairs_size(kRows, kIn)));
   convert_from_f32(w.data(), w.size(), DType::kBF16, w16.data());
   const auto level = static_cast<SimdLevel>(variant);
   const int64_t kOut = level == SimdLevel::kScalar ? kAllOut / 4 : kAllOut;
@@ -194,6 +197,10 @@ double measure_skinny(bool bf16, int variant) {
       return;
     }
     switch (level) {
+      case SimdLevel::kAmx:  // x packed per product, as skinny_linear_bf16 does
+        simd::pack_amx_pairs(x16, kRows, kIn, pairs.data());
+        simd::skinny_bf16_amx(pairs.data(), kRows, kIn, w16.data(), 0, kOut, y.data(), kOut);
+        break;
       case SimdLevel::kAvx512Bf16:
         simd::skinny_bf16_dot_avx512bf16(x16, kRows, kIn, w16.data(), 0, kOut, y.data(), kOut);
         break;
@@ -366,6 +373,7 @@ std::string kernel_variant_name(KernelFamily f, int variant) {
   // Every family but the float32 ones widens its storage below the bf16 dot level.
   const bool bf16 = f != KernelFamily::kLatentF32 && f != KernelFamily::kSkinnyF32;
   if (level == SimdLevel::kScalar) return bf16 ? "scalar-widen" : "scalar";
+  if (level == SimdLevel::kAmx) return "amx-bf16";
   if (!bf16) return isa + "-fma";
   return level == SimdLevel::kAvx512Bf16 ? isa + "-dot" : isa + "-widen";
 }
