@@ -10,7 +10,8 @@ void print_cpu_report(std::FILE* out) {
   const CpuReport cpu = cpu_report();
   std::fprintf(out, "cpu: %s\n", cpu.model.empty() ? "(no brand string)" : cpu.model.c_str());
   std::fprintf(out, "isa: %s\n", cpu.isa.empty() ? "(none of the above)" : cpu.isa.c_str());
-  std::fprintf(out, "amx: %s\n", cpu.amx ? "present (no kernel uses it yet)" : "not present");
+  std::fprintf(out, "amx: %s\n", cpu.amx_status.c_str());
+  std::fprintf(out, "onednn isa: %s\n", cpu.onednn_isa.c_str());
   std::fprintf(out, "simd level: %s%s\n", cpu.simd_level.c_str(),
                cpu.simd_forced ? " (forced by MLA_SIMD)" : "");
   std::fprintf(out, "\nkernels (candidates measured once per process, GFLOP/s):\n");
@@ -30,6 +31,8 @@ nlohmann::json cpu_report_json() {
   j["cpu"] = cpu.model;
   j["isa"] = cpu.isa;
   j["simd_level"] = cpu.simd_level;
+  j["amx"] = cpu.amx_status;
+  j["onednn_isa"] = cpu.onednn_isa;
   nlohmann::json kernels = nlohmann::json::object();
   for (const KernelFamilyReport& r : kernel_reports()) {
     nlohmann::json candidates = nlohmann::json::object();

@@ -10,9 +10,12 @@ namespace mla {
 struct CpuReport {
   std::string model;         // CPUID brand string, e.g. "AMD EPYC"
   std::string isa;           // detected flags: "fma avx2 avx512f ... avx512_bf16 amx_bf16"
-  std::string simd_level;    // scalar, avx2, avx512, avx512bf16
+  std::string simd_level;    // scalar, avx2, avx512, avx512bf16, amx
   bool simd_forced = false;  // MLA_SIMD (or set_simd_level) holds the kernels
-  bool amx = false;          // AMX-BF16 tiles present (no kernel uses them yet)
+  bool amx = false;          // AMX-BF16 tiles reported by CPUID
+  std::string
+      amx_status;  // "not present", "present, permitted", "present, refused by the OS (...)"
+  std::string onednn_isa;  // oneDNN's effective ISA, e.g. "avx512_core_amx" (prefill's bf16 matmul)
 };
 
 struct KernelCandidateReport {

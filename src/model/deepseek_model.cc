@@ -11,6 +11,7 @@
 #include "mla/model.h"
 #include "mla/weights.h"
 #include "model/model_parts.h"
+#include "ops/cache_line_vector.h"
 #include "ops/norm.h"
 
 namespace mla {
@@ -38,7 +39,8 @@ struct DeepseekModel::Impl {
   std::vector<float> norm;
   std::vector<ModelBlock> blocks;
   // Grow-only workspace: a warm step of a size seen before allocates nothing.
-  std::vector<float> h, xn, branch, last, hidden, discard;
+  // (On cache lines: rows that the skinny kernels would otherwise copy to align them.)
+  ops::CacheLineVector<float> h, xn, branch, last, hidden, discard;
   detail::MoeScratch moe;
   std::vector<int64_t> last_rows;
 
@@ -52,8 +54,8 @@ struct DeepseekModel::Impl {
 
 namespace {
 
-template <typename T>
-void grow(std::vector<T>& v, int64_t n) {
+template <class Vector>
+void grow(Vector& v, int64_t n) {
   if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "ops/cache_line_vector.h"
 #include "ops/flash_attention.h"
 #include "ops/kv_view.h"
 #include "ops/sparse_attention.h"
@@ -30,20 +31,21 @@ struct Bf16Projections {
   std::vector<uint16_t> wq, wq_a, wq_b, wkv_a, wo;
 };
 
+// Rows start on cache lines: the skinny kernels copy a row that does not (ops/skinny.cc).
 struct Workspace {
   std::vector<float> rope_freqs;  // (Dr/2)
   float rope_amplitude = 1.0f;
-  std::vector<float> cos_sin;      // (N, Dr) cos/sin rows of positions
-  std::vector<int64_t> positions;  // (N) rotary position of each new token
-  std::vector<float> q_latent;     // (N, Rq)
-  std::vector<float> q;            // (N, H, Dn+Dr)
-  std::vector<float> latent;       // (N, R+Dr): normed c_kv then roped k_pe
-  std::vector<float> q_absorbed;   // (N, H, R+Dr)  absorbed path
-  std::vector<float> o_latent;     // (N, H, R)     absorbed path
-  std::vector<float> kv;           // (N, H, Dn+Dv) naive path
-  std::vector<float> o;            // (N, H, Dv)
-  std::vector<float> row_buffer;   // one cache row before conversion to the pool's dtype
-  std::vector<SeqSlice> slices;    // one per sequence of the call
+  ops::CacheLineVector<float> cos_sin;     // (N, Dr) cos/sin rows of positions
+  std::vector<int64_t> positions;          // (N) rotary position of each new token
+  ops::CacheLineVector<float> q_latent;    // (N, Rq)
+  ops::CacheLineVector<float> q;           // (N, H, Dn+Dr)
+  ops::CacheLineVector<float> latent;      // (N, R+Dr): normed c_kv then roped k_pe
+  ops::CacheLineVector<float> q_absorbed;  // (N, H, R+Dr)  absorbed path
+  ops::CacheLineVector<float> o_latent;    // (N, H, R)     absorbed path
+  ops::CacheLineVector<float> kv;          // (N, H, Dn+Dv) naive path
+  ops::CacheLineVector<float> o;           // (N, H, Dv)
+  ops::CacheLineVector<float> row_buffer;  // one cache row before conversion to the pool's dtype
+  std::vector<SeqSlice> slices;            // one per sequence of the call
   std::vector<ops::AttentionParams> attention_params;  // one per sequence of the call
   ops::FlashWorkspace flash_workspace;
   // Sparse attention: the key lists of every new token, slice by slice (capacity each), their
@@ -54,7 +56,8 @@ struct Workspace {
   std::vector<ops::AttentionParams> dense_params;
   std::vector<ops::SparseAttentionParams> sparse_params;
 
-  static void reserve(std::vector<float>& v, int64_t n) {
+  template <class Vector>
+  static void reserve(Vector& v, int64_t n) {
     if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
   }
 };

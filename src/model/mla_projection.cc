@@ -17,11 +17,12 @@ namespace {
 // product single-threaded inside it, costs one fork instead of one per head (oneDNN runs
 // sequentially inside a parallel region). An exception may not leave the region: the first is
 // kept and rethrown after it. Forks only when the products are worth it (ops/parallel.h):
-// `work` multiply-adds in all.
+// `work` multiply-adds in all. Heads are handed out one at a time (a thread slowed by another
+// process does fewer).
 template <class Fn>
 void for_each_head(int64_t heads, double work, const Fn& fn) {
   std::exception_ptr error;
-#pragma omp parallel for schedule(static) if (ops::worth_parallel(work))
+#pragma omp parallel for schedule(dynamic, 1) if (ops::worth_parallel(work))
   for (int64_t head = 0; head < heads; ++head) {
     try {
       fn(head);

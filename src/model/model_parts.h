@@ -9,6 +9,7 @@
 #include "mla/dtype.h"
 #include "mla/model.h"
 #include "mla/safetensors.h"
+#include "ops/cache_line_vector.h"
 
 namespace mla::detail {
 
@@ -85,7 +86,9 @@ struct MoeWeights {
 
 // Grow-only buffers of one MoE call: a warm decode step allocates nothing.
 struct MoeScratch {
-  std::vector<float> logits, weights, router, gathered, hidden, out;
+  std::vector<float> logits, weights, router;
+  // Inputs of the expert products: on cache lines, so the skinny kernels need not copy them.
+  ops::CacheLineVector<float> gathered, hidden, out;
   std::vector<int32_t> experts, counts, offsets, rows;
   void reserve(int64_t n, int64_t d, const RouterConfig& r, int64_t m, int64_t shared_width);
 };

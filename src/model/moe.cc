@@ -8,8 +8,8 @@
 namespace mla::detail {
 namespace {
 
-template <typename T>
-void grow(std::vector<T>& v, int64_t n) {
+template <class Vector>
+void grow(Vector& v, int64_t n) {
   if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
 }
 

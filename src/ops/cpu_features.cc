@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "ops/amx_permission.h"
+
 namespace mla::ops {
 namespace {
 
@@ -21,6 +23,7 @@ uint64_t xgetbv0() {
 
 CpuFeatures detect() {
   CpuFeatures f;
+  f.amx_status = amx_status_text(false, false, {});
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   if (__get_cpuid_max(0, nullptr) < 7) return f;
   __cpuid_count(1, 0, eax, ebx, ecx, edx);
@@ -45,19 +48,23 @@ CpuFeatures detect() {
     f.avx512bf16 = f.avx512f && ((leaf7_1_eax >> 5) & 1);
     f.avx512fp16 = f.avx512f && ((leaf7_edx >> 23) & 1);
   }
-  // AMX state (XTILECFG, XTILEDATA: XCR0 bits 17, 18) must be enabled by the OS as well.
-  if ((xcr0 & 0x60000) == 0x60000) {
-    f.amx_tile = (leaf7_edx >> 24) & 1;
-    f.amx_bf16 = f.amx_tile && ((leaf7_edx >> 22) & 1);
-    f.amx_int8 = f.amx_tile && ((leaf7_edx >> 25) & 1);
-  }
+  f.amx_tile = (leaf7_edx >> 24) & 1;
+  f.amx_bf16 = f.amx_tile && ((leaf7_edx >> 22) & 1);
+  f.amx_int8 = f.amx_tile && ((leaf7_edx >> 25) & 1);
+  // Tile state (XTILECFG, XTILEDATA: XCR0 bits 17, 18) enabled by the OS, then granted to us.
+  const bool tile_state = (xcr0 & 0x60000) == 0x60000;
+  AmxPermission permission;
+  if (f.amx_bf16 && tile_state) permission = request_amx_permission();
+  f.amx_usable = f.amx_bf16 && tile_state && permission.granted;
+  f.amx_status = amx_status_text(f.amx_bf16, tile_state, permission);
   return f;
 }
 
 SimdLevel level_of(const CpuFeatures& f) {
   if (!f.avx2 || !f.fma || !f.f16c) return SimdLevel::kScalar;
   if (!f.avx512f || !f.avx512bw || !f.avx512vl) return SimdLevel::kAvx2;
-  return f.avx512bf16 ? SimdLevel::kAvx512Bf16 : SimdLevel::kAvx512;
+  if (!f.avx512bf16) return SimdLevel::kAvx512;
+  return f.amx_usable ? SimdLevel::kAmx : SimdLevel::kAvx512Bf16;
 }
 
 SimdLevel level_from_env(bool& forced) {
@@ -68,7 +75,8 @@ SimdLevel level_from_env(bool& forced) {
   const std::optional<SimdLevel> wanted = simd_level_from_name(env);
   if (!wanted) {
     // A typo must not silently run the default kernels the user wanted to avoid.
-    std::fprintf(stderr, "mla: ignoring MLA_SIMD=%s (expected scalar, avx2, avx512, avx512bf16)\n",
+    std::fprintf(stderr,
+                 "mla: ignoring MLA_SIMD=%s (expected scalar, avx2, avx512, avx512bf16, amx)\n",
                  env);
     return supported;
   }

@@ -27,31 +27,38 @@ size_t index_of(KernelFamily f) {
 }
 
 // Candidates of a family on this CPU, lowest first.
+// The highest SIMD level a SIMD family has a kernel for: float32 families have no bf16-dot
+// variant (AVX512_BF16 runs them as AVX-512); only the skinny bf16-weight products have an AMX
+// kernel.
+int top_level(KernelFamily f) {
+  SimdLevel top = supported_simd_level();
+  if (f != KernelFamily::kSkinnyBf16) top = std::min(top, SimdLevel::kAvx512Bf16);
+  if (f == KernelFamily::kLatentF32 || f == KernelFamily::kSkinnyF32)
+    top = std::min(top, SimdLevel::kAvx512);
+  return static_cast<int>(top);
+}
+
 std::vector<int> candidates(KernelFamily f) {
-  const SimdLevel best = supported_simd_level();
   std::vector<int> out;
   if (f == KernelFamily::kGemmBf16) {
     out.push_back(kGemmWidenSgemm);
-    if (best >= SimdLevel::kAvx512) out.push_back(kGemmOnednnBf16);  // oneDNN's bf16 needs it
+    // oneDNN's bf16 needs AVX-512.
+    if (supported_simd_level() >= SimdLevel::kAvx512) out.push_back(kGemmOnednnBf16);
     return out;
   }
-  // Float32 families have no bf16-dot variant: AVX512_BF16 runs them as AVX-512.
-  const SimdLevel top =
-      (f == KernelFamily::kLatentF32 || f == KernelFamily::kSkinnyF32) && best > SimdLevel::kAvx512
-          ? SimdLevel::kAvx512
-          : best;
-  for (int level = 0; level <= static_cast<int>(top); ++level) out.push_back(level);
+  for (int level = 0; level <= top_level(f); ++level) out.push_back(level);
   return out;
 }
 
-// The best candidate at or below a forced SIMD level.
+// The best candidate at or below a forced SIMD level. Called by every kernel_variant() while
+// MLA_SIMD holds the level, so it allocates nothing (a warm decode step must not).
 int clamp_to_level(KernelFamily f, SimdLevel level) {
-  const std::vector<int> c = candidates(f);
-  if (f == KernelFamily::kGemmBf16) return level >= SimdLevel::kAvx512 ? c.back() : c.front();
-  int pick = c.front();
-  for (int v : c)
-    if (v <= static_cast<int>(level)) pick = v;
-  return pick;
+  if (f == KernelFamily::kGemmBf16) {
+    return level >= SimdLevel::kAvx512 && supported_simd_level() >= SimdLevel::kAvx512
+               ? kGemmOnednnBf16
+               : kGemmWidenSgemm;
+  }
+  return std::min(static_cast<int>(level), top_level(f));
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -139,6 +146,7 @@ double measure_latent(DType dtype, int variant) {
   LatentProblem p(dtype);
   void (*fn)(const simd::LatentItem&) = simd::latent_item_scalar;
   switch (static_cast<SimdLevel>(variant)) {
+    case SimdLevel::kAmx:  // not a latent candidate (candidates())
     case SimdLevel::kAvx512Bf16:
       fn = simd::latent_item_avx512bf16;
       break;
@@ -172,6 +180,7 @@ double measure_skinny(bool bf16, int variant) {
   convert_from_f32(x_vec.data(), x_vec.size(), DType::kBF16, x16_vec.data());
   const float* x = x_vec.data();
   const uint16_t* x16 = x16_vec.data();
+  CacheLineVector<uint16_t> pairs(static_cast<size_t>(simd::amx_pairs_size(kRows, kIn)));
   convert_from_f32(w.data(), w.size(), DType::kBF16, w16.data());
   const auto level = static_cast<SimdLevel>(variant);
   const int64_t kOut = level == SimdLevel::kScalar ? kAllOut / 4 : kAllOut;
@@ -188,6 +197,10 @@ double measure_skinny(bool bf16, int variant) {
       return;
     }
     switch (level) {
+      case SimdLevel::kAmx:  // x packed per product, as skinny_linear_bf16 does
+        simd::pack_amx_pairs(x16, kRows, kIn, pairs.data());
+        simd::skinny_bf16_amx(pairs.data(), kRows, kIn, w16.data(), 0, kOut, y.data(), kOut);
+        break;
       case SimdLevel::kAvx512Bf16:
         simd::skinny_bf16_dot_avx512bf16(x16, kRows, kIn, w16.data(), 0, kOut, y.data(), kOut);
         break;
@@ -360,6 +373,7 @@ std::string kernel_variant_name(KernelFamily f, int variant) {
   // Every family but the float32 ones widens its storage below the bf16 dot level.
   const bool bf16 = f != KernelFamily::kLatentF32 && f != KernelFamily::kSkinnyF32;
   if (level == SimdLevel::kScalar) return bf16 ? "scalar-widen" : "scalar";
+  if (level == SimdLevel::kAmx) return "amx-bf16";
   if (!bf16) return isa + "-fma";
   return level == SimdLevel::kAvx512Bf16 ? isa + "-dot" : isa + "-widen";
 }

@@ -1,6 +1,7 @@
 #include "mla/kernels.h"
 #include "ops/cpu_features.h"
 #include "ops/kernel_choice.h"
+#include "ops/linear_bf16.h"
 
 namespace mla {
 
@@ -27,6 +28,8 @@ CpuReport cpu_report() {
   r.simd_level = std::string(ops::simd_level_name(ops::simd_level()));
   r.simd_forced = ops::simd_level_forced();
   r.amx = f.amx_bf16;
+  r.amx_status = f.amx_status;
+  r.onednn_isa = ops::onednn_cpu_isa();
   return r;
 }
 

@@ -72,6 +72,7 @@ using ItemFn = void (*)(const simd::LatentItem&);
 
 ItemFn item_function(SimdLevel level) {
   switch (level) {
+    case SimdLevel::kAmx:  // no AMX latent kernel: kernel_choice never picks it here
     case SimdLevel::kAvx512Bf16:
       return simd::latent_item_avx512bf16;
     case SimdLevel::kAvx512:

@@ -81,6 +81,36 @@ void widen_and_multiply(MatmulCache& cache, int64_t rows, int64_t in, const uint
 
 }  // namespace
 
+std::string onednn_cpu_isa() {
+  switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_all:
+      return "all";
+    case dnnl_cpu_isa_sse41:
+      return "sse41";
+    case dnnl_cpu_isa_avx:
+      return "avx";
+    case dnnl_cpu_isa_avx2:
+      return "avx2";
+    case dnnl_cpu_isa_avx2_vnni:
+      return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_mic:
+      return "avx512_mic";
+    case dnnl_cpu_isa_avx512_mic_4ops:
+      return "avx512_mic_4ops";
+    case dnnl_cpu_isa_avx512_core:
+      return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx:
+      return "avx512_core_amx";
+    default:
+      break;  // a newer oneDNN's value
+  }
+  return "isa-" + std::to_string(static_cast<int>(dnnl_get_effective_cpu_isa()));
+}
+
 std::vector<uint16_t> to_bf16(const std::vector<float>& w) {
   std::vector<uint16_t> out(w.size());
   convert_from_f32(w.data(), w.size(), DType::kBF16, out.data());

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace mla::ops {
@@ -19,5 +20,10 @@ std::vector<uint16_t> to_bf16(const std::vector<float>& w);
 // Thread-safe: each calling thread keeps its own primitives (one per shape) and scratch.
 void linear_bf16(const float* x, int64_t rows, int64_t in, const uint16_t* w, int64_t out,
                  float* y);
+
+// The instruction set oneDNN may use here (dnnl_get_effective_cpu_isa: the CPU's, lowered only
+// by ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA; nothing in mla caps it), e.g. "avx512_core_bf16", or
+// "avx512_core_amx" where its bf16 matmul (the prefill products) runs on AMX tiles.
+std::string onednn_cpu_isa();
 
 }  // namespace mla::ops

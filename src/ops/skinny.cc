@@ -15,12 +15,20 @@ namespace {
 // outputs), large enough that each thread streams long contiguous runs of weight rows.
 constexpr int64_t kChunk = 32;
 
+// The AMX kernel takes 48 outputs a pass (three 16-row tiles share each tile of x).
+constexpr int64_t kAmxChunk = 48;
+
+// Tests only: the AMX route through the software tile model.
+bool g_amx_model = false;
+
 template <class Kernel>
-void over_output_blocks(int64_t in, int64_t out, const Kernel& kernel) {
-  const int64_t chunks = (out + kChunk - 1) / kChunk;
-  // Tiny products are not worth a fork.
-#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <double>(out) * in))
-  for (int64_t c = 0; c < chunks; ++c) kernel(c * kChunk, std::min(out, (c + 1) * kChunk));
+void over_output_blocks(int64_t in, int64_t out, const Kernel& kernel, int64_t chunk = kChunk) {
+  const int64_t chunks = (out + chunk - 1) / chunk;
+  // Tiny products are not worth a fork. Blocks are handed out one at a time: when another
+  // process takes half of one core, the thread on the free core does more of them instead of
+  // waiting at the join for the slowed one (a static split made such a step 2x slower).
+#pragma omp parallel for schedule(dynamic, 1) if (worth_parallel(static_cast <double>(out) * in))
+  for (int64_t c = 0; c < chunks; ++c) kernel(c * chunk, std::min(out, (c + 1) * chunk));
 }
 
 // Each x row is loaded once per block of outputs (weights once in all): when x does not start on
@@ -36,10 +44,31 @@ const T* aligned_rows(const T* x, int64_t rows, int64_t in) {
   return buffer.data();
 }
 
+SimdLevel skinny_bf16_level() {
+  return g_amx_model ? SimdLevel::kAmx : kernel_level(KernelFamily::kSkinnyBf16);
+}
+
+// x packed once per product into the tiles' pair layout, then the outputs split as usual.
+void skinny_bf16_amx_route(const uint16_t* x_bf16, int64_t rows, int64_t in, const uint16_t* w,
+                           int64_t out, float* y) {
+  thread_local CacheLineVector<uint16_t> pairs;
+  pairs.resize(static_cast<size_t>(simd::amx_pairs_size(rows, in)));
+  simd::pack_amx_pairs(x_bf16, rows, in, pairs.data());
+  const auto kernel = g_amx_model ? simd::skinny_bf16_amx_model : simd::skinny_bf16_amx;
+  const uint16_t* packed = pairs.data();
+  over_output_blocks(
+      in, out, [&](int64_t o0, int64_t o1) { kernel(packed, rows, in, w, o0, o1, y, out); },
+      kAmxChunk);
+}
+
 }  // namespace
 
+void route_skinny_bf16_through_amx_model(bool on) {
+  g_amx_model = on;
+}
+
 bool skinny_bf16_widens() {
-  return kernel_level(KernelFamily::kSkinnyBf16) != SimdLevel::kAvx512Bf16;
+  return skinny_bf16_level() < SimdLevel::kAvx512Bf16;
 }
 
 void skinny_linear(const float* x, int64_t rows, int64_t in, const float* w, int64_t out,
@@ -59,7 +88,8 @@ void skinny_linear(const float* x, int64_t rows, int64_t in, const float* w, int
 
 void skinny_linear_bf16(const uint16_t* x_bf16, const float* x_rounded, int64_t rows, int64_t in,
                         const uint16_t* w, int64_t out, float* y) {
-  const SimdLevel level = kernel_level(KernelFamily::kSkinnyBf16);
+  const SimdLevel level = skinny_bf16_level();
+  if (level == SimdLevel::kAmx) return skinny_bf16_amx_route(x_bf16, rows, in, w, out, y);
   if (level == SimdLevel::kAvx512Bf16) {
     x_bf16 = aligned_rows(x_bf16, rows, in);
   } else {
@@ -67,6 +97,7 @@ void skinny_linear_bf16(const uint16_t* x_bf16, const float* x_rounded, int64_t 
   }
   over_output_blocks(in, out, [&](int64_t o0, int64_t o1) {
     switch (level) {
+      case SimdLevel::kAmx:  // taken above
       case SimdLevel::kAvx512Bf16:
         simd::skinny_bf16_dot_avx512bf16(x_bf16, rows, in, w, o0, o1, y, out);
         break;

@@ -23,4 +23,9 @@ void skinny_linear_bf16(const uint16_t* x_bf16, const float* x_rounded, int64_t 
 // Whether skinny_linear_bf16 needs x_rounded at the SIMD level in effect.
 bool skinny_bf16_widens();
 
+// Tests only: route skinny_linear_bf16 through the AMX kernel run on the software tile model
+// (ops/simd/amx_tile_model.h), so the AMX route's packing and blocking run on CPUs without
+// AMX; false goes back to the kernel choice. Not while kernels run on other threads.
+void route_skinny_bf16_through_amx_model(bool on);
+
 }  // namespace mla::ops

@@ -101,6 +101,7 @@ def test_quantized_caches_report_their_row_bytes(tmp_path):
         assert data["cache_dtype"] == dtype and data["variants"][0]["cache_bytes_per_token"] == 32 + 4 + 16
         assert data["variants"][0]["points"][0]["decode_seconds_per_token"] > 0
         assert data["cpu_kernels"]["kernels"]["latent-attention-f32-cache"]["chosen"]
+        assert data["cpu_kernels"]["amx"] and data["cpu_kernels"]["onednn_isa"]
     r = run("--preset", "tiny", "--contexts", "32", "--repeats", "1", "--variants", "mla,mqa", "--dtype", "fp8")
     assert r.returncode == 2
     assert r.stderr.strip().endswith("--dtype fp8: only the mla variant (dense absorbed) reads a quantized cache, "

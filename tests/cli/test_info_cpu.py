@@ -24,12 +24,28 @@ def test_info_cpu_lists_every_family_and_its_choice():
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].startswith("cpu: ") and lines[1].startswith("isa: ")
+    # AMX: usable only when CPUID reports it and the OS grants the tiles (with the reason if not).
+    amx = lines[2]
+    assert amx in ("amx: not present", "amx: present, permitted") or \
+        amx.startswith("amx: present, refused by the OS ("), amx
+    assert ("amx_bf16" in lines[1]) == (amx != "amx: not present")
+    assert lines[3].startswith("onednn isa: ") and len(lines[3]) > len("onednn isa: ")
     for family in FAMILIES:
         block = r.stdout.split(family, 1)[1].split("chosen: ", 1)
         assert len(block) == 2, family
         chosen = block[1].split()[0]
         assert chosen in block[0], (family, chosen)  # the choice is one of the listed candidates
         assert "(measured)" in block[1].splitlines()[0]
+
+
+def test_mla_simd_amx_is_clamped_where_tiles_are_not_usable():
+    r = run("info", "--cpu", env=dict(os.environ, MLA_SIMD="amx"))
+    assert r.returncode == 0, r.stderr
+    assert "ignoring MLA_SIMD" not in r.stderr  # a known level name
+    usable = "amx: present, permitted" in r.stdout
+    assert ("amx-bf16" in r.stdout) == usable
+    level = r.stdout.split("simd level: ", 1)[1].split()[0]
+    assert (level == "amx") == usable
 
 
 def test_mla_simd_holds_the_choice():

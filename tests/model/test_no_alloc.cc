@@ -7,11 +7,13 @@
 #include <atomic>
 #include <cstdlib>
 #include <new>
+#include <optional>
 #include <vector>
 
 #include "mla/layer.h"
 #include "mla/model.h"
 #include "mla/sampler.h"
+#include "ops/cpu_features.h"
 #include "test_util.h"
 
 namespace {
@@ -78,6 +80,14 @@ TEST(NoAllocation, AbsorbedDecodeStepBf16WeightsRetainsNothing) {
 }
 TEST(NoAllocation, NaiveDecodeStep) {
   EXPECT_EQ(allocations_per_decode_step<NaiveKvCache>().allocations, 0);
+}
+// MLA_SIMD (or set_simd_level) holds every kernel family to a level: looking the kernel up
+// then must not allocate either (it once built the candidate list on every call).
+TEST(NoAllocation, DecodeStepsWithTheSimdLevelHeld) {
+  ops::set_simd_level(ops::SimdLevel::kAvx2);
+  EXPECT_EQ(allocations_per_decode_step<LatentCache>().allocations, 0);
+  EXPECT_EQ(allocations_per_decode_step<NaiveKvCache>().allocations, 0);
+  ops::set_simd_level(std::nullopt);
 }
 
 // A whole model (MoE with a shared expert, dense first layer) over its paged caches: a warm

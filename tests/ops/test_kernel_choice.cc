@@ -91,8 +91,8 @@ TEST_F(KernelChoice, SetKernelVariantPinsOneFamily) {
 }
 
 TEST_F(KernelChoice, ForcedSimdLevelHoldsEveryFamily) {
-  for (SimdLevel level :
-       {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512, SimdLevel::kAvx512Bf16}) {
+  for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512,
+                          SimdLevel::kAvx512Bf16, SimdLevel::kAmx}) {
     const SimdLevel effective = ops::set_simd_level(level);
     EXPECT_TRUE(ops::simd_level_forced());
     for (KernelFamily f : {KernelFamily::kLatentF32, KernelFamily::kLatentBf16,
@@ -100,13 +100,38 @@ TEST_F(KernelChoice, ForcedSimdLevelHoldsEveryFamily) {
       const SimdLevel got = ops::kernel_level(f);
       EXPECT_LE(got, effective);
       const bool f32 = f == KernelFamily::kLatentF32 || f == KernelFamily::kSkinnyF32;
-      EXPECT_EQ(got, f32 ? std::min(effective, SimdLevel::kAvx512) : effective);
+      // Only the skinny bf16-weight products have an AMX kernel.
+      const SimdLevel top = f32                              ? SimdLevel::kAvx512
+                            : f == KernelFamily::kSkinnyBf16 ? SimdLevel::kAmx
+                                                             : SimdLevel::kAvx512Bf16;
+      EXPECT_EQ(got, std::min(effective, top));
     }
     EXPECT_NE(ops::kernel_choice_report(KernelFamily::kLatentF32).how.find("MLA_SIMD"),
               std::string::npos);
   }
   ops::set_simd_level(std::nullopt);
   EXPECT_FALSE(ops::simd_level_forced());
+}
+
+// amx-bf16 is a candidate of the skinny bf16 family only, and only where the tiles are usable;
+// pinning it elsewhere runs the best candidate below.
+TEST_F(KernelChoice, AmxIsASkinnyBf16CandidateOnlyWhereUsable) {
+  const bool amx = ops::supported_simd_level() == SimdLevel::kAmx;
+  const int kAmx = static_cast<int>(SimdLevel::kAmx);
+  EXPECT_EQ(ops::kernel_variant_name(KernelFamily::kSkinnyBf16, kAmx), "amx-bf16");
+  for (KernelFamily f : ops::kKernelFamilies) {
+    if (f == KernelFamily::kGemmBf16) continue;
+    const ops::KernelChoiceReport r = ops::kernel_choice_report(f);
+    EXPECT_EQ(is_candidate(r, kAmx), amx && f == KernelFamily::kSkinnyBf16) << r.family;
+    EXPECT_LE(r.chosen, f == KernelFamily::kSkinnyBf16 ? kAmx : kAmx - 1) << r.family;
+  }
+  const int best = ops::kernel_choice_report(KernelFamily::kSkinnyBf16).candidates.back().variant;
+  EXPECT_EQ(ops::set_kernel_variant(KernelFamily::kSkinnyBf16, kAmx), amx ? kAmx : best);
+  ::setenv("MLA_SIMD", "amx", 1);
+  EXPECT_EQ(ops::set_simd_level(std::nullopt), ops::supported_simd_level());
+  EXPECT_EQ(ops::kernel_variant(KernelFamily::kSkinnyBf16), best);
+  EXPECT_LE(ops::kernel_level(KernelFamily::kLatentBf16), SimdLevel::kAvx512Bf16);
+  ::unsetenv("MLA_SIMD");
 }
 
 TEST_F(KernelChoice, EnvironmentVariableForcesTheLevel) {

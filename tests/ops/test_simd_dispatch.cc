@@ -13,6 +13,7 @@
 
 #include "attention_reference.h"
 #include "mla/dtype.h"
+#include "ops/amx_permission.h"
 #include "ops/attention.h"
 #include "ops/cpu_features.h"
 #include "test_util.h"
@@ -23,7 +24,7 @@ namespace {
 using ops::SimdLevel;
 
 constexpr SimdLevel kLevels[] = {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512,
-                                 SimdLevel::kAvx512Bf16};
+                                 SimdLevel::kAvx512Bf16, SimdLevel::kAmx};
 
 TEST(SimdDispatch, DetectionMatchesTheCompilersProbe) {
   const ops::CpuFeatures& f = ops::cpu_features();
@@ -61,6 +62,33 @@ TEST(SimdDispatch, SetLevelLowersButNeverRaisesPastTheCpu) {
   if (std::getenv("MLA_SIMD") == nullptr) {
     EXPECT_EQ(ops::simd_level(), supported);
   }
+}
+
+// The amx level needs tiles the OS granted (ops/amx_permission.h); elsewhere asking for it
+// (set_simd_level, MLA_SIMD=amx) runs the best level below.
+TEST(SimdDispatch, AmxIsALevelOnlyWhereTheTilesAreUsable) {
+  const ops::CpuFeatures& f = ops::cpu_features();
+  EXPECT_EQ(f.amx_usable, f.amx_status == "present, permitted") << f.amx_status;
+  if (!f.amx_bf16) {
+    EXPECT_EQ(f.amx_status, "not present");
+  }
+  const bool amx = f.amx_usable && f.avx512bf16 && f.avx512f && f.avx512bw && f.avx512vl;
+  EXPECT_EQ(ops::supported_simd_level() == SimdLevel::kAmx, amx);
+  EXPECT_EQ(ops::set_simd_level(SimdLevel::kAmx),
+            amx ? SimdLevel::kAmx : std::min(SimdLevel::kAvx512Bf16, ops::supported_simd_level()));
+  ops::set_simd_level(std::nullopt);
+}
+
+TEST(SimdDispatch, AmxStatusSaysWhyTilesCannotRun) {
+  EXPECT_EQ(ops::amx_status_text(false, false, {}), "not present");
+  EXPECT_EQ(ops::amx_status_text(true, false, {}),
+            "present, refused by the OS (XCR0 lacks the tile state: kernel older than 5.16?)");
+  const ops::AmxPermission refused{false,
+                                   "arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA): Invalid argument"};
+  EXPECT_EQ(ops::amx_status_text(true, true, refused),
+            "present, refused by the OS (arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA): Invalid "
+            "argument)");
+  EXPECT_EQ(ops::amx_status_text(true, true, {true, ""}), "present, permitted");
 }
 
 // MLA_SIMD is read when the level is reset to the environment's.
@@ -170,8 +198,11 @@ std::string param_name(const ::testing::TestParamInfo<std::tuple<SimdLevel, Case
          case_name(std::get<1>(info.param));
 }
 
+// amx runs attention as avx512bf16 does: not a separate case.
+constexpr SimdLevel kAttentionLevels[] = {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512,
+                                          SimdLevel::kAvx512Bf16};
 INSTANTIATE_TEST_SUITE_P(Levels, GenericAttention,
-                         ::testing::Combine(::testing::ValuesIn(kLevels),
+                         ::testing::Combine(::testing::ValuesIn(kAttentionLevels),
                                             ::testing::ValuesIn(kCases)),
                          param_name);
 

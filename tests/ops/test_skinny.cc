@@ -20,7 +20,7 @@ namespace {
 using ops::SimdLevel;
 
 constexpr SimdLevel kLevels[] = {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512,
-                                 SimdLevel::kAvx512Bf16};
+                                 SimdLevel::kAvx512Bf16, SimdLevel::kAmx};
 
 std::vector<float> random_values(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);

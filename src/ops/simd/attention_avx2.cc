@@ -19,5 +19,10 @@ void attention_task_avx2(const AttentionParams& p, int64_t t, int64_t g, int64_t
   attention_task_any<V256>(p, t, g, h0, h1, scratch);
 }
 
+void softmax_tile_row_avx2(float* s, int64_t visible, int64_t n, float* row_max, float* row_sum,
+                           float* acc, int64_t dv) {
+  softmax_tile_row<V256>(s, visible, n, row_max, row_sum, acc, dv);
+}
+
 }  // namespace simd
 }  // namespace mla::ops

@@ -24,4 +24,15 @@ void attention_task_avx2(const AttentionParams& p, int64_t t, int64_t g, int64_t
 void attention_task_avx512(const AttentionParams& p, int64_t t, int64_t g, int64_t h0, int64_t h1,
                            float* scratch);
 
+// One query row's online-softmax step over a tile of scores (ops/flash_attention.cc): s[0, n)
+// holds scale * q.k, keys from `visible` on are hidden, and s has room for n rounded up to 16.
+// Afterwards s[j] = exp(s[j] - m') for the visible keys and 0 for the others (padding
+// included), with m' = max(*row_max, visible scores); *row_max = m', *row_sum = *row_sum * c +
+// the tile's sum, and acc[0, dv) is scaled by c = exp(old *row_max - m'). exp is 2^(x log2 e)
+// by attention's polynomial; a NaN score makes the sum NaN, as the scalar pass does.
+void softmax_tile_row_avx2(float* s, int64_t visible, int64_t n, float* row_max, float* row_sum,
+                           float* acc, int64_t dv);
+void softmax_tile_row_avx512(float* s, int64_t visible, int64_t n, float* row_max, float* row_sum,
+                             float* acc, int64_t dv);
+
 }  // namespace mla::ops::simd
