@@ -19,6 +19,7 @@
 #include "mla/layer.h"
 #include "mla/quantized_row.h"
 #include "ops/attention.h"
+#include "ops/cache_line_vector.h"
 #include "ops/cpu_features.h"
 #include "ops/flash_attention.h"
 #include "ops/kernel_choice.h"
@@ -31,10 +32,13 @@ using benchmark::Counter;
 constexpr int64_t kRank = 512, kRope = 64, kWidth = kRank + kRope;
 
 // One new token per sequence over `context` cached latent rows, as the layer lays them out.
+// The rows start on a cache line, as the layer's PagedKvPool stores them (a malloc'd vector
+// starts 16 bytes into a line, so every row of whole lines would straddle one more).
 struct DecodeSetup {
-  std::vector<float> q, out, rows;
-  std::vector<uint16_t> rows_bf16;
-  std::vector<unsigned char> rows_quant;
+  std::vector<float> q, out;
+  mla::ops::CacheLineVector<float> rows;
+  mla::ops::CacheLineVector<uint16_t> rows_bf16;
+  mla::ops::CacheLineVector<unsigned char> rows_quant;
   std::vector<std::vector<const void*>> page_tables;
   std::vector<mla::ops::AttentionParams> params;
 

@@ -4,9 +4,8 @@
 //   scores: the query is rounded to bf16 once per item and packed as (pair of w, rows) so that
 //           a vector holds 16 rows x 2 consecutive w; the key pair (k[w], k[w+1]) is adjacent in
 //           the cache row, so it is one 32-bit broadcast read in place.
-//   P V:    pairs run over keys: probabilities are stored as bf16 pairs of keys and each
-//           tile's values are repacked once as pairs of keys, both laid out so that P V reads
-//           them as sequential streams (value_at, prob_at).
+//   P V:    pairs run over keys: probabilities are stored as (pair of keys, rows, 2) bf16 and
+//           each tile's values are repacked once as (pair of keys, columns, 2).
 // Quantized caches (fp8, int8): each tile's codes are decoded exactly to bf16 in scratch and go
 // through the same products; the group scales are applied in float32, to each group's partial
 // score and to the probabilities P V uses for that group's columns (pv_tile_quant).
@@ -46,29 +45,6 @@ inline uint16_t round_bf16(float x) {
   uint32_t bits = __builtin_bit_cast(uint32_t, x);
   bits += 0x7fffu + ((bits >> 16) & 1u);
   return static_cast<uint16_t>(bits >> 16);
-}
-
-// P V's operands in the order its blocks read them, so each is a sequential stream that stays
-// in L1 across the blocks that reuse it (with rows of 2 KiB, (pair, columns) layouts put a
-// block's values in a few L1 sets, which evicted them between row blocks):
-//   values (vector of 16 columns, pair of keys, 16 x 2): the pairs of one column vector are
-//           contiguous;
-//   probabilities (block of kPvRows rows, pair of keys, kPvRows x 2).
-constexpr int64_t kTilePairs = simd::kLatentTileBf16 / 2;
-constexpr int64_t kPvRows = 8;
-inline int64_t value_at(int64_t pair, int64_t col) {
-  return ((col / 16) * kTilePairs + pair) * 32 + (col % 16) * 2;
-}
-inline int64_t prob_at(int64_t pair, int64_t row) {
-  return ((row / kPvRows) * kTilePairs + pair) * (2 * kPvRows) + (row % kPvRows) * 2;
-}
-
-// The 16 pairs of a vector of rows [r, r + 16) for one pair of keys.
-inline void store_prob_pairs(uint16_t* probs, int64_t pair, int64_t r, __m512i pairs) {
-  _mm256_store_si256(reinterpret_cast<__m256i*>(probs + prob_at(pair, r)),
-                     _mm512_castsi512_si256(pairs));
-  _mm256_store_si256(reinterpret_cast<__m256i*>(probs + prob_at(pair, r + kPvRows)),
-                     _mm512_extracti64x4_epi64(pairs, 1));
 }
 
 inline __m512 dot2(__m512 acc, __m512 a, __m512 b) {
@@ -122,7 +98,7 @@ inline __mmask32 first32(int64_t n) {
 // scale_probs).
 template <bool kFp8>
 void decode_pair_bf16(const unsigned char* ka, const unsigned char* kb, int64_t rank, int64_t width,
-                      int64_t rank_pad, uint16_t* da, uint16_t* db, uint16_t* values, int64_t pair,
+                      int64_t rank_pad, uint16_t* da, uint16_t* db, uint16_t* values,
                       float* scales) {
   const __m512i lo_idx =
       _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8, 39, 7, 38, 6,
@@ -137,9 +113,9 @@ void decode_pair_bf16(const unsigned char* ka, const unsigned char* kb, int64_t 
     const __m512i b = kb != nullptr ? decode_codes<kFp8>(kb + i, rank - i) : _mm512_setzero_si512();
     _mm512_mask_storeu_epi16(da + i, first32(rank - i), a);
     if (kb != nullptr) _mm512_mask_storeu_epi16(db + i, first32(rank - i), b);
-    _mm512_store_si512(values + value_at(pair, i), _mm512_permutex2var_epi16(a, lo_idx, b));
+    _mm512_store_si512(values + i * 2, _mm512_permutex2var_epi16(a, lo_idx, b));
     if (i + 16 < rank_pad)
-      _mm512_store_si512(values + value_at(pair, i + 16), _mm512_permutex2var_epi16(a, hi_idx, b));
+      _mm512_store_si512(values + (i + 16) * 2, _mm512_permutex2var_epi16(a, hi_idx, b));
   }
   const int64_t rope_at = rank + 4 * groups;
   for (int64_t i = rank; i < width; i += 32) {
@@ -156,13 +132,13 @@ struct Bf16Layout {
   bool odd;          // width is odd: the last element goes through an f32 FMA
   uint16_t* qt;      // panel p: (pairs, pw, 2) bf16
   float* qt_last;    // (rows_pad) f32: scaled q[width - 1] when odd
-  uint16_t* probs;   // prob_at
-  uint16_t* values;  // value_at
+  uint16_t* probs;   // (tile / 2, rows_pad, 2)
+  uint16_t* values;  // (tile / 2, rank_pad, 2)
   // Quantized caches (keys hold codes; see decode_row_bf16), else scales == nullptr.
   const float* scales = nullptr;    // (tile, groups): each key's group scales
   int64_t groups = 0;               // scale groups of a row: ceil(rank / 128)
   int64_t rank_pairs = 0;           // rank / 2 (the rank is even)
-  uint16_t* group_probs = nullptr;  // per group, as probs: probabilities x scale
+  uint16_t* group_probs = nullptr;  // (groups, tile / 2, rows_pad, 2): probabilities x scale
 };
 
 void pack_queries_bf16(const LatentItem& it, const LatentScratch& l, const Bf16Layout& b) {
@@ -235,35 +211,16 @@ void qk_block_bf16(const uint16_t* panel, int64_t pw, const float* last,
   }
 }
 
-// The next tile's bf16 rows, asked into L2 a few at a time while the first panel scores this
-// tile: each row is 1 KiB or so, too short a stream for the hardware prefetcher to reach it
-// before the products do.
-struct NextRows {
-  const LatentItem* it = nullptr;
-  int64_t first = 0;  // the next tile's first key
-  void fetch(int64_t j0, int64_t j1) const {
-    const int64_t bytes = it->width * 2;
-    for (int64_t j = first + j0; j < first + j1 && j < it->k1; ++j) {
-      const char* row = kv_row(it->kv, j, 2);
-      for (int64_t b = 0; b < bytes; b += 64) _mm_prefetch(row + b, _MM_HINT_T1);
-      _mm_prefetch(row + bytes - 1, _MM_HINT_T1);
-    }
-  }
-};
-
 template <int NV>
 void qk_keys_bf16(const uint16_t* panel, int64_t pw, const float* last, const uint16_t* const* keys,
                   int64_t n, const Bf16Layout& b, int64_t width, float* s, int64_t rows_pad,
-                  float* tmax, const NextRows* next) {
+                  float* tmax) {
   constexpr int kJb = V512::kQkKeys;
   const auto scales = [&b](int64_t j) { return b.scales + j * b.groups; };
   int64_t j = 0;
-  for (; j + kJb <= n; j += kJb) {
-    if (next != nullptr) next->fetch(j, j + kJb);
+  for (; j + kJb <= n; j += kJb)
     qk_block_bf16<NV, kJb>(panel, pw, last, keys + j, scales(j), b, width, s + j * rows_pad,
                            rows_pad, tmax);
-  }
-  if (next != nullptr) next->fetch(j, n);
   for (; j + 2 <= n; j += 2)
     qk_block_bf16<NV, 2>(panel, pw, last, keys + j, scales(j), b, width, s + j * rows_pad, rows_pad,
                          tmax);
@@ -274,8 +231,7 @@ void qk_keys_bf16(const uint16_t* panel, int64_t pw, const float* last, const ui
 
 // Scores of the tile's n keys, and in tmax (rows_pad) each row's max over them.
 void qk_tile_bf16(const LatentScratch& l, const Bf16Layout& b, int64_t width,
-                  const uint16_t* const* keys, int64_t n, float* s, float* tmax,
-                  const NextRows* next) {
+                  const uint16_t* const* keys, int64_t n, float* s, float* tmax) {
   constexpr int64_t kPw = V512::kW * V512::kQkRowVecs;
   for (int64_t r = 0; r < l.rows_pad; r += 16) _mm512_store_ps(tmax + r, _mm512_set1_ps(kMinusInf));
   for (int64_t p = 0; p * kPw < l.rows_pad; ++p) {
@@ -284,19 +240,18 @@ void qk_tile_bf16(const LatentScratch& l, const Bf16Layout& b, int64_t width,
     const float* last = b.qt_last + p * kPw;
     float* sp = s + p * kPw;
     float* mp = tmax + p * kPw;
-    const NextRows* pf = p == 0 ? next : nullptr;
     switch (pw / 16) {
       case 1:
-        qk_keys_bf16<1>(panel, pw, last, keys, n, b, width, sp, l.rows_pad, mp, pf);
+        qk_keys_bf16<1>(panel, pw, last, keys, n, b, width, sp, l.rows_pad, mp);
         break;
       case 2:
-        qk_keys_bf16<2>(panel, pw, last, keys, n, b, width, sp, l.rows_pad, mp, pf);
+        qk_keys_bf16<2>(panel, pw, last, keys, n, b, width, sp, l.rows_pad, mp);
         break;
       case 3:
-        qk_keys_bf16<3>(panel, pw, last, keys, n, b, width, sp, l.rows_pad, mp, pf);
+        qk_keys_bf16<3>(panel, pw, last, keys, n, b, width, sp, l.rows_pad, mp);
         break;
       default:
-        qk_keys_bf16<V512::kQkRowVecs>(panel, pw, last, keys, n, b, width, sp, l.rows_pad, mp, pf);
+        qk_keys_bf16<V512::kQkRowVecs>(panel, pw, last, keys, n, b, width, sp, l.rows_pad, mp);
         break;
     }
   }
@@ -339,7 +294,7 @@ void softmax_tile_bf16(float* s, int64_t n, int64_t rows_pad, int64_t first_key,
         if (j + 1 < n) _mm512_store_ps(s + (j + 1) * rows_pad + r, pb);
       }
       const __m512i pairs = interleave_bf16(pa, pb);
-      store_prob_pairs(probs, j / 2, r, pairs);
+      _mm512_store_si512(probs + (j / 2 * rows_pad + r) * 2, pairs);
       sum = _mm512_dpbf16_ps(sum, (__m512bh)pairs, ones);
     }
     _mm512_store_ps(st.max + r, new_max);
@@ -348,7 +303,7 @@ void softmax_tile_bf16(float* s, int64_t n, int64_t rows_pad, int64_t first_key,
   }
 }
 
-// Values (the first `rank` entries of each key row) as bf16 pairs of keys (value_at), zero
+// Values (the first `rank` entries of each key row) as (pair of keys, rank_pad, 2) bf16, zero
 // past the tile's last key and past `rank`: 32 columns of both keys per step, interleaved by
 // two word permutes (as decode_pair_bf16 does for codes).
 void pack_values_bf16(const uint16_t* const* keys, int64_t n, int64_t rank, int64_t rank_pad,
@@ -360,6 +315,7 @@ void pack_values_bf16(const uint16_t* const* keys, int64_t n, int64_t rank, int6
   for (int64_t j = 0; j < n; j += 2) {
     const uint16_t* a = keys[j];
     const uint16_t* b = j + 1 < n ? keys[j + 1] : nullptr;
+    uint16_t* dst = out + j / 2 * rank_pad * 2;
     for (int64_t c = 0; c < rank_pad; c += 32) {
       __m512i va, vb = _mm512_setzero_si512();
       if (c + 32 <= rank) {
@@ -370,19 +326,16 @@ void pack_values_bf16(const uint16_t* const* keys, int64_t n, int64_t rank, int6
         va = _mm512_maskz_loadu_epi16(m, a + c);
         if (b != nullptr) vb = _mm512_maskz_loadu_epi16(m, b + c);
       }
-      _mm512_store_si512(out + value_at(j / 2, c), _mm512_permutex2var_epi16(va, lo_idx, vb));
+      _mm512_store_si512(dst + c * 2, _mm512_permutex2var_epi16(va, lo_idx, vb));
       if (c + 16 < rank_pad)
-        _mm512_store_si512(out + value_at(j / 2, c + 16),
-                           _mm512_permutex2var_epi16(va, hi_idx, vb));
+        _mm512_store_si512(dst + (c + 16) * 2, _mm512_permutex2var_epi16(va, hi_idx, vb));
     }
   }
 }
 
-// probs: the block's rows (prob_at), values: its first column vector (value_at).
-template <int NC>
+template <int M, int NC>
 void pv_block_bf16(float* acc, int64_t acc_stride, const float* corr, const uint16_t* probs,
-                   const uint16_t* values, int64_t pairs) {
-  constexpr int M = kPvRows;
+                   int64_t rows_pad, const uint16_t* values, int64_t rank_pad, int64_t pairs) {
   __m512 a[M][NC];
   for (int i = 0; i < M; ++i) {
     const __m512 c = _mm512_set1_ps(corr[i]);
@@ -391,9 +344,9 @@ void pv_block_bf16(float* acc, int64_t acc_stride, const float* corr, const uint
   }
   for (int64_t j2 = 0; j2 < pairs; ++j2) {
     __m512 x[NC];
-    for (int v = 0; v < NC; ++v) x[v] = load_pairs(values + (v * kTilePairs + j2) * 32);
+    for (int v = 0; v < NC; ++v) x[v] = load_pairs(values + (j2 * rank_pad + v * 16) * 2);
     for (int i = 0; i < M; ++i) {
-      const __m512 p = bcast_pair(probs + (j2 * M + i) * 2);
+      const __m512 p = bcast_pair(probs + (j2 * rows_pad + i) * 2);
       for (int v = 0; v < NC; ++v) a[i][v] = dot2(a[i][v], x[v], p);
     }
   }
@@ -404,9 +357,10 @@ void pv_block_bf16(float* acc, int64_t acc_stride, const float* corr, const uint
 template <int NC>
 void pv_columns_bf16(float* acc, const LatentScratch& l, const float* corr, const uint16_t* probs,
                      const uint16_t* values, int64_t pairs) {
-  for (int64_t r = 0; r < l.rows_pad; r += kPvRows)
-    pv_block_bf16<NC>(acc + r * l.rank_pad, l.rank_pad, corr + r, probs + prob_at(0, r), values,
-                      pairs);
+  constexpr int kM = V512::kPvRows;
+  for (int64_t r = 0; r < l.rows_pad; r += kM)
+    pv_block_bf16<kM, NC>(acc + r * l.rank_pad, l.rank_pad, corr + r, probs + r * 2, l.rows_pad,
+                          values, l.rank_pad, pairs);
 }
 
 // Columns [c0, c1) of acc (multiples of 16).
@@ -416,12 +370,12 @@ void pv_tile_bf16(float* acc, const LatentScratch& l, const float* corr, const u
   const int64_t pairs = (n + 1) / 2;
   int64_t col = c0;
   for (; col + kChunk <= c1; col += kChunk)
-    pv_columns_bf16<V512::kPvVecs>(acc + col, l, corr, probs, values + value_at(0, col), pairs);
+    pv_columns_bf16<V512::kPvVecs>(acc + col, l, corr, probs, values + col * 2, pairs);
   if (col + 32 <= c1) {
-    pv_columns_bf16<2>(acc + col, l, corr, probs, values + value_at(0, col), pairs);
+    pv_columns_bf16<2>(acc + col, l, corr, probs, values + col * 2, pairs);
     col += 32;
   }
-  if (col < c1) pv_columns_bf16<1>(acc + col, l, corr, probs, values + value_at(0, col), pairs);
+  if (col < c1) pv_columns_bf16<1>(acc + col, l, corr, probs, values + col * 2, pairs);
 }
 
 // Per scale group g, the probabilities of keys [0, count) times each key's scale of g, as bf16
@@ -439,7 +393,7 @@ void scale_probs(const float* s, int64_t count, int64_t n, int64_t rows_pad, con
         const __m512 pb = j + 1 < count
                               ? _mm512_mul_ps(_mm512_load_ps(s + (j + 1) * rows_pad + r), sb)
                               : _mm512_setzero_ps();
-        store_prob_pairs(out, j / 2, r, interleave_bf16(pa, pb));
+        _mm512_store_si512(out + (j / 2 * rows_pad + r) * 2, interleave_bf16(pa, pb));
       }
     }
   }
@@ -514,18 +468,18 @@ void latent_item_avx512bf16(const LatentItem& it) {
                            : nullptr;
       uint16_t* da = decoded + j * l.width_pad;
       uint16_t* db = da + l.width_pad;
+      uint16_t* values = b.values + j / 2 * l.rank_pad * 2;
       if (it.kv.dtype == DType::kF8E4M3) {
-        decode_pair_bf16<true>(ka, kb, it.rank, it.width, l.rank_pad, da, db, b.values, j / 2,
+        decode_pair_bf16<true>(ka, kb, it.rank, it.width, l.rank_pad, da, db, values,
                                tile_scales + j * b.groups);
       } else {
-        decode_pair_bf16<false>(ka, kb, it.rank, it.width, l.rank_pad, da, db, b.values, j / 2,
+        decode_pair_bf16<false>(ka, kb, it.rank, it.width, l.rank_pad, da, db, values,
                                 tile_scales + j * b.groups);
       }
       keys[j] = da;
       if (j + 1 < n) keys[j + 1] = db;
     }
-    const NextRows next{&it, j0 + n};
-    qk_tile_bf16(l, b, it.width, keys, n, s, tmax, quant ? nullptr : &next);
+    qk_tile_bf16(l, b, it.width, keys, n, s, tmax);
     softmax_tile_bf16(s, n, l.rows_pad, j0, j0 + n - 1 > first_limit, tmax, quant, st, b.probs);
     // As in latent_item_f32: masked keys with a non-finite value must not be multiplied in (a
     // quantized value is non-finite through its group's scale).
@@ -552,7 +506,7 @@ void latent_item_avx512bf16(const LatentItem& it) {
       pv_visible_only(
           acc, l, it, st, j0, shared, n,
           [&](int64_t j, int64_t r) {
-            const uint16_t bits = b.probs[prob_at(j / 2, r) + j % 2];
+            const uint16_t bits = b.probs[(j / 2 * l.rows_pad + r) * 2 + j % 2];
             return __builtin_bit_cast(float, static_cast<uint32_t>(bits) << 16);
           },
           value);
