@@ -40,13 +40,6 @@ inline __m512 load_pairs(const uint16_t* p) {
   return _mm512_castsi512_ps(_mm512_load_si512(p));
 }
 
-// Round to nearest even, as VCVTNE2PS2BF16 does for the probabilities (inputs are finite).
-inline uint16_t round_bf16(float x) {
-  uint32_t bits = __builtin_bit_cast(uint32_t, x);
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>(bits >> 16);
-}
-
 inline __m512 dot2(__m512 acc, __m512 a, __m512 b) {
   return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b);
 }
@@ -141,19 +134,35 @@ struct Bf16Layout {
   uint16_t* group_probs = nullptr;  // (groups, tile / 2, rows_pad, 2): probabilities x scale
 };
 
+// Each row's 2 * pairs numbers scaled and rounded 32 at a time (VCVTNE2PS2BF16 keeps them in
+// order, so the vector holds 16 consecutive pairs), then scattered down the panel's pair rows.
 void pack_queries_bf16(const LatentItem& it, const LatentScratch& l, const Bf16Layout& b) {
   constexpr int64_t kPw = V512::kW * V512::kQkRowVecs;
-  const int64_t rows = item_rows(it);
+  const int64_t rows = item_rows(it), numbers = 2 * b.pairs;
   const float s = it.scale * kLog2e;
+  const __m512 scale = _mm512_set1_ps(s);
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
   for (int64_t p = 0; p * kPw < l.rows_pad; ++p) {
     const int64_t pw = panel_width<V512>(l, p);
     uint16_t* panel = b.qt + p * kPw * 2 * b.pairs;
+    const __m512i stride = _mm512_mullo_epi32(lane, _mm512_set1_epi32(static_cast<int32_t>(pw)));
     for (int64_t i = 0; i < pw; ++i) {
       const int64_t r = p * kPw + i;
       const float* q = r < rows ? query_row(it, r) : nullptr;
-      for (int64_t w2 = 0; w2 < b.pairs; ++w2) {
-        panel[(w2 * pw + i) * 2] = q ? round_bf16(q[2 * w2] * s) : 0;
-        panel[(w2 * pw + i) * 2 + 1] = q ? round_bf16(q[2 * w2 + 1] * s) : 0;
+      for (int64_t w = 0; w < numbers; w += 32) {
+        const int64_t left = numbers - w;
+        const __mmask16 lo = left >= 16 ? 0xffff : static_cast<__mmask16>((1u << left) - 1u);
+        const __mmask16 hi = left >= 32  ? 0xffff
+                             : left > 16 ? static_cast<__mmask16>((1u << (left - 16)) - 1u)
+                                         : 0;
+        __m512 a = _mm512_setzero_ps(), c = _mm512_setzero_ps();
+        if (q != nullptr) {
+          a = _mm512_mul_ps(_mm512_maskz_loadu_ps(lo, q + w), scale);
+          c = _mm512_mul_ps(_mm512_maskz_loadu_ps(hi, q + w + 16), scale);
+        }
+        const __m512i pairs = (__m512i)_mm512_cvtne2ps_pbh(c, a);
+        const __mmask16 m = left >= 32 ? 0xffff : static_cast<__mmask16>((1u << (left / 2)) - 1u);
+        _mm512_mask_i32scatter_epi32(panel + (w / 2 * pw + i) * 2, m, stride, pairs, 4);
       }
       if (b.odd) b.qt_last[r] = q ? q[it.width - 1] * s : 0.0f;
     }
