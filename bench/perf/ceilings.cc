@@ -65,15 +65,15 @@ __attribute__((target("avx512f,avx512bf16"))) double dot_bf16_avx512(int64_t ite
   return static_cast<double>(iters) * kAcc * 64;
 }
 
-// Best of many short rounds of `loop` run by the whole team at once, in GFLOP/s. A round starts
+// Best of 100 short rounds of `loop` run by the whole team at once, in GFLOP/s. A round starts
 // at a barrier and ends when the last thread is done, so it counts only what the team did
-// together; one round per thread and ~1 ms each make it likely that some round ran with no
-// thread descheduled (on a shared machine) and none waited for a thread still starting (a fresh
-// team, which the untimed warm-up round absorbs). One long timed region per run, as before,
-// measured 2-thread peaks 35% low whenever either core was briefly taken.
+// together; short rounds (under 1 ms, ~100 ms in all) make it likely that some round ran with
+// no thread descheduled on a shared machine, and the untimed warm-up round absorbs a fresh
+// team's thread start. Five long regions, as before, gave 2-thread peaks 15-60% low whenever
+// another process held a core (a bf16 peak of 388 against 906-944 GFLOP/s a moment later).
 double measure(double (*loop)(int64_t), int threads) {
-  constexpr int kRounds = 40;
-  constexpr int64_t kIters = 300'000;  // 16 accumulators: ~2.4M cycles, under 1 ms at 3 GHz
+  constexpr int kRounds = 100;
+  constexpr int64_t kIters = 300'000;  // 16 accumulators: 2.4M cycles, under 1 ms
   double best = 0, flops = 0;
   std::chrono::steady_clock::time_point start;
 #pragma omp parallel num_threads(threads)

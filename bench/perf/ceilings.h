@@ -14,7 +14,7 @@ double fma_loop_avx2(int64_t iters);
 double dot_loop_bf16(int64_t iters);
 
 // Peak GFLOP/s of `threads` threads running the best loop above together (measured once per
-// thread count, the best of 40 short rounds of the whole team, then cached): float32 FMA and
+// thread count, the best of 100 short rounds of the whole team, then cached): float32 FMA and
 // bf16 dot product.
 double f32_peak_gflops(int threads);
 double bf16_peak_gflops(int threads);
