@@ -193,6 +193,7 @@ TEST_P(FusedLatentAttention, Bf16ErrorBoundedByTorchBf16) {
 const Case kCases[] = {
     {1, 16, 8, 1, 0},        // a single key
     {3, 40, 8, 1, 300},      // odd head count, crosses tile edges
+    {16, 40, 8, 1, 700},     // with 2+ threads, split into equal parts that are not whole tiles
     {16, 40, 8, 1, 95},      // decode ending one short of a tile
     {16, 37, 6, 1, 96},      // odd width and rank, exactly one tile before the query
     {16, 64, 16, 37, 20},    // causal prefill with history, rows span several tokens
