@@ -125,7 +125,7 @@ struct Bf16Layout {
   bool odd;          // width is odd: the last element goes through an f32 FMA
   uint16_t* qt;      // panel p: (pairs, pw, 2) bf16
   float* qt_last;    // (rows_pad) f32: scaled q[width - 1] when odd
-  uint16_t* probs;   // (tile / 2, rows_pad, 2)
+  uint16_t* probs;   // (tile / 2, rows_pad, 2), over the scores for a bf16 cache
   uint16_t* values;  // (tile / 2, rank_pad, 2)
   // Quantized caches (keys hold codes; see decode_row_bf16), else scales == nullptr.
   const float* scales = nullptr;    // (tile, groups): each key's group scales
@@ -437,6 +437,7 @@ void latent_item_avx512bf16(const LatentItem& it) {
     return;
   }
   const LatentScratch l = latent_scratch(item_rows(it), it.width, it.rank);
+  const bool quant = is_quantized(it.kv.dtype);
   Bf16Layout b;
   b.pairs = it.width / 2;
   b.odd = it.width % 2 != 0;
@@ -444,9 +445,12 @@ void latent_item_avx512bf16(const LatentItem& it) {
   // The keys block: bf16 keys of a quantized tile, then qt_last (latent_scratch sizes it).
   uint16_t* decoded = reinterpret_cast<uint16_t*>(it.scratch + l.keys);
   b.qt_last = it.scratch + l.keys + kLatentTileBf16 * l.width_pad / 2;
-  b.probs = reinterpret_cast<uint16_t*>(it.scratch + l.probs_bf16);
+  // A bf16 cache's probabilities overwrite the scores they come from: pair k of keys takes
+  // exactly key k's score row (rows_pad floats), which the softmax has read by then. 49 KiB
+  // less in L2 for a 192-key tile of 128 rows, 2% (batch 1) to 4% (batch 8) faster. Quantized
+  // tiles keep the float32 probabilities there for scale_probs.
+  b.probs = reinterpret_cast<uint16_t*>(it.scratch + (quant ? l.probs_bf16 : l.scores));
   b.values = reinterpret_cast<uint16_t*>(it.scratch + l.values_bf16);
-  const bool quant = is_quantized(it.kv.dtype);
   float* tile_scales = it.scratch + l.quant_scales;
   if (quant) {
     b.scales = tile_scales;
