@@ -4,6 +4,8 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "ops/simd/skinny_kernels.h"
 
 namespace mla::ops::simd {

@@ -10,6 +10,8 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "ops/simd/skinny_kernels.h"
 
 namespace mla::ops::simd {
