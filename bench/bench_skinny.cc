@@ -296,7 +296,7 @@ void BM_Skinny8F32Variant(benchmark::State& state) {
     state.SkipWithError("no AVX512_BF16 here");
     return;
   }
-  const int64_t xs = variant == 0 ? in : in + 16;
+  const int64_t xs = variant == 0 || variant >= 13 ? in : in + 16;
   mla::ops::CacheLineVector<float> x(static_cast<size_t>(rows * xs), 1.0f);
   mla::ops::CacheLineVector<float> w(static_cast<size_t>(in * out), 0.01f);
   std::vector<float> y(static_cast<size_t>(rows * out));
@@ -329,6 +329,12 @@ void BM_Skinny8F32Variant(benchmark::State& state) {
       case 12:
         kblock_f32<48, 256>(x.data(), xs, in, w.data(), out, y.data(), pf);
         break;
+      case 13:  // the library's form before K-blocking, x at stride in
+        direct_f32<3, 0>(x.data(), xs, in, w.data(), out, y.data(), 0);
+        break;
+      case 14:  // K-blocked 48 x 256, x at stride in, next chunk prefetched
+        kblock_f32<48, 256>(x.data(), xs, in, w.data(), out, y.data(), 1024);
+        break;
       case 7:
         panel_f32<2>(x.data(), in, w.data(), out, y.data(), pf);
         break;
@@ -358,7 +364,7 @@ void BM_Skinny8Bf16Variant(benchmark::State& state) {
     state.SkipWithError("no AVX512_BF16 here");
     return;
   }
-  const int64_t xs = variant == 0 ? in : in + 32;
+  const int64_t xs = variant == 0 || variant == 7 ? in : in + 32;
   mla::ops::CacheLineVector<uint16_t> x(static_cast<size_t>(rows * xs), 0x3f80);
   mla::ops::CacheLineVector<uint16_t> w(static_cast<size_t>(in * out), 0x3c23);
   std::vector<float> y(static_cast<size_t>(rows * out));
@@ -385,6 +391,9 @@ void BM_Skinny8Bf16Variant(benchmark::State& state) {
         break;
       case 6:
         xinter_bf16<3>(x.data(), in, w.data(), out, y.data(), pf);
+        break;
+      case 7:  // the library's form before K-blocking, x at stride in
+        direct_bf16<2>(x.data(), xs, in, w.data(), out, y.data(), 0);
         break;
     }
     benchmark::DoNotOptimize(y.data());
@@ -441,16 +450,16 @@ BENCHMARK(BM_Skinny8F32KBlock)
 
 BENCHMARK(BM_Skinny8F32Variant)
     ->ArgNames({"variant", "in", "out", "pf"})
-    ->ArgsProduct({{0, 1, 5, 6, 7, 8, 9, 10}, {1024}, {96}, {0}})
-    ->ArgsProduct({{0, 1, 5, 6, 7, 8, 9, 10}, {7168}, {1536}, {0}})
+    ->ArgsProduct({{0, 1, 5, 6, 7, 8, 9, 10, 13, 14}, {1024}, {96}, {0}})
+    ->ArgsProduct({{0, 1, 5, 6, 7, 8, 9, 10, 13, 14}, {7168}, {1536}, {0}})
     ->ArgsProduct({{2, 3, 4, 9}, {7168}, {1536}, {512, 2048}})
     ->ArgsProduct({{5, 11, 12}, {7168}, {1536}, {0, 1024, 3 * 7168 * 4}})
     ->UseRealTime();
 
 BENCHMARK(BM_Skinny8Bf16Variant)
     ->ArgNames({"variant", "in", "out", "pf"})
-    ->ArgsProduct({{0, 1, 3, 4, 5, 6}, {1024}, {96}, {0}})
-    ->ArgsProduct({{0, 1, 3, 4, 5, 6}, {7168}, {1536}, {0}})
+    ->ArgsProduct({{0, 1, 3, 4, 5, 6, 7}, {1024}, {96}, {0}})
+    ->ArgsProduct({{0, 1, 3, 4, 5, 6, 7}, {7168}, {1536}, {0}})
     ->ArgsProduct({{2, 5}, {7168}, {1536}, {512, 2048}})
     ->UseRealTime();
 

@@ -63,6 +63,7 @@ void block(const uint16_t* x, int64_t in, const uint16_t* w, int64_t o, int64_t 
 // 512 bf16, 1 KiB of each weight row, as the float32 kernel's 256 floats.
 constexpr int64_t kKChunk = 512;
 constexpr int kKBlockOutputs = 48;
+constexpr int64_t kXInL1 = 32 * 1024;  // as skinny_common.inc's kSkinnyXInL1
 
 template <int R, int O>
 void rows_kblocked(const uint16_t* x, int64_t in, const uint16_t* w, int64_t o0, int64_t o1,
@@ -89,7 +90,8 @@ void rows_fixed(const uint16_t* x, int64_t in, const uint16_t* w, int64_t o0, in
                 int64_t out) {
   constexpr int O = R <= 4 ? 4 : 2;
   if constexpr (R >= 5) {
-    if (in > kKChunk) return rows_kblocked<R, O>(x, in, w, o0, o1, y, out);
+    if (R * in * static_cast<int64_t>(sizeof(uint16_t)) > kXInL1)
+      return rows_kblocked<R, O>(x, in, w, o0, o1, y, out);
   }
   int64_t o = o0;
   for (; o + O <= o1; o += O) block<R, O>(x, in, w, o, 0, in, nullptr, true, true, 0, y, out);
