@@ -142,9 +142,20 @@ def main():
     ap.add_argument("--prefill", type=int, default=2048)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="2 threads only")
+    ap.add_argument("--parts", default="decode,prefill", help="decode, prefill or both (default)")
     a = ap.parse_args()
+    parts = set(a.parts.split(","))
+    if not parts or parts - {"decode", "prefill"}:
+        ap.error(f"--parts: expected decode, prefill or decode,prefill, got {a.parts!r}")
     threads = [2] if a.quick else [1, 2]
     print(f"torch {torch.__version__}; DeepSeek-V3 attention layer, ours: median of {a.repeats}, torch: best of {a.repeats}")
+    if "decode" in parts:
+        decode_table(a, threads)
+    if "prefill" in parts:
+        prefill_table(a, threads)
+
+
+def decode_table(a, threads):
     print("\ndecode step, context", a.context)
     print(f"{'batch':>5} {'thr':>3} {'prec':>5} {'ours ms':>9} {'torch ms':>9} {'torch/ours':>10} "
           f"{'mem floor':>9} {'x floor':>7} {'cmp floor':>9} {'x floor':>7} {'GFLOP/s':>8} {'%peak':>6}")
@@ -164,6 +175,9 @@ def main():
                 print(f"{batch:>5} {thr:>3} {prec:>5} {ms:>9.2f} {t:>9.2f} {t / ms:>9.2f}x {mem_floor:>9.2f} "
                       f"{ms / mem_floor:>6.2f}x {cmp_floor:>9.2f} {ms / cmp_floor:>6.2f}x {p['gflops']:>8.1f} "
                       f"{p['percent_of_peak']:>6.1f}", flush=True)
+
+
+def prefill_table(a, threads):
     print("\nprefill,", a.prefill, "tokens, batch 1 (torch: naive)")
     print(f"{'thr':>3} {'prec':>5} {'path':>8} {'ours ms':>9} {'torch ms':>9} {'torch/ours':>10} {'GFLOP/s':>8} "
           f"{'%peak':>6}")
