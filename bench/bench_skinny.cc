@@ -298,10 +298,23 @@ void BM_Skinny8F32Variant(benchmark::State& state) {
   }
   const int64_t xs = variant == 0 || variant >= 13 ? in : in + 16;
   mla::ops::CacheLineVector<float> x(static_cast<size_t>(rows * xs), 1.0f);
-  mla::ops::CacheLineVector<float> w(static_cast<size_t>(in * out), 0.01f);
+  mla::ops::CacheLineVector<float> w_lines(static_cast<size_t>(in * out + 16), 0.01f);
+  // 15, 16: the library and its form before K-blocking on weights 16 bytes off a cache line, as
+  // a large std::vector from glibc's malloc (mmap) starts.
+  const float* w_off = w_lines.data() + 4;
+  struct {
+    const float* data() const { return p; }
+    const float* p;
+  } w{variant >= 15 ? w_off : w_lines.data()};
   std::vector<float> y(static_cast<size_t>(rows * out));
   for (auto _ : state) {
     switch (variant) {
+      case 15:
+        mla::ops::simd::skinny_f32_avx512(x.data(), rows, in, w.data(), 0, out, y.data(), out);
+        break;
+      case 16:
+        direct_f32<3, 0>(x.data(), xs, in, w.data(), out, y.data(), 0);
+        break;
       case 0:
         mla::ops::simd::skinny_f32_avx512(x.data(), rows, in, w.data(), 0, out, y.data(), out);
         break;
@@ -451,7 +464,7 @@ BENCHMARK(BM_Skinny8F32KBlock)
 BENCHMARK(BM_Skinny8F32Variant)
     ->ArgNames({"variant", "in", "out", "pf"})
     ->ArgsProduct({{0, 1, 5, 6, 7, 8, 9, 10, 13, 14}, {1024}, {96}, {0}})
-    ->ArgsProduct({{0, 1, 5, 6, 7, 8, 9, 10, 13, 14}, {7168}, {1536}, {0}})
+    ->ArgsProduct({{0, 1, 5, 6, 7, 8, 9, 10, 13, 14, 15, 16}, {7168}, {1536}, {0}})
     ->ArgsProduct({{2, 3, 4, 9}, {7168}, {1536}, {512, 2048}})
     ->ArgsProduct({{5, 11, 12}, {7168}, {1536}, {0, 1024, 3 * 7168 * 4}})
     ->UseRealTime();
@@ -465,14 +478,14 @@ BENCHMARK(BM_Skinny8Bf16Variant)
 
 BENCHMARK(BM_SkinnyBf16)
     ->ArgNames({"rows", "in", "out", "amx"})
-    ->ArgsProduct({{1, 8}, {1024}, {128}, {0, 1}})
-    ->ArgsProduct({{1, 8}, {7168}, {1536}, {0, 1}})
+    ->ArgsProduct({{1, 4, 6, 8}, {1024}, {128}, {0, 1}})
+    ->ArgsProduct({{1, 4, 6, 8}, {7168}, {1536}, {0, 1}})
     ->UseRealTime();
 
 BENCHMARK(BM_SkinnyF32)
     ->ArgNames({"rows", "in", "out", "x_offset"})
-    ->ArgsProduct({{1, 8}, {1024}, {128}, {0, 4}})
-    ->ArgsProduct({{1, 8}, {7168}, {1536}, {0, 4}})
+    ->ArgsProduct({{1, 4, 6, 8}, {1024}, {128}, {0, 4}})
+    ->ArgsProduct({{1, 4, 6, 8}, {7168}, {1536}, {0, 4}})
     ->UseRealTime();
 
 BENCHMARK_MAIN();

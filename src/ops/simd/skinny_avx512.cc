@@ -10,8 +10,6 @@
 
 #include <immintrin.h>
 
-#include <algorithm>
-
 #include "ops/simd/skinny_kernels.h"
 
 namespace mla::ops::simd {

@@ -21,9 +21,13 @@ namespace {
 // Columns k0..k1 of outputs o..o+O-1, the sums so far in partial unless first / last, a
 // prefetch of each weight row `prefetch` numbers ahead when > 0 (as skinny_common.inc's
 // skinny_block).
+// Inlined into each caller, so the unchunked one (rows 1-4, x in L1) keeps its constant
+// arguments out of the loop.
 template <int R, int O>
-void block(const uint16_t* x, int64_t in, const uint16_t* w, int64_t o, int64_t k0, int64_t k1,
-           __m512 (*partial)[R], bool first, bool last, int64_t prefetch, float* y, int64_t out) {
+[[gnu::always_inline]] inline void block(const uint16_t* x, int64_t in, const uint16_t* w,
+                                         int64_t o, int64_t k0, int64_t k1, __m512 (*partial)[R],
+                                         bool first, bool last, int64_t prefetch, float* y,
+                                         int64_t out) {
   __m512 acc[O][R];
   for (int j = 0; j < O; ++j)
     for (int r = 0; r < R; ++r) acc[j][r] = first ? _mm512_setzero_ps() : partial[j][r];
