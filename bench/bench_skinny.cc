@@ -20,6 +20,7 @@
 
 #include "ops/cache_line_vector.h"
 #include "ops/cpu_features.h"
+#include "ops/linear_bf16.h"
 #include "ops/simd/skinny_kernels.h"
 
 namespace {
@@ -451,7 +452,29 @@ void BM_Skinny8F32KBlock(benchmark::State& state) {
       flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
+// The whole library path of a bf16-weight product (ops::linear_bf16: x rounded to bf16, split in
+// blocks of outputs, the kernel chosen by calibration), one thread as the caller's OpenMP setting.
+void BM_LinearBf16(benchmark::State& state) {
+  const int64_t rows = state.range(0), in = state.range(1), out = state.range(2);
+  std::vector<float> x(static_cast<size_t>(rows * in), 0.5f), y(static_cast<size_t>(rows * out));
+  std::vector<uint16_t> w(static_cast<size_t>(in * out), 0x3c23);
+  for (auto _ : state) {
+    mla::ops::linear_bf16(x.data(), rows, in, w.data(), out, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double flops = 2.0 * static_cast<double>(rows * in * out);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+
 }  // namespace
+
+BENCHMARK(BM_LinearBf16)
+    ->ArgNames({"rows", "in", "out"})
+    ->ArgsProduct({{1, 8}, {7168}, {1536}})
+    ->ArgsProduct({{8}, {16384}, {7168}})
+    ->ArgsProduct({{8}, {1536}, {24576}})
+    ->UseRealTime();
 
 BENCHMARK(BM_Skinny8F32KBlock)
     ->ArgNames({"form", "in", "out", "pf", "pad"})

@@ -18,11 +18,11 @@
 namespace mla::ops::simd {
 namespace {
 
-// Columns k0..k1 of outputs o..o+O-1, the sums so far in partial unless first / last, a
-// prefetch of each weight row `prefetch` numbers ahead when > 0 (as skinny_common.inc's
-// skinny_block).
-// Inlined into each caller, so the unchunked one (rows 1-4, x in L1) keeps its constant
-// arguments out of the loop.
+// Columns k0..k1 of outputs o..o+O-1 for all R rows, each weight vector loaded once and used R
+// times. The sums so far come from and go back to partial (O x R vectors) unless first / last:
+// the first chunk starts from zero, the last one reduces into y. prefetch > 0 asks for each
+// weight row's line that many numbers ahead. Inlined into both callers, so the one-pass caller
+// keeps its constant arguments out of the loop.
 template <int R, int O>
 [[gnu::always_inline]] inline void block(const uint16_t* x, int64_t in, const uint16_t* w,
                                          int64_t o, int64_t k0, int64_t k1, __m512 (*partial)[R],
@@ -63,11 +63,18 @@ template <int R, int O>
   }
 }
 
-// From 5 rows on, K-blocked as skinny_common.inc's skinny_rows_kblocked (why there): chunks of
-// 512 bf16, 1 KiB of each weight row, as the float32 kernel's 256 floats.
+// From 5 rows on, one pass along each weight row ran at a quarter to a third of the read
+// bandwidth (8 rows, V3's shapes, from memory), whether x's rows fitted in L1 (q_b_proj, 24 KiB)
+// or not. So up to kKBlockOutputs outputs are walked together through K in chunks of kKChunk
+// (1 KiB of each weight row): the rows' chunk of x stays in L1 for all of them, the block's sums
+// wait in an L1 array between chunks, and each weight row's next chunk is prefetched while the
+// present one is used, which keeps a prefetch in flight for each of the block's rows.
+// Measured 1.6-2.5x from memory at 6-8 rows; x of at most kUnblockedX bytes (weights in L2 in
+// the benchmarks) keeps the single pass, which the prefetches would only slow
+// (docs/performance.md, "Skinny products at 8 rows").
 constexpr int64_t kKChunk = 512;
 constexpr int kKBlockOutputs = 48;
-constexpr int64_t kXInL1 = 32 * 1024;  // as skinny_common.inc's kSkinnyXInL1
+constexpr int64_t kUnblockedX = 16 * 1024;
 
 template <int R, int O>
 void rows_kblocked(const uint16_t* x, int64_t in, const uint16_t* w, int64_t o0, int64_t o1,
@@ -94,7 +101,7 @@ void rows_fixed(const uint16_t* x, int64_t in, const uint16_t* w, int64_t o0, in
                 int64_t out) {
   constexpr int O = R <= 4 ? 4 : 2;
   if constexpr (R >= 5) {
-    if (R * in * static_cast<int64_t>(sizeof(uint16_t)) > kXInL1)
+    if (R * in * static_cast<int64_t>(sizeof(uint16_t)) > kUnblockedX)
       return rows_kblocked<R, O>(x, in, w, o0, o1, y, out);
   }
   int64_t o = o0;
