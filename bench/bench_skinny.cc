@@ -441,10 +441,12 @@ void BM_Skinny8F32KBlock(benchmark::State& state) {
   }
   const int64_t xs = state.range(4) ? in + 16 : in;
   mla::ops::CacheLineVector<float> x(static_cast<size_t>(rows * xs), 1.0f);
-  mla::ops::CacheLineVector<float> w(static_cast<size_t>(in * out), 0.01f);
+  // range(5): weights that many floats past a cache line (4: as a large malloc'd vector).
+  mla::ops::CacheLineVector<float> w_lines(static_cast<size_t>(in * out + 16), 0.01f);
+  const float* w = w_lines.data() + state.range(5);
   std::vector<float> y(static_cast<size_t>(rows * out));
   for (auto _ : state) {
-    form.f(x.data(), xs, in, w.data(), out, y.data(), pf);
+    form.f(x.data(), xs, in, w, out, y.data(), pf);
     benchmark::DoNotOptimize(y.data());
   }
   const double flops = 2.0 * static_cast<double>(rows * in * out);
@@ -477,11 +479,12 @@ BENCHMARK(BM_LinearBf16)
     ->UseRealTime();
 
 BENCHMARK(BM_Skinny8F32KBlock)
-    ->ArgNames({"form", "in", "out", "pf", "pad"})
-    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8}, {7168}, {1536}, {1}, {1}})
-    ->ArgsProduct({{1}, {7168}, {1536}, {2}, {1}})
-    ->ArgsProduct({{0, 1}, {7168}, {1536}, {1}, {0}})
-    ->ArgsProduct({{0, 1, 3}, {1024}, {96}, {0, 1}, {1}})
+    ->ArgNames({"form", "in", "out", "pf", "pad", "w_off"})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8}, {7168}, {1536}, {1}, {1}, {0}})
+    ->ArgsProduct({{1}, {7168}, {1536}, {2}, {1}, {0}})
+    ->ArgsProduct({{0, 1}, {7168}, {1536}, {1}, {0}, {0}})
+    ->ArgsProduct({{0, 1, 3}, {1024}, {96}, {0, 1}, {1}, {0}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8}, {7168}, {1536}, {1, 2}, {0}, {4}})
     ->UseRealTime();
 
 BENCHMARK(BM_Skinny8F32Variant)
