@@ -13,6 +13,7 @@
 #include "ops/cpu_features.h"
 #include "ops/gemm.h"
 #include "ops/linear_bf16.h"
+#include "ops/simd/skinny_kernels.h"
 
 namespace mla {
 namespace {
@@ -91,6 +92,41 @@ TEST_P(Skinny, Bf16WeightsMatchTheReferenceOfRoundedOperands) {
         std::vector<float> y(static_cast<size_t>(rows * out), -1.0f);
         ops::linear_bf16(x.data(), rows, in, w_bf16.data(), out, y.data());
         expect_products(round_to_bf16(x), w, rows, in, out, y, "linear_bf16");
+      }
+    }
+  }
+}
+
+// linear_bf16 hands the kernels 32 outputs at a time; called directly, the VDPBF16PS kernel's
+// K-blocked form (5-8 rows, x over 16 KiB) walks several 48-output blocks from any start, with
+// chunk tails, and writes only its own outputs.
+TEST(SkinnyBf16Dot, BlockedFormCoversAnyOutputRange) {
+  if (ops::supported_simd_level() < SimdLevel::kAvx512Bf16) GTEST_SKIP() << "no AVX512_BF16";
+  constexpr int64_t kOut = 211, kO0 = 3, kO1 = 203;
+  for (int64_t in : {1000, 4099}) {
+    const std::vector<float> w = round_to_bf16(random_values(static_cast<size_t>(kOut * in), 9));
+    const std::vector<uint16_t> w_bf16 = ops::to_bf16(w);
+    for (int64_t rows = 5; rows <= 8; ++rows) {
+      const std::vector<float> x = round_to_bf16(random_values(static_cast<size_t>(rows * in), 4));
+      const std::vector<uint16_t> x_bf16 = ops::to_bf16(x);
+      std::vector<float> y(static_cast<size_t>(rows * kOut), -1.0f);
+      ops::simd::skinny_bf16_dot_avx512bf16(x_bf16.data(), rows, in, w_bf16.data(), kO0, kO1,
+                                            y.data(), kOut);
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t o = 0; o < kOut; ++o) {
+          if (o < kO0 || o >= kO1) {
+            ASSERT_EQ(y[r * kOut + o], -1.0f) << "output " << o << " outside the range written";
+            continue;
+          }
+          double sum = 0, scale = 0;
+          for (int64_t k = 0; k < in; ++k) {
+            const double p = static_cast<double>(x[r * in + k]) * w[o * in + k];
+            sum += p;
+            scale += std::abs(p);
+          }
+          ASSERT_NEAR(y[r * kOut + o], sum, 2e-6 * scale)
+              << "row " << r << " of " << rows << ", output " << o << ", in " << in;
+        }
       }
     }
   }
