@@ -40,13 +40,21 @@ float bf16_to_f32(uint16_t bits) {
   return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16);
 }
 
-uint16_t f32_to_bf16(float value) {
-  uint32_t bits = std::bit_cast<uint32_t>(value);
-  if (std::isnan(value))
-    return static_cast<uint16_t>((bits >> 16) | 0x0040u);  // keep it a quiet NaN
+namespace {
+
+// Without branches, so that conversion loops vectorise (rounding activations for the bf16
+// products took 4-5% of a bf16 prefill one number at a time).
+inline uint16_t bf16_bits_of(uint32_t bits) {
   // Round to nearest, ties to even: add 0x7fff plus the lowest kept bit.
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>(bits >> 16);
+  const uint32_t rounded = bits + 0x7fffu + ((bits >> 16) & 1u);
+  const bool nan = (bits & 0x7fffffffu) > 0x7f800000u;
+  return static_cast<uint16_t>((nan ? bits | 0x00400000u : rounded) >> 16);  // NaN stays quiet
+}
+
+}  // namespace
+
+uint16_t f32_to_bf16(float value) {
+  return bf16_bits_of(std::bit_cast<uint32_t>(value));
 }
 
 float f16_to_f32(uint16_t bits) {
@@ -147,9 +155,17 @@ void convert_from_f32(const float* src, std::size_t n, DType dtype, void* dst) {
       std::memcpy(dst, src, n * sizeof(float));
       return;
     case DType::kBF16:
+      for (std::size_t i = 0; i < n; ++i) {
+        uint32_t bits;
+        std::memcpy(&bits, src + i, sizeof bits);
+        const uint16_t h = bf16_bits_of(bits);
+        bytes[2 * i] = static_cast<unsigned char>(h & 0xffu);
+        bytes[2 * i + 1] = static_cast<unsigned char>(h >> 8);
+      }
+      return;
     case DType::kF16:
       for (std::size_t i = 0; i < n; ++i) {
-        const uint16_t h = dtype == DType::kBF16 ? f32_to_bf16(src[i]) : f32_to_f16(src[i]);
+        const uint16_t h = f32_to_f16(src[i]);
         bytes[2 * i] = static_cast<unsigned char>(h & 0xffu);
         bytes[2 * i + 1] = static_cast<unsigned char>(h >> 8);
       }
