@@ -83,6 +83,29 @@ void BM_SkinnyBf16(benchmark::State& state) {
 
 // The library's form (O outputs x 8 rows in registers), with x at row stride xs and an optional
 // software prefetch of each weight row pf bytes ahead (0: none; hint 0 = t0, 1 = t1, 2 = nta).
+// acc[j][r] += x[r][k0, k1) . w[j][k0, k1) for O weight rows from wr (row length `in`), each
+// weight line prefetched pf bytes ahead (0: none).
+template <int O, int Hint>
+void accumulate_f32(__m512 (&acc)[O][8], const float* x, int64_t xs, int64_t in, const float* wr,
+                    int64_t k0, int64_t k1, int64_t pf) {
+  for (int64_t k = k0; k + 16 <= k1; k += 16) {
+    __m512 wv[O];
+    for (int j = 0; j < O; ++j) {
+      if (pf) {
+        const char* a = reinterpret_cast<const char*>(wr + j * in + k) + pf;
+        if constexpr (Hint == 0) _mm_prefetch(a, _MM_HINT_T0);
+        if constexpr (Hint == 1) _mm_prefetch(a, _MM_HINT_T1);
+        if constexpr (Hint == 2) _mm_prefetch(a, _MM_HINT_NTA);
+      }
+      wv[j] = _mm512_loadu_ps(wr + j * in + k);
+    }
+    for (int r = 0; r < 8; ++r) {
+      const __m512 xv = _mm512_loadu_ps(x + r * xs + k);
+      for (int j = 0; j < O; ++j) acc[j][r] = _mm512_fmadd_ps(xv, wv[j], acc[j][r]);
+    }
+  }
+}
+
 template <int O, int Hint>
 void direct_f32(const float* x, int64_t xs, int64_t in, const float* w, int64_t out, float* y,
                 int64_t pf) {
@@ -91,23 +114,7 @@ void direct_f32(const float* x, int64_t xs, int64_t in, const float* w, int64_t 
     __m512 acc[O][R];
     for (int j = 0; j < O; ++j)
       for (int r = 0; r < R; ++r) acc[j][r] = _mm512_setzero_ps();
-    const float* wr = w + o * in;
-    for (int64_t k = 0; k + 16 <= in; k += 16) {
-      __m512 wv[O];
-      for (int j = 0; j < O; ++j) {
-        if (pf) {
-          const char* a = reinterpret_cast<const char*>(wr + j * in + k) + pf;
-          if constexpr (Hint == 0) _mm_prefetch(a, _MM_HINT_T0);
-          if constexpr (Hint == 1) _mm_prefetch(a, _MM_HINT_T1);
-          if constexpr (Hint == 2) _mm_prefetch(a, _MM_HINT_NTA);
-        }
-        wv[j] = _mm512_loadu_ps(wr + j * in + k);
-      }
-      for (int r = 0; r < R; ++r) {
-        const __m512 xv = _mm512_loadu_ps(x + r * xs + k);
-        for (int j = 0; j < O; ++j) acc[j][r] = _mm512_fmadd_ps(xv, wv[j], acc[j][r]);
-      }
-    }
+    accumulate_f32<O, Hint>(acc, x, xs, in, w + o * in, 0, in, pf);
     for (int j = 0; j < O; ++j)
       for (int r = 0; r < R; ++r) y[r * out + o + j] = _mm512_reduce_add_ps(acc[j][r]);
   }
@@ -129,23 +136,7 @@ void kblock_f32(const float* x, int64_t xs, int64_t in, const float* w, int64_t 
         for (int j = 0; j < O; ++j)
           for (int r = 0; r < R; ++r)
             acc[j][r] = kc == 0 ? _mm512_setzero_ps() : _mm512_load_ps(accs[g + j][r]);
-        const float* wr = w + (ob + g) * in;
-        for (int64_t k = kc; k < ke; k += 16) {
-          __m512 wv[O];
-          for (int j = 0; j < O; ++j) {
-            if (pf) {
-              const char* a = reinterpret_cast<const char*>(wr + j * in + k) + pf;
-              if constexpr (Hint == 0) _mm_prefetch(a, _MM_HINT_T0);
-              if constexpr (Hint == 1) _mm_prefetch(a, _MM_HINT_T1);
-              if constexpr (Hint == 2) _mm_prefetch(a, _MM_HINT_NTA);
-            }
-            wv[j] = _mm512_loadu_ps(wr + j * in + k);
-          }
-          for (int r = 0; r < R; ++r) {
-            const __m512 xv = _mm512_loadu_ps(x + r * xs + k);
-            for (int j = 0; j < O; ++j) acc[j][r] = _mm512_fmadd_ps(xv, wv[j], acc[j][r]);
-          }
-        }
+        accumulate_f32<O, Hint>(acc, x, xs, in, w + (ob + g) * in, kc, ke, pf);
         for (int j = 0; j < O; ++j)
           for (int r = 0; r < R; ++r) _mm512_store_ps(accs[g + j][r], acc[j][r]);
       }
