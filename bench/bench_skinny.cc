@@ -301,16 +301,13 @@ void BM_Skinny8F32Variant(benchmark::State& state) {
   std::vector<float> y(static_cast<size_t>(rows * out));
   for (auto _ : state) {
     switch (variant) {
-      case 15:
-        mla::ops::simd::skinny_f32_avx512(x.data(), rows, in, w.data(), 0, out, y.data(), out);
-        break;
-      case 16:
-        direct_f32<3, 0>(x.data(), xs, in, w.data(), out, y.data(), 0);
-        break;
       case 0:
+      case 15:  // the same kernels on weights 16 bytes past a line
         mla::ops::simd::skinny_f32_avx512(x.data(), rows, in, w.data(), 0, out, y.data(), out);
         break;
       case 1:
+      case 13:  // the library's form before K-blocking, x at stride in
+      case 16:
         direct_f32<3, 0>(x.data(), xs, in, w.data(), out, y.data(), 0);
         break;
       case 2:
@@ -333,9 +330,6 @@ void BM_Skinny8F32Variant(benchmark::State& state) {
         break;
       case 12:
         kblock_f32<48, 256>(x.data(), xs, in, w.data(), out, y.data(), pf);
-        break;
-      case 13:  // the library's form before K-blocking, x at stride in
-        direct_f32<3, 0>(x.data(), xs, in, w.data(), out, y.data(), 0);
         break;
       case 14:  // K-blocked 48 x 256, x at stride in, next chunk prefetched
         kblock_f32<48, 256>(x.data(), xs, in, w.data(), out, y.data(), 1024);

@@ -26,7 +26,6 @@ size_t index_of(KernelFamily f) {
   return static_cast<size_t>(f);
 }
 
-// Candidates of a family on this CPU, lowest first.
 // The highest SIMD level a SIMD family has a kernel for: float32 families have no bf16-dot
 // variant (AVX512_BF16 runs them as AVX-512); only the skinny bf16-weight products have an AMX
 // kernel.
@@ -38,6 +37,7 @@ int top_level(KernelFamily f) {
   return static_cast<int>(top);
 }
 
+// Candidates of a family on this CPU, lowest first.
 std::vector<int> candidates(KernelFamily f) {
   std::vector<int> out;
   if (f == KernelFamily::kGemmBf16) {

@@ -11,8 +11,6 @@
 
 #include <immintrin.h>
 
-#include <algorithm>
-
 #include "ops/simd/skinny_kernels.h"
 
 namespace mla::ops::simd {
@@ -81,9 +79,11 @@ void rows_kblocked(const uint16_t* x, int64_t in, const uint16_t* w, int64_t o0,
                    float* y, int64_t out) {
   alignas(64) __m512 partial[kKBlockOutputs][R];
   for (int64_t b0 = o0; b0 < o1; b0 += kKBlockOutputs) {
-    const int64_t b1 = std::min<int64_t>(o1, b0 + kKBlockOutputs);
+    // No std::min: this file is built for AVX512_BF16 and must not instantiate shared templates
+    // (skinny_kernels.h).
+    const int64_t b1 = o1 < b0 + kKBlockOutputs ? o1 : b0 + kKBlockOutputs;
     for (int64_t k0 = 0; k0 < in; k0 += kKChunk) {
-      const int64_t k1 = std::min(in, k0 + kKChunk);
+      const int64_t k1 = in < k0 + kKChunk ? in : k0 + kKChunk;
       const bool first = k0 == 0, last = k1 == in;
       const int64_t prefetch = last ? 0 : kKChunk;
       int64_t o = b0;
